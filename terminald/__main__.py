@@ -1,0 +1,5 @@
+import sys
+
+from terminald.cli import main
+
+sys.exit(main())

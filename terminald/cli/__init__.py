@@ -1,0 +1,79 @@
+"""The ``terminald`` command line.
+
+Each command lives in its own module with a ``register(commands, groups)``
+function. This module builds the parser, configures logging, and is the one place
+that turns exceptions into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from terminald.cli.common import CliError, Groups
+
+# Order is the order of --help.
+_COMMAND_MODULES = (
+    "terminald.cli.auth_cmd",
+    "terminald.cli.cert_cmd",
+    "terminald.cli.sim_pki_cmd",
+    "terminald.cli.sim_card_cmd",
+    "terminald.cli.sim_crl_cmd",
+    "terminald.cli.revocation_cmd",
+)
+
+_GROUPS = {
+    "sim": "virtual cards, test PKI and test CRLs (for tests and demos)",
+    "revocation": "build, inspect and query signed revocation bundles",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="terminald",
+        description="My Number Card (JPKI user-authentication) terminal for gates, "
+        "vending machines and employee ID.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (repeatable)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: Groups = {}
+    for name, help_text in _GROUPS.items():
+        group = commands.add_parser(name, help=help_text, description=help_text)
+        groups[name] = group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
+    for module_name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a command module not yet present in this build
+        module.register(commands, groups)
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        print(f"terminald: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Shared helpers for CLI command modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+Groups = dict[str, Subparsers]
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, sort_keys=True, ensure_ascii=False))
