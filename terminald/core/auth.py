@@ -1,0 +1,277 @@
+"""One authentication of a My Number Card, as two steps around the PIN.
+
+``begin`` runs everything that needs no PIN: select, read (or recognise) the
+certificate, verify it, check time and revocation, and query the PIN tries
+left. It ends either in a refusal or in a :class:`PinRequest`. ``finish`` takes
+the PIN, VERIFYs it, has the card sign a fresh challenge and checks the
+signature. The caller holds the card exclusively across both and unpowers it
+afterwards; the daemon collects the PIN on the keypad in between, the CLI on
+stdin. No clock, thread or hardware import here: ``now`` and randomness come in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from terminald.card.connection import CardConnection
+from terminald.card.der import DerError, certificate_serial
+from terminald.card.errors import (
+    ApduError,
+    CardCommunicationError,
+    CardError,
+    CardRemovedError,
+    ReaderUnavailableError,
+)
+from terminald.card.jpki import (
+    AUTH_PIN_LENGTH,
+    AUTH_PIN_MAX_TRIES,
+    CertificateReadError,
+    JpkiSession,
+    NoPinError,
+    NotJpkiCardError,
+    PinBlockedError,
+    PinState,
+    WrongPinError,
+)
+from terminald.core.cert_cache import CertificateCache
+from terminald.core.reasons import Reason
+from terminald.core.revocation_check import RevocationCheck, RevocationState
+from terminald.pki.anchors import TrustStore
+from terminald.pki.certificate import (
+    CertificateRejected,
+    VerifiedCertificate,
+    verify_certificate,
+)
+from terminald.pki.challenge import NONCE_LENGTH, Challenge, signature_valid
+
+logger = logging.getLogger(__name__)
+
+# A Pi has no RTC: before time sync its clock reads 1970 or the last fake-hwclock
+# save. Anything earlier than this build's epoch cannot be the real time.
+DEFAULT_EARLIEST_TRUSTED_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    terminal_id: str
+    purpose: str = "gate"
+    # Refuse before any VERIFY when the tries left are at or below this floor.
+    # 1 (the default) never spends a person's last try; 0 allows it.
+    pin_floor: int = 1
+    # One extended READ BINARY for the certificate, where the reader passes them.
+    extended_reads: bool = False
+    earliest_trusted_time: datetime = DEFAULT_EARLIEST_TRUSTED_TIME
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.pin_floor <= 2:
+            raise ValueError("pin_floor must be 0, 1 or 2")
+        if not self.terminal_id:
+            raise ValueError("terminal_id must not be empty")
+
+
+@dataclass(frozen=True)
+class CardIdentity:
+    """Who the certificate says the card is, as far as a verdict needs to say."""
+
+    serial: int
+    issuer_key_id: bytes | None = None
+    not_after: datetime | None = None
+    cached: bool = False
+
+    @classmethod
+    def of(cls, cert: VerifiedCertificate, cached: bool) -> CardIdentity:
+        return cls(cert.serial, cert.issuer_key_id, cert.not_after, cached)
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    reason: Reason
+    detail: str = ""
+    identity: CardIdentity | None = None
+    pin_tries_left: int | None = None
+    revocation: str = "not_checked"
+    challenge: Challenge | None = None
+    signature: bytes | None = None
+
+    @property
+    def granted(self) -> bool:
+        return self.reason.granted
+
+
+@dataclass
+class PinRequest:
+    """The card is ready for a PIN; ``tries_left`` is above the floor."""
+
+    session: JpkiSession
+    certificate: VerifiedCertificate
+    identity: CardIdentity
+    tries_left: int
+    revocation: str
+    consumed: bool = field(default=False, repr=False)
+
+    def result(
+        self,
+        reason: Reason,
+        detail: str = "",
+        *,
+        tries_left: int | None = None,
+        challenge: Challenge | None = None,
+        signature: bytes | None = None,
+    ) -> AuthResult:
+        return AuthResult(
+            reason,
+            detail,
+            self.identity,
+            self.tries_left if tries_left is None else tries_left,
+            self.revocation,
+            challenge,
+            signature,
+        )
+
+
+_CERT_REASONS = {
+    "cert_malformed": Reason.CERT_MALFORMED,
+    "unknown_issuer": Reason.UNKNOWN_ISSUER,
+    "cert_signature_invalid": Reason.CERT_SIGNATURE_INVALID,
+    "cert_expired": Reason.CERT_EXPIRED,
+    "cert_not_yet_valid": Reason.CERT_NOT_YET_VALID,
+    "cert_wrong_usage": Reason.CERT_WRONG_USAGE,
+}
+
+_REVOCATION_REASONS = {
+    RevocationState.REVOKED: Reason.CERT_REVOKED,
+    RevocationState.ON_HOLD: Reason.CERT_ON_HOLD,
+    RevocationState.STALE: Reason.REVOCATION_STALE,
+    RevocationState.UNAVAILABLE: Reason.REVOCATION_UNAVAILABLE,
+}
+
+
+def card_failure(exc: CardError) -> AuthResult:
+    """The reason code for a card-layer exception."""
+    if isinstance(exc, CardRemovedError):
+        return AuthResult(Reason.CARD_REMOVED, str(exc))
+    if isinstance(exc, ReaderUnavailableError):
+        return AuthResult(Reason.READER_UNAVAILABLE, str(exc))
+    if isinstance(exc, NotJpkiCardError):
+        return AuthResult(Reason.NOT_JPKI_CARD, str(exc))
+    if isinstance(exc, CertificateReadError):
+        return AuthResult(Reason.CERT_MALFORMED, str(exc))
+    if isinstance(exc, ApduError | CardCommunicationError):
+        return AuthResult(Reason.CARD_ERROR, str(exc))
+    return AuthResult(Reason.CARD_ERROR, str(exc))
+
+
+class Authenticator:
+    """Runs authentications with one trust store, cache, revocation source and policy."""
+
+    def __init__(
+        self,
+        trust: TrustStore,
+        settings: AuthSettings,
+        *,
+        cache: CertificateCache | None = None,
+        revocation: RevocationCheck | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._trust = trust
+        self.settings = settings
+        self._cache = cache if cache is not None else CertificateCache()
+        self._revocation = revocation
+        self._random_bytes = random_bytes
+
+    def begin(self, connection: CardConnection, now: datetime) -> AuthResult | PinRequest:
+        """Everything before the PIN. Card errors become refusals, never exceptions."""
+        if now < self.settings.earliest_trusted_time:
+            return AuthResult(Reason.CLOCK_UNTRUSTED, f"clock reads {now.isoformat()}")
+        try:
+            return self._begin(connection, now)
+        except CardError as exc:
+            return card_failure(exc)
+
+    def _begin(self, connection: CardConnection, now: datetime) -> AuthResult | PinRequest:
+        session = JpkiSession(connection)
+        head = session.read_certificate_head()
+        try:
+            serial = certificate_serial(head)
+        except DerError as exc:
+            return AuthResult(Reason.CERT_MALFORMED, f"EF 000A head: {exc}")
+        cert = self._cache.lookup(serial, head)
+        cached = cert is not None
+        try:
+            if cert is None:
+                der = session.read_certificate_rest(head, extended=self.settings.extended_reads)
+                cert = verify_certificate(der, self._trust, now)
+                self._cache.add(cert)
+            else:
+                cert.check_time(now)
+        except CertificateRejected as exc:
+            return AuthResult(
+                _CERT_REASONS[exc.problem.value], exc.detail, CardIdentity(serial, cached=cached)
+            )
+        identity = CardIdentity.of(cert, cached)
+
+        revocation = "not_checked"
+        if self._revocation is not None:
+            verdict = self._revocation.check(cert.issuer_key_id, cert.serial, now)
+            if verdict.state is not RevocationState.GOOD:
+                reason = _REVOCATION_REASONS[verdict.state]
+                return AuthResult(reason, verdict.detail, identity, revocation=verdict.state.value)
+            revocation = "good_in_grace" if verdict.in_grace else "good"
+            if verdict.in_grace:
+                logger.warning(
+                    "revocation data stale; serial %d admitted within grace: %s",
+                    cert.serial,
+                    verdict.detail,
+                )
+
+        try:
+            status = session.pin_status()
+        except ApduError as exc:
+            return AuthResult(Reason.PIN_STATE_UNKNOWN, str(exc), identity, revocation=revocation)
+        if status.state is PinState.NO_PIN:
+            return AuthResult(Reason.FACE_AUTH_CARD, "", identity, 0, revocation)
+        if status.state is PinState.BLOCKED:
+            return AuthResult(Reason.PIN_BLOCKED, "", identity, 0, revocation)
+        if status.tries_left <= self.settings.pin_floor:
+            detail = (
+                f"{status.tries_left} tries left; the terminal never uses the last "
+                f"{self.settings.pin_floor}"
+            )
+            return AuthResult(Reason.PIN_TRIES_LOW, detail, identity, status.tries_left, revocation)
+        return PinRequest(session, cert, identity, status.tries_left, revocation)
+
+    def finish(self, request: PinRequest, pin: str, now: datetime) -> AuthResult:
+        """VERIFY, challenge, signature check. A PinRequest can be finished once."""
+        if request.consumed:
+            raise RuntimeError("this PIN request was already used")
+        request.consumed = True
+        if len(pin) != AUTH_PIN_LENGTH or not pin.isascii() or not pin.isdigit():
+            return request.result(Reason.PIN_MALFORMED)
+        try:
+            try:
+                request.session.verify_pin(pin)
+            except WrongPinError as exc:
+                return request.result(Reason.PIN_WRONG, tries_left=exc.tries_left)
+            except PinBlockedError:
+                return request.result(Reason.PIN_BLOCKED, tries_left=0)
+            except NoPinError:
+                return request.result(Reason.FACE_AUTH_CARD, tries_left=0)
+            challenge = Challenge(
+                self.settings.terminal_id,
+                self.settings.purpose,
+                now,
+                self._random_bytes(NONCE_LENGTH),
+            )
+            signature = request.session.sign(challenge.digest_info)
+        except CardError as exc:
+            failure = card_failure(exc)
+            return request.result(failure.reason, failure.detail, tries_left=AUTH_PIN_MAX_TRIES)
+        if not signature_valid(request.certificate.public_key, challenge, signature):
+            return request.result(Reason.SIGNATURE_INVALID, tries_left=AUTH_PIN_MAX_TRIES)
+        return request.result(
+            Reason.OK, tries_left=AUTH_PIN_MAX_TRIES, challenge=challenge, signature=signature
+        )

@@ -1,0 +1,69 @@
+"""Verdict reason codes: stable names that logs, JSON output and scripts rely on."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Reason(Enum):
+    OK = "ok"
+    # the card and the reader
+    NOT_JPKI_CARD = "not_jpki_card"
+    CARD_REMOVED = "card_removed"
+    CARD_ERROR = "card_error"
+    READER_UNAVAILABLE = "reader_unavailable"
+    # the certificate
+    CERT_MALFORMED = "cert_malformed"
+    UNKNOWN_ISSUER = "unknown_issuer"
+    CERT_SIGNATURE_INVALID = "cert_signature_invalid"
+    CERT_EXPIRED = "cert_expired"
+    CERT_NOT_YET_VALID = "cert_not_yet_valid"
+    CERT_WRONG_USAGE = "cert_wrong_usage"
+    CERT_REVOKED = "cert_revoked"
+    CERT_ON_HOLD = "cert_on_hold"
+    REVOCATION_STALE = "revocation_stale"
+    REVOCATION_UNAVAILABLE = "revocation_unavailable"
+    CLOCK_UNTRUSTED = "clock_untrusted"
+    # the PIN
+    FACE_AUTH_CARD = "face_auth_card"
+    PIN_BLOCKED = "pin_blocked"
+    PIN_TRIES_LOW = "pin_tries_low"
+    PIN_WRONG = "pin_wrong"
+    PIN_MALFORMED = "pin_malformed"
+    PIN_STATE_UNKNOWN = "pin_state_unknown"
+    PIN_CANCELLED = "pin_cancelled"
+    # the challenge
+    SIGNATURE_INVALID = "signature_invalid"
+
+    @property
+    def granted(self) -> bool:
+        return self is Reason.OK
+
+
+# One line a person at the terminal (or a technician reading the log) understands.
+DESCRIPTIONS: dict[Reason, str] = {
+    Reason.OK: "authenticated",
+    Reason.NOT_JPKI_CARD: "not a My Number Card (no JPKI application)",
+    Reason.CARD_REMOVED: "card removed before the end",
+    Reason.CARD_ERROR: "the card gave an unexpected answer",
+    Reason.READER_UNAVAILABLE: "card reader or PC/SC service unavailable",
+    Reason.CERT_MALFORMED: "the card's certificate cannot be parsed",
+    Reason.UNKNOWN_ISSUER: "certificate not issued by a trusted root",
+    Reason.CERT_SIGNATURE_INVALID: "certificate signature does not verify with its claimed root",
+    Reason.CERT_EXPIRED: "certificate expired",
+    Reason.CERT_NOT_YET_VALID: "certificate not yet valid",
+    Reason.CERT_WRONG_USAGE: "certificate is not a JPKI user-authentication certificate",
+    Reason.CERT_REVOKED: "certificate revoked",
+    Reason.CERT_ON_HOLD: "certificate on hold (suspended)",
+    Reason.REVOCATION_STALE: "revocation data out of date",
+    Reason.REVOCATION_UNAVAILABLE: "no usable revocation data",
+    Reason.CLOCK_UNTRUSTED: "terminal clock not trusted",
+    Reason.FACE_AUTH_CARD: "face-authentication card: it has no PIN and cannot be used here",
+    Reason.PIN_BLOCKED: "PIN blocked: reset it at the municipal office",
+    Reason.PIN_TRIES_LOW: "too few PIN tries left to risk one here",
+    Reason.PIN_WRONG: "wrong PIN",
+    Reason.PIN_MALFORMED: "the PIN must be 4 digits",
+    Reason.PIN_STATE_UNKNOWN: "the card did not report its PIN tries",
+    Reason.PIN_CANCELLED: "PIN entry cancelled",
+    Reason.SIGNATURE_INVALID: "the card's signature does not verify",
+}

@@ -1,0 +1,177 @@
+"""Validation of a JPKI user-authentication certificate against pinned anchors.
+
+The issuer is chosen by the certificate's Authority Key Identifier and then its
+signature is checked with that anchor's key: a matching name proves nothing, as
+every J-LIS root generation carries the same DN (jpki-card.md §5.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from terminald.pki.anchors import TrustAnchor, TrustStore
+
+# 利用者証明用 certificate policy (jpki-card.md §5.1).
+JPKI_USER_AUTH_POLICY = x509.ObjectIdentifier("1.2.392.200149.8.5.1.3.30")
+MIN_RSA_BITS = 2048
+_ACCEPTED_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+_KNOWN_CRITICAL = {
+    x509.KeyUsage.oid,
+    x509.CertificatePolicies.oid,
+    x509.BasicConstraints.oid,
+    x509.ExtendedKeyUsage.oid,
+}
+
+
+class CertProblem(Enum):
+    MALFORMED = "cert_malformed"
+    UNKNOWN_ISSUER = "unknown_issuer"
+    SIGNATURE_INVALID = "cert_signature_invalid"
+    EXPIRED = "cert_expired"
+    NOT_YET_VALID = "cert_not_yet_valid"
+    WRONG_USAGE = "cert_wrong_usage"
+
+
+class CertificateRejected(Exception):
+    def __init__(self, problem: CertProblem, detail: str) -> None:
+        super().__init__(f"{problem.value}: {detail}")
+        self.problem = problem
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class VerifiedCertificate:
+    """A certificate whose chain and usage have been checked once; time is checked per use."""
+
+    der: bytes
+    certificate: x509.Certificate
+    serial: int
+    issuer_key_id: bytes
+    anchor: TrustAnchor
+
+    @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        key = self.certificate.public_key()
+        assert isinstance(key, rsa.RSAPublicKey)  # checked in verify_certificate
+        return key
+
+    @property
+    def not_before(self) -> datetime:
+        return self.certificate.not_valid_before_utc
+
+    @property
+    def not_after(self) -> datetime:
+        return self.certificate.not_valid_after_utc
+
+    def check_time(self, now: datetime) -> None:
+        """Validity of the certificate and of its anchor at ``now``."""
+        if now < self.not_before:
+            raise CertificateRejected(
+                CertProblem.NOT_YET_VALID, f"valid from {self.not_before:%Y-%m-%d %H:%M:%SZ}"
+            )
+        if now > self.not_after:
+            raise CertificateRejected(
+                CertProblem.EXPIRED, f"expired {self.not_after:%Y-%m-%d %H:%M:%SZ}"
+            )
+        if not self.anchor.valid_at(now):
+            raise CertificateRejected(
+                CertProblem.EXPIRED, f"issuing root {self.anchor.source} is not valid now"
+            )
+
+
+def parse_certificate(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise CertificateRejected(CertProblem.MALFORMED, str(exc)) from exc
+
+
+def authority_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    return aki.key_identifier
+
+
+def _signature_verifies(cert: x509.Certificate, anchor: TrustAnchor) -> bool:
+    hash_algorithm = cert.signature_hash_algorithm
+    if not isinstance(hash_algorithm, _ACCEPTED_HASHES):
+        return False
+    try:
+        anchor.public_key.verify(
+            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), hash_algorithm
+        )
+    except InvalidSignature:
+        return False
+    return cert.issuer == anchor.certificate.subject
+
+
+def _check_usage(cert: x509.Certificate) -> None:
+    def wrong(detail: str) -> CertificateRejected:
+        return CertificateRejected(CertProblem.WRONG_USAGE, detail)
+
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < MIN_RSA_BITS:
+        raise wrong("not an RSA key of at least 2048 bits")
+    try:
+        unknown_critical = [
+            e.oid.dotted_string
+            for e in cert.extensions
+            if e.critical and e.oid not in _KNOWN_CRITICAL
+        ]
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    except x509.ExtensionNotFound as exc:
+        raise wrong(f"missing extension: {exc}") from exc
+    except ValueError as exc:
+        raise CertificateRejected(CertProblem.MALFORMED, f"undecodable extension: {exc}") from exc
+    if unknown_critical:
+        raise wrong(f"unknown critical extension {', '.join(unknown_critical)}")
+    if not usage.digital_signature:
+        raise wrong("keyUsage lacks digitalSignature")
+    if JPKI_USER_AUTH_POLICY not in {p.policy_identifier for p in policies}:
+        raise wrong("not the JPKI user-authentication policy 1.2.392.200149.8.5.1.3.30")
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = None
+    if eku is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
+        raise wrong("extendedKeyUsage lacks clientAuth")
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            raise wrong("a CA certificate is not a user certificate")
+    except x509.ExtensionNotFound:
+        pass
+
+
+def verify_certificate(der: bytes, trust: TrustStore, now: datetime) -> VerifiedCertificate:
+    """Chain, usage and time checks; raises :class:`CertificateRejected` with the first problem."""
+    cert = parse_certificate(der)
+    key_id = authority_key_id(cert)
+    if key_id is None:
+        raise CertificateRejected(CertProblem.UNKNOWN_ISSUER, "no authorityKeyIdentifier keyid")
+    anchors = trust.find(key_id)
+    if not anchors:
+        raise CertificateRejected(
+            CertProblem.UNKNOWN_ISSUER, f"no trusted root with key id {key_id.hex()}"
+        )
+    anchor = next((a for a in anchors if _signature_verifies(cert, a)), None)
+    if anchor is None:
+        raise CertificateRejected(
+            CertProblem.SIGNATURE_INVALID, f"signature does not verify with root {key_id.hex()}"
+        )
+    _check_usage(cert)
+    if cert.serial_number <= 0:
+        raise CertificateRejected(CertProblem.MALFORMED, "serial number not positive")
+    verified = VerifiedCertificate(der, cert, cert.serial_number, key_id, anchor)
+    verified.check_time(now)
+    return verified
