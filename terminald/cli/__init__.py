@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     groups: Groups = {}
     for name, help_text in _GROUPS.items():
         group = commands.add_parser(name, help=help_text, description=help_text)
-        groups[name] = group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
+        groups[name] = group.add_subparsers(
+            dest=f"{name}_command", metavar="SUBCOMMAND", required=True
+        )
     for module_name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -58,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
