@@ -125,3 +125,14 @@ def parse_command(raw: bytes) -> ParsedCommand:
         le = int.from_bytes(body[-2:], "big") or EXTENDED_MAX
         return ParsedCommand(cla, ins, p1, p2, body[3 : 3 + lc], le, True)
     raise ValueError("extended APDU length fields do not match its size")
+
+
+def redact(apdu: bytes) -> str:
+    """Hex for logs, with the data of VERIFY and CHANGE REFERENCE DATA masked.
+
+    The PIN travels in clear inside VERIFY (jpki-card.md §2.3); a log line must
+    never carry it.
+    """
+    if len(apdu) > 5 and apdu[1] in (0x20, 0x24):
+        return apdu[:5].hex(" ") + " " + "**" * (len(apdu) - 5)
+    return apdu.hex(" ")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import Any, TypeAlias
 
-Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
-Groups = dict[str, Subparsers]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Groups: TypeAlias = "dict[str, Subparsers]"
 
 
 class CliError(Exception):

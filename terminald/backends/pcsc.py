@@ -1,0 +1,239 @@
+"""The PC/SC card reader, through pyscard's low-level ``scard`` module.
+
+This adapter owns its SCardGetStatusChange loop instead of pyscard's
+CardMonitor, which dies for good when pcscd restarts (pcsc-in-ci.md §4): any
+service error drops the context, and the next call builds a new one. Cards are
+held with SCARD_SHARE_EXCLUSIVE and always released with SCARD_UNPOWER_CARD,
+because a successful VERIFY stays valid until the card loses power
+(jpki-card.md §2.3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from smartcard import scard
+
+from terminald.card.apdu import redact
+from terminald.card.errors import (
+    CardCommunicationError,
+    CardError,
+    CardRemovedError,
+    ReaderUnavailableError,
+)
+
+logger = logging.getLogger(__name__)
+
+TRAFFIC = 5  # below DEBUG: APDU hex, PIN data masked
+PNP_NOTIFICATION = "\\\\?PnP?\\Notification"
+# How long one blocking status wait lasts before the loop looks at its deadline.
+_WAIT_SLICE_MS = 1000
+_RETRY_AFTER_SERVICE_LOSS = 0.25
+
+_REMOVED = {
+    scard.SCARD_W_REMOVED_CARD,
+    scard.SCARD_E_NO_SMARTCARD,
+    scard.SCARD_W_RESET_CARD,
+    scard.SCARD_W_UNPOWERED_CARD,
+}
+_SERVICE_GONE = {
+    scard.SCARD_E_NO_SERVICE,
+    scard.SCARD_F_COMM_ERROR,
+    scard.SCARD_E_SERVICE_STOPPED,
+    scard.SCARD_E_INVALID_HANDLE,
+    scard.SCARD_E_UNKNOWN_READER,
+    scard.SCARD_E_READER_UNAVAILABLE,
+    scard.SCARD_E_NO_READERS_AVAILABLE,
+    scard.SCARD_F_INTERNAL_ERROR,
+}
+
+
+def _message(hresult: int) -> str:
+    return f"{scard.SCardGetErrorMessage(hresult).rstrip('.')} (0x{hresult & 0xFFFFFFFF:08X})"
+
+
+def _raise_for(hresult: int, what: str) -> None:
+    if hresult == scard.SCARD_S_SUCCESS:
+        return
+    if hresult in _REMOVED:
+        raise CardRemovedError(f"{what}: {_message(hresult)}")
+    if hresult in _SERVICE_GONE:
+        raise ReaderUnavailableError(f"{what}: {_message(hresult)}")
+    if hresult == scard.SCARD_E_SHARING_VIOLATION:
+        raise CardCommunicationError(f"{what}: the card is held by another program")
+    raise CardCommunicationError(f"{what}: {_message(hresult)}")
+
+
+class PcscConnection:
+    """One exclusively held card; implements :class:`~terminald.card.connection.CardConnection`."""
+
+    def __init__(self, handle: Any, protocol: int) -> None:
+        self._handle = handle
+        self._pci = (
+            scard.SCARD_PCI_T1 if protocol == scard.SCARD_PROTOCOL_T1 else scard.SCARD_PCI_T0
+        )
+        self.apdus = 0
+
+    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
+        if self._handle is None:
+            raise CardRemovedError("connection already released")
+        logger.log(TRAFFIC, "> %s", redact(apdu))
+        hresult, response = scard.SCardTransmit(self._handle, self._pci, list(apdu))
+        _raise_for(hresult, "transmit")
+        self.apdus += 1
+        if len(response) < 2:
+            raise CardCommunicationError(f"response of {len(response)} bytes has no status word")
+        data = bytes(response[:-2])
+        sw = response[-2] << 8 | response[-1]
+        logger.log(TRAFFIC, "< %s %04X", data.hex(" "), sw)
+        return data, sw
+
+    def release(self) -> None:
+        """Disconnect and unpower; never raises (the card may already be gone)."""
+        if self._handle is None:
+            return
+        hresult = scard.SCardDisconnect(self._handle, scard.SCARD_UNPOWER_CARD)
+        if hresult != scard.SCARD_S_SUCCESS:
+            logger.debug("disconnect: %s", _message(hresult))
+        self._handle = None
+
+
+class PcscReader:
+    """A PC/SC reader by name (exact, or the first whose name starts with it), or the first one."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self._wanted = name
+        self._context: Any = None
+        self._resolved: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self._resolved or self._wanted or "(first PC/SC reader)"
+
+    # -- context lifetime -----------------------------------------------------------
+
+    def _ensure_context(self) -> Any:
+        if self._context is None:
+            hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+            if hresult != scard.SCARD_S_SUCCESS:
+                raise ReaderUnavailableError(f"PC/SC service: {_message(hresult)}")
+            self._context = context
+            logger.debug("PC/SC context established")
+        return self._context
+
+    def _drop_context(self) -> None:
+        if self._context is not None:
+            scard.SCardReleaseContext(self._context)
+            self._context = None
+            self._resolved = None
+
+    def close(self) -> None:
+        self._drop_context()
+
+    def list_readers(self) -> list[str]:
+        context = self._ensure_context()
+        hresult, readers = scard.SCardListReaders(context, [])
+        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        _raise_for(hresult, "list readers")
+        return list(readers)
+
+    def _resolve(self) -> str | None:
+        readers = self.list_readers()
+        if self._wanted is None:
+            found = readers[0] if readers else None
+        elif self._wanted in readers:
+            found = self._wanted
+        else:
+            found = next((r for r in readers if r.startswith(self._wanted)), None)
+        self._resolved = found
+        return found
+
+    # -- waiting ----------------------------------------------------------------------
+
+    def _state(self, reader: str) -> int:
+        hresult, states = scard.SCardGetStatusChange(
+            self._ensure_context(), 0, [(reader, scard.SCARD_STATE_UNAWARE)]
+        )
+        _raise_for(hresult, "reader status")
+        return int(states[0][1]) & ~int(scard.SCARD_STATE_CHANGED)
+
+    def _wait(self, want_present: bool, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                context = self._ensure_context()
+                reader = self._resolve()
+                if reader is None:
+                    if not want_present:
+                        return True
+                    # No reader: sleep until one is plugged in.
+                    scard.SCardGetStatusChange(
+                        context,
+                        min(_WAIT_SLICE_MS, int(remaining * 1000)),
+                        [(PNP_NOTIFICATION, scard.SCARD_STATE_UNAWARE)],
+                    )
+                    continue
+                state = self._state(reader)
+                present = (
+                    bool(state & scard.SCARD_STATE_PRESENT) and not state & scard.SCARD_STATE_MUTE
+                )
+                if present == want_present:
+                    return True
+                hresult, _ = scard.SCardGetStatusChange(
+                    context, min(_WAIT_SLICE_MS, int(remaining * 1000) + 1), [(reader, state)]
+                )
+                if hresult not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
+                    _raise_for(hresult, "waiting for the card")
+            except ReaderUnavailableError as exc:
+                logger.info("PC/SC unavailable, rebuilding the context: %s", exc)
+                self._drop_context()
+                time.sleep(min(_RETRY_AFTER_SERVICE_LOSS, max(0.0, deadline - time.monotonic())))
+
+    def wait_for_card(self, timeout: float) -> bool:
+        return self._wait(True, timeout)
+
+    def wait_for_removal(self, timeout: float) -> bool:
+        return self._wait(False, timeout)
+
+    # -- holding the card ---------------------------------------------------------------
+
+    @contextmanager
+    def connect(self) -> Iterator[PcscConnection]:
+        try:
+            context = self._ensure_context()
+            reader = self._resolved or self._resolve()
+            if reader is None:
+                raise ReaderUnavailableError(f"no reader matching {self.name!r}")
+            hresult, handle, protocol = scard.SCardConnect(
+                context,
+                reader,
+                scard.SCARD_SHARE_EXCLUSIVE,
+                scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+            )
+            _raise_for(hresult, f"connect to {reader}")
+        except ReaderUnavailableError:
+            self._drop_context()
+            raise
+        connection = PcscConnection(handle, protocol)
+        try:
+            yield connection
+        except ReaderUnavailableError:
+            self._drop_context()
+            raise
+        finally:
+            connection.release()
+
+
+def open_reader(name: str | None = None) -> PcscReader:
+    return PcscReader(name)
+
+
+__all__ = ["CardError", "PcscConnection", "PcscReader", "open_reader"]
