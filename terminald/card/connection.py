@@ -21,3 +21,20 @@ class CardConnection(Protocol):
     def transmit(self, apdu: bytes) -> tuple[bytes, int]:
         """Send one command APDU; return (response data, SW1SW2)."""
         ...
+
+
+class CountingConnection:
+    """Wraps a connection to count APDUs and bytes each way (for verdicts and benchmarks)."""
+
+    def __init__(self, inner: CardConnection) -> None:
+        self._inner = inner
+        self.apdus = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
+        self.apdus += 1
+        self.bytes_sent += len(apdu)
+        data, sw = self._inner.transmit(apdu)
+        self.bytes_received += len(data) + 2
+        return data, sw

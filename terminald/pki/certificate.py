@@ -153,9 +153,8 @@ def _check_usage(cert: x509.Certificate) -> None:
         pass
 
 
-def verify_certificate(der: bytes, trust: TrustStore, now: datetime) -> VerifiedCertificate:
-    """Chain, usage and time checks; raises :class:`CertificateRejected` with the first problem."""
-    cert = parse_certificate(der)
+def find_issuer(cert: x509.Certificate, trust: TrustStore) -> TrustAnchor:
+    """The anchor named by the AKI whose key verifies the signature; raises otherwise."""
     key_id = authority_key_id(cert)
     if key_id is None:
         raise CertificateRejected(CertProblem.UNKNOWN_ISSUER, "no authorityKeyIdentifier keyid")
@@ -169,9 +168,16 @@ def verify_certificate(der: bytes, trust: TrustStore, now: datetime) -> Verified
         raise CertificateRejected(
             CertProblem.SIGNATURE_INVALID, f"signature does not verify with root {key_id.hex()}"
         )
+    return anchor
+
+
+def verify_certificate(der: bytes, trust: TrustStore, now: datetime) -> VerifiedCertificate:
+    """Chain, usage and time checks; raises :class:`CertificateRejected` with the first problem."""
+    cert = parse_certificate(der)
+    anchor = find_issuer(cert, trust)
     _check_usage(cert)
     if cert.serial_number <= 0:
         raise CertificateRejected(CertProblem.MALFORMED, "serial number not positive")
-    verified = VerifiedCertificate(der, cert, cert.serial_number, key_id, anchor)
+    verified = VerifiedCertificate(der, cert, cert.serial_number, anchor.key_id, anchor)
     verified.check_time(now)
     return verified

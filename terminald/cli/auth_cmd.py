@@ -1,0 +1,161 @@
+"""``terminald auth``: one authentication of the card on a PC/SC reader."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import socket
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from terminald.card.connection import CountingConnection
+from terminald.card.errors import CardError, ReaderUnavailableError
+from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.trust import add_trust_argument, load_trust
+from terminald.core.auth import Authenticator, AuthResult, AuthSettings, PinRequest, card_failure
+from terminald.core.reasons import DESCRIPTIONS, Reason
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+
+
+def register(commands: Subparsers, groups: Groups) -> None:
+    auth = commands.add_parser(
+        "auth",
+        help="authenticate the card on a reader once and print the verdict",
+        description="Wait for a My Number Card, verify its user-authentication certificate, "
+        "ask for the PIN (unless too few tries are left), have the card sign a fresh "
+        "challenge and print the verdict. Exit status 0 = ok, 1 = refused, 2 = usage error.",
+    )
+    auth.add_argument(
+        "--reader", metavar="NAME", help="PC/SC reader name or prefix (default: the first)"
+    )
+    add_trust_argument(auth)
+    auth.add_argument(
+        "--pin-stdin", action="store_true", help="read the PIN from the first line of stdin"
+    )
+    auth.add_argument("--json", action="store_true", help="print one JSON object")
+    auth.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for a card (default 30)",
+    )
+    auth.add_argument(
+        "--pin-floor",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="refuse before VERIFY when tries left <= this "
+        "(default 1: never use a person's last try)",
+    )
+    auth.add_argument(
+        "--extended-reads", action="store_true", help="read the certificate with one extended APDU"
+    )
+    auth.add_argument(
+        "--terminal-id",
+        default=socket.gethostname(),
+        help="bound into the challenge (default: hostname)",
+    )
+    auth.add_argument("--purpose", default="gate", help="bound into the challenge (default: gate)")
+    auth.set_defaults(func=run)
+
+
+def _read_pin(args: argparse.Namespace, request: PinRequest) -> str | None:
+    if args.pin_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") if line else None
+    try:
+        return getpass.getpass(f"PIN ({request.tries_left} tries left): ")
+    except (EOFError, KeyboardInterrupt):
+        return None
+
+
+def _as_json(
+    result: AuthResult,
+    reader: str,
+    apdus: int,
+    elapsed_ms: float,
+    counted: CountingConnection | None,
+) -> dict[str, Any]:
+    identity = result.identity
+    return {
+        "verdict": result.reason.value,
+        "detail": result.detail or DESCRIPTIONS[result.reason],
+        "reader": reader,
+        "serial": identity.serial if identity else None,
+        "issuer_key_id": identity.issuer_key_id.hex()
+        if identity and identity.issuer_key_id
+        else None,
+        "not_after": identity.not_after.isoformat() if identity and identity.not_after else None,
+        "cached": identity.cached if identity else False,
+        "pin_tries_left": result.pin_tries_left,
+        "revocation": result.revocation,
+        "apdus": apdus,
+        "bytes_sent": counted.bytes_sent if counted else 0,
+        "bytes_received": counted.bytes_received if counted else 0,
+        "elapsed_ms": round(elapsed_ms, 3),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from terminald.backends.pcsc import PcscReader  # the only hardware import, kept local
+
+    trust = load_trust(args.trust)
+    try:
+        settings = AuthSettings(
+            terminal_id=args.terminal_id,
+            purpose=args.purpose,
+            pin_floor=args.pin_floor,
+            extended_reads=args.extended_reads,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    authenticator = Authenticator(trust, settings)
+    reader = PcscReader(args.reader)
+    if not args.json:
+        print(f"Waiting for a card on {reader.name} ...", flush=True)
+    if not reader.wait_for_card(args.wait):
+        raise CliError(f"no card on {reader.name} within {args.wait:g} s", exit_code=EXIT_REFUSED)
+
+    counted: CountingConnection | None = None
+    elapsed = 0.0
+    try:
+        with reader.connect() as connection:
+            counted = CountingConnection(connection)
+            started = time.perf_counter()
+            step = authenticator.begin(counted, datetime.now(UTC))
+            elapsed += time.perf_counter() - started
+            if isinstance(step, PinRequest):
+                if not args.json:
+                    ident = step.identity
+                    print(
+                        f"Card: serial {ident.serial}, valid until {ident.not_after:%Y-%m-%d}",
+                        flush=True,
+                    )
+                pin = _read_pin(args, step)  # human time is not terminal time
+                started = time.perf_counter()
+                if pin is None:
+                    result = step.result(Reason.PIN_CANCELLED)
+                else:
+                    result = authenticator.finish(step, pin, datetime.now(UTC))
+                elapsed += time.perf_counter() - started
+            else:
+                result = step
+    except ReaderUnavailableError as exc:
+        result = card_failure(exc)
+    except CardError as exc:
+        result = card_failure(exc)
+
+    apdus = counted.apdus if counted else 0
+    if args.json:
+        print_json(_as_json(result, reader.name, apdus, elapsed * 1000, counted))
+    else:
+        detail = result.detail or DESCRIPTIONS[result.reason]
+        print(f"Verdict: {result.reason.value} — {detail}")
+        if result.pin_tries_left is not None and result.reason is not Reason.OK:
+            print(f"PIN tries left: {result.pin_tries_left}")
+    return EXIT_OK if result.granted else EXIT_REFUSED

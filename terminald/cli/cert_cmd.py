@@ -1,0 +1,89 @@
+"""``terminald cert show``: what a certificate file says, and whether it chains to the anchors."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.trust import add_trust_argument, load_trust
+from terminald.pki.anchors import TrustAnchorError, key_identifier, load_certificates
+from terminald.pki.certificate import CertificateRejected, authority_key_id, find_issuer
+
+
+def register(commands: Subparsers, groups: Groups) -> None:
+    cert = commands.add_parser("cert", help="inspect certificates")
+    sub = cert.add_subparsers(dest="cert_command", metavar="SUBCOMMAND", required=True)
+    show = sub.add_parser(
+        "show",
+        help="print a certificate's serial, issuer, key ids, validity and chain status",
+        description="Parse a DER or PEM certificate and check it against the trust anchors.",
+    )
+    show.add_argument("file", type=Path, help="certificate file (DER or PEM)")
+    add_trust_argument(show)
+    show.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    show.set_defaults(func=run_show)
+
+
+def _chain_status(cert: x509.Certificate, args: argparse.Namespace) -> tuple[str, str]:
+    trust = load_trust(args.trust)
+    own_id = key_identifier(cert)
+    for anchor in trust.find(own_id):
+        if anchor.certificate == cert:
+            return "anchor", f"is the trust anchor {anchor.source}"
+    try:
+        anchor = find_issuer(cert, trust)
+    except CertificateRejected as exc:
+        return exc.problem.value, exc.detail
+    return "chains", f"issued by trust anchor {anchor.source}"
+
+
+def describe(cert: x509.Certificate, args: argparse.Namespace) -> dict[str, Any]:
+    aki = authority_key_id(cert)
+    status, detail = _chain_status(cert, args)
+    now = datetime.now(UTC)
+    return {
+        "serial": cert.serial_number,
+        "serial_hex": f"{cert.serial_number:X}",
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "subject_key_id": key_identifier(cert).hex(),
+        "authority_key_id": aki.hex() if aki is not None else None,
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "valid_now": cert.not_valid_before_utc <= now <= cert.not_valid_after_utc,
+        "chain": status,
+        "chain_detail": detail,
+    }
+
+
+def run_show(args: argparse.Namespace) -> int:
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
+    try:
+        certs = load_certificates(data, str(args.file))
+    except TrustAnchorError as exc:
+        raise CliError(str(exc)) from exc
+    if len(certs) != 1:
+        raise CliError(f"{args.file}: holds {len(certs)} certificates; give one")
+    info = describe(certs[0], args)
+    if args.json:
+        print_json(info)
+        return 0
+    print(f"serial:          {info['serial']} (0x{info['serial_hex']})")
+    print(f"subject:         {info['subject']}")
+    print(f"issuer:          {info['issuer']}")
+    print(f"subject key id:  {info['subject_key_id']}")
+    print(f"authority key id: {info['authority_key_id'] or '(none)'}")
+    print(
+        f"valid:           {info['not_before']} .. {info['not_after']}"
+        f"{'' if info['valid_now'] else '  (NOT valid now)'}"
+    )
+    print(f"chain:           {info['chain']}: {info['chain_detail']}")
+    return 0
