@@ -6,16 +6,13 @@ import argparse
 import getpass
 import socket
 import sys
-import time
-from datetime import UTC, datetime
 from typing import Any
 
-from terminald.card.connection import CountingConnection
-from terminald.card.errors import CardError, ReaderUnavailableError
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
 from terminald.cli.trust import add_trust_argument, load_trust
-from terminald.core.auth import Authenticator, AuthResult, AuthSettings, PinRequest, card_failure
+from terminald.core.auth import Authenticator, AuthSettings, PinRequest
 from terminald.core.reasons import DESCRIPTIONS, Reason
+from terminald.daemon.transaction import Transaction, run_transaction
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -74,14 +71,8 @@ def _read_pin(args: argparse.Namespace, request: PinRequest) -> str | None:
         return None
 
 
-def _as_json(
-    result: AuthResult,
-    reader: str,
-    apdus: int,
-    elapsed_ms: float,
-    counted: CountingConnection | None,
-) -> dict[str, Any]:
-    identity = result.identity
+def _as_json(tx: Transaction, reader: str) -> dict[str, Any]:
+    result, identity = tx.result, tx.result.identity
     return {
         "verdict": result.reason.value,
         "detail": result.detail or DESCRIPTIONS[result.reason],
@@ -94,10 +85,10 @@ def _as_json(
         "cached": identity.cached if identity else False,
         "pin_tries_left": result.pin_tries_left,
         "revocation": result.revocation,
-        "apdus": apdus,
-        "bytes_sent": counted.bytes_sent if counted else 0,
-        "bytes_received": counted.bytes_received if counted else 0,
-        "elapsed_ms": round(elapsed_ms, 3),
+        "apdus": tx.apdus,
+        "bytes_sent": tx.bytes_sent,
+        "bytes_received": tx.bytes_received,
+        "elapsed_ms": round(tx.elapsed_ms, 3),
     }
 
 
@@ -121,38 +112,19 @@ def run(args: argparse.Namespace) -> int:
     if not reader.wait_for_card(args.wait):
         raise CliError(f"no card on {reader.name} within {args.wait:g} s", exit_code=EXIT_REFUSED)
 
-    counted: CountingConnection | None = None
-    elapsed = 0.0
-    try:
-        with reader.connect() as connection:
-            counted = CountingConnection(connection)
-            started = time.perf_counter()
-            step = authenticator.begin(counted, datetime.now(UTC))
-            elapsed += time.perf_counter() - started
-            if isinstance(step, PinRequest):
-                if not args.json:
-                    ident = step.identity
-                    print(
-                        f"Card: serial {ident.serial}, valid until {ident.not_after:%Y-%m-%d}",
-                        flush=True,
-                    )
-                pin = _read_pin(args, step)  # human time is not terminal time
-                started = time.perf_counter()
-                if pin is None:
-                    result = step.result(Reason.PIN_CANCELLED)
-                else:
-                    result = authenticator.finish(step, pin, datetime.now(UTC))
-                elapsed += time.perf_counter() - started
-            else:
-                result = step
-    except ReaderUnavailableError as exc:
-        result = card_failure(exc)
-    except CardError as exc:
-        result = card_failure(exc)
+    def pin_source(request: PinRequest) -> str | None:
+        if not args.json:
+            ident = request.identity
+            print(
+                f"Card: serial {ident.serial}, valid until {ident.not_after:%Y-%m-%d}", flush=True
+            )
+        return _read_pin(args, request)
 
-    apdus = counted.apdus if counted else 0
+    tx = run_transaction(reader, authenticator, pin_source)
+    reader.close()
+    result = tx.result
     if args.json:
-        print_json(_as_json(result, reader.name, apdus, elapsed * 1000, counted))
+        print_json(_as_json(tx, reader.name))
     else:
         detail = result.detail or DESCRIPTIONS[result.reason]
         print(f"Verdict: {result.reason.value} — {detail}")
