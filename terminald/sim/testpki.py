@@ -764,7 +764,9 @@ class TestPkiError(Exception):
 
 
 @dataclass
-class _Authorities:
+class PkiAuthorities:
+    """Every CA of one test PKI and the keys still to hand out to cards."""
+
     auth_roots: dict[str, Authority]
     sign_root: Authority
     rogue: Authority
@@ -772,7 +774,8 @@ class _Authorities:
     card_keys: list[rsa.RSAPrivateKey] = field(default_factory=list)
 
 
-def _make_authorities(now: datetime, card_key_count: int) -> _Authorities:
+def _make_authorities(now: datetime, card_key_count: int) -> PkiAuthorities:
+    # auth roots + signing root + rogue root + the shared signing key + one per card
     keys = generate_keys(len(ROOT_GENERATIONS) + 3 + card_key_count)
     auth_roots = {
         gen.name: make_root(
@@ -803,7 +806,7 @@ def _make_authorities(now: datetime, card_key_count: int) -> _Authorities:
         serial=newest.serial_number,
         not_before=newest.not_valid_before_utc,
     )
-    return _Authorities(auth_roots, sign_root, rogue, sign_key=keys.pop(), card_keys=keys)
+    return PkiAuthorities(auth_roots, sign_root, rogue, sign_key=keys.pop(), card_keys=keys)
 
 
 def assign_serials(plans: Iterable[CardPlan], first_serial: int) -> dict[str, int]:
@@ -831,7 +834,7 @@ def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def _issuer_for(plan: CardPlan, authorities: _Authorities) -> tuple[Authority, Authority]:
+def _issuer_for(plan: CardPlan, authorities: PkiAuthorities) -> tuple[Authority, Authority]:
     """(the CA the certificate names, the CA whose key signs it)."""
     named = authorities.auth_roots[plan.root]
     if plan.flaw is CertFlaw.UNKNOWN_ISSUER:
@@ -867,7 +870,7 @@ def _issue_non_jpki(plan: CardPlan) -> IssuedCard:
 
 def issue_card(
     plan: CardPlan,
-    authorities: _Authorities,
+    authorities: PkiAuthorities,
     *,
     auth_key: rsa.RSAPrivateKey,
     serial: int,
@@ -1051,7 +1054,7 @@ def _write_authority(folder: Path, authority: Authority) -> None:
 
 def _write_tree(
     root: Path,
-    authorities: _Authorities,
+    authorities: PkiAuthorities,
     issued: Sequence[IssuedCard],
     manifest: TestPkiManifest,
 ) -> None:
@@ -1071,7 +1074,7 @@ def _write_tree(
 
 def _write_pki(
     out_dir: Path,
-    authorities: _Authorities,
+    authorities: PkiAuthorities,
     issued: Sequence[IssuedCard],
     manifest: TestPkiManifest,
 ) -> None:
