@@ -643,6 +643,7 @@ class CardEntry:
     serial: int | None = None
     issuer_key_id: str | None = None  # the AKI keyid the certificate claims, hex
     common_name: str | None = None
+    crl_distribution_point: str | None = None  # RFC 4514 form of the CRLDP dirName
     not_before: datetime | None = None
     not_after: datetime | None = None
     note: str = ""
@@ -660,6 +661,7 @@ class CardEntry:
             "serial": self.serial,
             "issuer_key_id": self.issuer_key_id,
             "common_name": self.common_name,
+            "crl_distribution_point": self.crl_distribution_point,
             "not_before": _iso_or_none(self.not_before),
             "not_after": _iso_or_none(self.not_after),
             "note": self.note,
@@ -679,6 +681,7 @@ class CardEntry:
             serial=raw.get("serial"),
             issuer_key_id=raw.get("issuer_key_id"),
             common_name=raw.get("common_name"),
+            crl_distribution_point=raw.get("crl_distribution_point"),
             not_before=_datetime_or_none(raw.get("not_before")),
             not_after=_datetime_or_none(raw.get("not_after")),
             note=raw.get("note", ""),
@@ -934,6 +937,7 @@ def issue_card(
         serial=serial,
         issuer_key_id=named.key_id.hex(),
         common_name=auth_request.common_name,
+        crl_distribution_point=crl_distribution_point_name(municipality).rfc4514_string(),
         not_before=auth_request.not_before,
         not_after=auth_request.not_after,
         note=plan.note or f"issued by {signer.name}",

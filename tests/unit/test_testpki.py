@@ -467,6 +467,11 @@ def test_manifest_agrees_with_the_profile(pki: TestPkiManifest, name: str) -> No
     assert entry.not_after == cert.not_valid_after_utc
     assert entry.not_before == cert.not_valid_before_utc
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == entry.common_name
+    (point,) = ext(cert, x509.CRLDistributionPoints).value
+    assert point.full_name is not None
+    (crldp,) = point.full_name
+    assert isinstance(crldp, x509.DirectoryName)
+    assert crldp.value.rfc4514_string() == entry.crl_distribution_point
     if entry.kind == "face_auth":
         assert profile.auth_pin is None and profile.sign_password is None
         assert not profile.sign_cert and not profile.sign_key_pem
