@@ -14,6 +14,7 @@ exact VERIFY bytes; every text form of an event masks VERIFY data.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,7 +133,9 @@ class _Application:
     files: dict[int, _Ef] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=64)
 def _load_key(pem: bytes) -> rsa.RSAPrivateKey | None:
+    # Cached: loading checks the key, which costs tens of ms, and tests build many cards.
     if not pem:
         return None
     key = serialization.load_pem_private_key(pem, password=None)
