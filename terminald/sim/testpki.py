@@ -293,13 +293,13 @@ def _ocsp(url: str) -> x509.AuthorityInformationAccess:
 
 # --------------------------------------------------------------------------- user certificates
 
-_CN_LETTERS = "ABCDEFGHIJKLMN"  # the letters seen in the two published CNs (§5.1)
+_CN_LETTERS = "ABCDEFGHIJKLMN"  # covers the letters of the two published CNs (§5.1)
 
 
 def synthetic_common_name(municipality: Municipality, *, test_prefix: str = "9") -> str:
     """A 23-character subject CN in the production pattern, e.g. ``997794E9AGCIEG13221003A``.
 
-    Production CNs start with ``8``, the published JPKI-TEST one with ``9`` (§5.1).
+    The one production sample starts with ``8``, the one JPKI-TEST sample with ``9`` (§5.1).
     """
     digits = "".join(secrets.choice(string.digits) for _ in range(5))
     letters = "".join(secrets.choice(_CN_LETTERS) for _ in range(6))

@@ -535,3 +535,24 @@ def test_cli_prints_where_everything_is(tmp_path: Path, capsys: pytest.CaptureFi
 def test_cli_rejects_a_bad_card_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "pki", "--out", str(tmp_path / "x"), "--cards", "0"]) == 2
     assert "--cards" in capsys.readouterr().err
+
+
+def test_every_card_gets_its_manifest_verdict_from_the_whole_terminal(
+    pki: TestPkiManifest,
+) -> None:
+    """The contract with the virtual card and the authenticator, end to end in process."""
+    card_module = pytest.importorskip("terminald.sim.card")
+    inprocess = pytest.importorskip("terminald.sim.inprocess")
+    from terminald.core.auth import Authenticator, AuthSettings, PinRequest
+
+    authenticator = Authenticator(
+        TrustStore.from_paths([pki.trust_dir]), AuthSettings(terminal_id="test-gate")
+    )
+    for entry in pki.cards:
+        card = card_module.VirtualJpkiCard(pki.load_profile(entry.name))
+        connection = inprocess.InProcessConnection(card)
+        result = authenticator.begin(connection, NOW)
+        if isinstance(result, PinRequest):
+            assert entry.pin is not None
+            result = authenticator.finish(result, entry.pin, NOW)
+        assert result.reason is entry.expected, entry.name
