@@ -99,6 +99,7 @@ def _japanese_name(service_unit: str) -> x509.Name:
 
 
 AUTH_JAPANESE_NAME = _japanese_name("公的個人認証サービス利用者証明用")
+# By analogy with the auth one; no signing-root SAN was decoded here (synthetic).
 SIGN_JAPANESE_NAME = _japanese_name("公的個人認証サービス署名用")
 
 
