@@ -1,0 +1,112 @@
+"""``terminald sim card PROFILE``: run one virtual My Number Card in a vpcd slot.
+
+The card connects to the vpcd driver of a running pcscd and stays until SIGINT/SIGTERM,
+reconnecting whenever pcscd restarts. ``--apdu-log`` appends one line per card event (PIN
+data masked), flushed at once, so an out-of-process test can read what the terminal sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from terminald.cli.common import CliError, Groups, Subparsers
+from terminald.sim.card import CardEvent, VirtualJpkiCard
+from terminald.sim.profile import CardProfile
+from terminald.sim.vpcd import DEFAULT_PORT, VpcdCard
+
+
+def register(commands: Subparsers, groups: Groups) -> None:
+    del commands  # lives under "sim"
+    card = groups["sim"].add_parser(
+        "card",
+        help="run a virtual My Number Card on pcscd's vpcd reader",
+        description="Load a card profile (from `terminald sim pki`) and serve it on the vpcd "
+        "virtual reader until interrupted. Reader 'Virtual PCD 00 00' is port 35963, "
+        "'Virtual PCD 00 01' is 35964.",
+    )
+    card.add_argument("profile", type=Path, metavar="PROFILE", help="card profile JSON file")
+    card.add_argument(
+        "--vpcd",
+        default=f"127.0.0.1:{DEFAULT_PORT}",
+        metavar="HOST:PORT",
+        help=f"vpcd listener (default 127.0.0.1:{DEFAULT_PORT})",
+    )
+    card.add_argument(
+        "--realtime",
+        action="store_true",
+        help="add the profile's NFC timing model to every APDU",
+    )
+    card.add_argument(
+        "--apdu-log",
+        type=Path,
+        metavar="FILE",
+        help="append one line per power event and APDU (hex command, SW, data length)",
+    )
+    card.set_defaults(func=run_card)
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CliError(f"--vpcd wants HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _load(path: Path) -> CardProfile:
+    try:
+        return CardProfile.load(path)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"{path} is not a card profile: {exc}") from exc
+
+
+def run_card(args: argparse.Namespace) -> int:
+    host, port = parse_endpoint(args.vpcd)
+    profile = _load(args.profile)
+    try:
+        card = VirtualJpkiCard(profile)
+    except ValueError as exc:
+        raise CliError(f"{args.profile}: {exc}") from exc
+    log: IO[str] | None = None
+    if args.apdu_log is not None:
+        try:
+            log = args.apdu_log.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot open {args.apdu_log}: {exc.strerror or exc}") from exc
+
+        def write(event: CardEvent, handle: IO[str] = log) -> None:
+            handle.write(event.describe() + "\n")
+            handle.flush()
+
+        card.add_listener(write)
+
+    def report(up: bool) -> None:
+        state = "connected to" if up else "disconnected from"
+        print(f"card {profile.name}: {state} vpcd {host}:{port}", flush=True)
+
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        done.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    slot = VpcdCard(card, host, port, realtime=args.realtime, on_connection=report)
+    print(f"card {profile.name}: waiting for vpcd at {host}:{port}", file=sys.stderr, flush=True)
+    try:
+        slot.start()
+        done.wait()
+    finally:
+        slot.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if log is not None:
+            log.close()
+    return 0
