@@ -1,0 +1,227 @@
+"""Signed bundles: the envelope around a snapshot or a delta.
+
+Layout (big-endian; docs/revocation.md)::
+
+    magic          4   b"TDRV"
+    format         u8  1
+    kind           u8  1 = snapshot, 2 = delta
+    flags          u16 0 (reserved)
+    version        u64 monotonic, >= 1
+    base_version   u64 0 for a snapshot; for a delta the exact version it applies to
+    issued_at      i64 Unix seconds
+    valid_until    i64 Unix seconds, > issued_at
+    signer         8   key id of the back-office key that signed (keys.key_id_of)
+    body_length    u32
+    issuer_count   u16
+    header_crc     u32 over the 54 bytes above
+    body           body_length bytes (terminald.revocation.codec)
+    signature      64  Ed25519 over every byte before it
+
+The signature covers the whole header (so version, times and base cannot be altered) and
+the body. The per-block CRCs are not a security measure: they locate a transmission error
+to one block so the link can resend just that part and an error message can name it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from terminald.revocation.codec import (
+    decode_delta_body,
+    decode_snapshot_body,
+    encode_delta_body,
+    encode_snapshot_body,
+)
+from terminald.revocation.errors import BundleRejected, RejectReason, RevocationFormatError
+from terminald.revocation.keys import TrustedKeys, key_id_of
+from terminald.revocation.serials import RevocationDelta, RevocationSet
+
+MAGIC = b"TDRV"
+FORMAT_VERSION = 1
+SIGNATURE_SIZE = 64
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024
+_HEAD = struct.Struct(">4sBBHQQqq8sIH")
+_CRC = struct.Struct(">I")
+HEADER_SIZE = _HEAD.size + _CRC.size
+# datetime cannot represent later instants; refusing them keeps the decoder total.
+_MAX_TIME = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
+
+
+class BundleKind(IntEnum):
+    SNAPSHOT = 1
+    DELTA = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class BundleHeader:
+    kind: BundleKind
+    version: int
+    base_version: int
+    issued_at: datetime
+    valid_until: datetime
+    signer_key_id: bytes
+    issuer_count: int
+    body_length: int
+
+    @property
+    def size(self) -> int:
+        return HEADER_SIZE + self.body_length + SIGNATURE_SIZE
+
+
+@dataclass(frozen=True)
+class Bundle:
+    header: BundleHeader
+    content: RevocationSet | RevocationDelta
+
+    @property
+    def snapshot(self) -> RevocationSet:
+        if not isinstance(self.content, RevocationSet):
+            raise TypeError("not a snapshot bundle")
+        return self.content
+
+    @property
+    def delta(self) -> RevocationDelta:
+        if not isinstance(self.content, RevocationDelta):
+            raise TypeError("not a delta bundle")
+        return self.content
+
+
+def _unix(when: datetime) -> int:
+    if when.tzinfo is None:
+        raise ValueError("bundle times must be timezone-aware")
+    return int(when.timestamp())
+
+
+def encode_bundle(
+    content: RevocationSet | RevocationDelta,
+    *,
+    version: int,
+    issued_at: datetime,
+    valid_until: datetime,
+    signing_key: Ed25519PrivateKey,
+    base_version: int = 0,
+) -> bytes:
+    """Encode and sign. A delta needs ``base_version``; a snapshot must not have one."""
+    if isinstance(content, RevocationSet):
+        kind, body = BundleKind.SNAPSHOT, encode_snapshot_body(content)
+        if base_version:
+            raise ValueError("a snapshot has no base version")
+    else:
+        kind, body = BundleKind.DELTA, encode_delta_body(content)
+        if not 1 <= base_version < version:
+            raise ValueError(f"a delta needs 1 <= base version < version ({version})")
+    if version < 1:
+        raise ValueError("version must be >= 1")
+    issued, until = _unix(issued_at), _unix(valid_until)
+    if until <= issued:
+        raise ValueError("valid-until must be after the issue time")
+    head = _HEAD.pack(
+        MAGIC,
+        FORMAT_VERSION,
+        kind,
+        0,
+        version,
+        base_version,
+        issued,
+        until,
+        key_id_of(signing_key.public_key()),
+        len(body),
+        len(content.issuers),
+    )
+    signed = head + _CRC.pack(zlib.crc32(head)) + body
+    return signed + signing_key.sign(signed)
+
+
+def _time(value: int, what: str) -> datetime:
+    if not 0 <= value <= _MAX_TIME:
+        raise RevocationFormatError(f"{what} {value} is not a usable time")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def parse_header(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> BundleHeader:
+    """Check the envelope (magic, format, header checksum, exact length) and read it."""
+    if len(data) > max_size:
+        raise BundleRejected(RejectReason.TOO_LARGE, f"{len(data)} bytes > limit {max_size}")
+    if len(data) < HEADER_SIZE + SIGNATURE_SIZE:
+        raise RevocationFormatError(f"{len(data)} bytes is too short for a bundle")
+    fields = _HEAD.unpack_from(data)
+    magic, fmt, kind, flags, version, base, issued, until, signer, body_len, issuers = fields
+    if magic != MAGIC:
+        raise RevocationFormatError(f"not a revocation bundle (magic {magic!r})")
+    if fmt != FORMAT_VERSION:
+        raise RevocationFormatError(f"bundle format {fmt} is not supported (want 1)")
+    (crc,) = _CRC.unpack_from(data, _HEAD.size)
+    if zlib.crc32(data[: _HEAD.size]) != crc:
+        raise RevocationFormatError("bundle header checksum mismatch")
+    if kind not in (BundleKind.SNAPSHOT, BundleKind.DELTA) or flags:
+        raise RevocationFormatError(f"unknown bundle kind {kind} or flags {flags}")
+    if version < 1 or (kind == BundleKind.SNAPSHOT) != (base == 0) or base >= max(version, 1):
+        raise RevocationFormatError(f"inconsistent version {version} / base {base}")
+    if HEADER_SIZE + body_len + SIGNATURE_SIZE != len(data):
+        raise RevocationFormatError(
+            f"length {len(data)} does not match the header "
+            f"({HEADER_SIZE + body_len + SIGNATURE_SIZE}): truncated or padded"
+        )
+    issued_at, valid_until = _time(issued, "issue time"), _time(until, "valid-until")
+    if valid_until <= issued_at:
+        raise RevocationFormatError("valid-until is not after the issue time")
+    return BundleHeader(
+        BundleKind(kind), version, base, issued_at, valid_until, signer, issuers, body_len
+    )
+
+
+def decode_content(data: bytes, header: BundleHeader) -> RevocationSet | RevocationDelta:
+    end = HEADER_SIZE + header.body_length
+    if header.kind == BundleKind.SNAPSHOT:
+        return decode_snapshot_body(data, HEADER_SIZE, end, header.issuer_count)
+    return decode_delta_body(data, HEADER_SIZE, end, header.issuer_count)
+
+
+def signature_valid(data: bytes, header: BundleHeader, key: Ed25519PublicKey) -> bool:
+    signed_end = HEADER_SIZE + header.body_length
+    try:
+        key.verify(data[signed_end:], data[:signed_end])
+    except InvalidSignature:
+        return False
+    return True
+
+
+def verify_signature(data: bytes, header: BundleHeader, trusted: TrustedKeys) -> None:
+    key = trusted.get(header.signer_key_id)
+    if key is None:
+        raise BundleRejected(
+            RejectReason.UNKNOWN_KEY,
+            f"signed by key {header.signer_key_id.hex()}, which is not a trusted back-office key",
+        )
+    if not signature_valid(data, header, key):
+        # Name the damaged block if a checksum can find it; otherwise it was tampered with.
+        try:
+            decode_content(data, header)
+            where = "the signed bytes were altered or the signature is wrong"
+        except RevocationFormatError as exc:
+            where = str(exc)
+        raise BundleRejected(RejectReason.BAD_SIGNATURE, f"signature does not verify ({where})")
+
+
+def open_bundle(data: bytes, trusted: TrustedKeys, max_size: int = DEFAULT_MAX_SIZE) -> Bundle:
+    """Parse, verify the signature against ``trusted``, then decode (in that order)."""
+    header = parse_header(data, max_size)
+    verify_signature(data, header, trusted)
+    return Bundle(header, decode_content(data, header))
+
+
+def read_unverified(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Bundle:
+    """Parse and decode without checking the signature (inspection tools only)."""
+    header = parse_header(data, max_size)
+    return Bundle(header, decode_content(data, header))

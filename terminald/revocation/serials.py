@@ -1,0 +1,192 @@
+"""Sorted serial lists and the revocation set keyed by (issuer key id, serial).
+
+Serials are kept as sorted, duplicate-free, read-only ``uint32`` numpy arrays: JPKI
+user-authentication serials are 4-byte integers from one sequential counter
+(DESIGN.md §2), and arrays keep millions of them compact and fast to code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from terminald.revocation.errors import RevocationFormatError
+
+SerialArray = npt.NDArray[np.uint32]
+
+MAX_SERIAL = 0xFFFF_FFFF
+MAX_KEY_ID_LENGTH = 64
+
+
+def serial_array(serials: Iterable[int] | npt.NDArray[np.integer]) -> SerialArray:
+    """A sorted, duplicate-free, read-only array of the given serials (each 0..2**32-1)."""
+    if isinstance(serials, np.ndarray):
+        raw = serials
+    else:
+        raw = np.fromiter((int(s) for s in serials), dtype=np.int64)
+    if raw.size and (int(raw.min()) < 0 or int(raw.max()) > MAX_SERIAL):
+        raise ValueError("a serial is outside 0..2**32-1")
+    out = np.unique(raw.astype(np.uint32, copy=False))
+    out.setflags(write=False)
+    return out
+
+
+def empty_serials() -> SerialArray:
+    return serial_array(np.empty(0, dtype=np.uint32))
+
+
+def check_key_id(key_id: bytes) -> None:
+    if not 1 <= len(key_id) <= MAX_KEY_ID_LENGTH:
+        raise ValueError(f"issuer key id must be 1..{MAX_KEY_ID_LENGTH} bytes, got {len(key_id)}")
+
+
+@dataclass(frozen=True, eq=False)
+class IssuerEntries:
+    """Revoked and on-hold serials of one issuer key; the two never overlap."""
+
+    revoked: SerialArray
+    hold: SerialArray
+
+    def __post_init__(self) -> None:
+        if np.intersect1d(self.revoked, self.hold, assume_unique=True).size:
+            raise ValueError("a serial is both revoked and on hold")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IssuerEntries):
+            return NotImplemented
+        return np.array_equal(self.revoked, other.revoked) and np.array_equal(self.hold, other.hold)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class RevocationSet:
+    """Everything revoked or on hold, per issuer key id.
+
+    An issuer present with empty lists means "its CRL was read and nothing is revoked";
+    an absent issuer means "no data", which a terminal must treat as unknown.
+    """
+
+    issuers: Mapping[bytes, IssuerEntries]
+
+    def __post_init__(self) -> None:
+        for key_id in self.issuers:
+            check_key_id(key_id)
+
+    def status(self, issuer_key_id: bytes, serial: int) -> str | None:
+        """``revoked``, ``hold``, ``good``, or None when the issuer is not covered."""
+        entries = self.issuers.get(issuer_key_id)
+        if entries is None:
+            return None
+        for name, serials in (("revoked", entries.revoked), ("hold", entries.hold)):
+            i = int(np.searchsorted(serials, serial))
+            if i < serials.size and int(serials[i]) == serial:
+                return name
+        return "good"
+
+    def counts(self) -> tuple[int, int]:
+        """(revoked, on hold) over all issuers."""
+        revoked = sum(int(e.revoked.size) for e in self.issuers.values())
+        hold = sum(int(e.hold.size) for e in self.issuers.values())
+        return revoked, hold
+
+
+@dataclass(frozen=True, eq=False)
+class IssuerChanges:
+    """What changed for one issuer between a base version and a new one."""
+
+    revoked_added: SerialArray
+    revoked_removed: SerialArray
+    hold_added: SerialArray
+    hold_removed: SerialArray
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IssuerChanges):
+            return NotImplemented
+        return all(np.array_equal(a, b) for a, b in zip(self.lists(), other.lists(), strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def lists(self) -> tuple[SerialArray, SerialArray, SerialArray, SerialArray]:
+        return (self.revoked_added, self.revoked_removed, self.hold_added, self.hold_removed)
+
+
+@dataclass(frozen=True)
+class RevocationDelta:
+    """Changes per issuer; an issuer absent here is unchanged."""
+
+    issuers: Mapping[bytes, IssuerChanges]
+
+    def __post_init__(self) -> None:
+        for key_id in self.issuers:
+            check_key_id(key_id)
+
+    def counts(self) -> tuple[int, int]:
+        """(revoked added, on hold added) over all issuers."""
+        revoked = sum(int(c.revoked_added.size) for c in self.issuers.values())
+        hold = sum(int(c.hold_added.size) for c in self.issuers.values())
+        return revoked, hold
+
+    def removed_counts(self) -> tuple[int, int]:
+        revoked = sum(int(c.revoked_removed.size) for c in self.issuers.values())
+        hold = sum(int(c.hold_removed.size) for c in self.issuers.values())
+        return revoked, hold
+
+
+def _frozen(array: npt.NDArray[np.uint32]) -> SerialArray:
+    array.setflags(write=False)
+    return array
+
+
+def diff(base: RevocationSet, new: RevocationSet) -> RevocationDelta:
+    """The delta that turns ``base`` into ``new``.
+
+    Every issuer of ``base`` must still be in ``new``: a delta cannot say "this issuer is
+    no longer covered" (a snapshot must).
+    """
+    missing = set(base.issuers) - set(new.issuers)
+    if missing:
+        names = ", ".join(sorted(k.hex() for k in missing))
+        raise ValueError(f"issuer(s) {names} are in the base but not in the new set")
+    empty = empty_serials()
+    changes: dict[bytes, IssuerChanges] = {}
+    for key_id, entries in new.issuers.items():
+        old = base.issuers.get(key_id, IssuerEntries(empty, empty))
+        change = IssuerChanges(
+            revoked_added=_frozen(np.setdiff1d(entries.revoked, old.revoked, assume_unique=True)),
+            revoked_removed=_frozen(np.setdiff1d(old.revoked, entries.revoked, assume_unique=True)),
+            hold_added=_frozen(np.setdiff1d(entries.hold, old.hold, assume_unique=True)),
+            hold_removed=_frozen(np.setdiff1d(old.hold, entries.hold, assume_unique=True)),
+        )
+        if key_id not in base.issuers or any(a.size for a in change.lists()):
+            changes[key_id] = change
+    return RevocationDelta(changes)
+
+
+def _apply_list(
+    old: SerialArray, added: SerialArray, removed: SerialArray, what: str
+) -> SerialArray:
+    if np.intersect1d(old, added, assume_unique=True).size:
+        raise RevocationFormatError(f"delta adds {what} serials the base already has")
+    if np.setdiff1d(removed, old, assume_unique=True).size:
+        raise RevocationFormatError(f"delta removes {what} serials the base does not have")
+    kept = np.setdiff1d(old, removed, assume_unique=True)
+    return _frozen(np.union1d(kept, added).astype(np.uint32))
+
+
+def apply_delta(base: RevocationSet, delta: RevocationDelta) -> RevocationSet:
+    """``base`` with ``delta`` applied; refuses a delta that does not fit the base exactly."""
+    empty = empty_serials()
+    issuers = dict(base.issuers)
+    for key_id, change in delta.issuers.items():
+        old = issuers.get(key_id, IssuerEntries(empty, empty))
+        revoked = _apply_list(old.revoked, change.revoked_added, change.revoked_removed, "revoked")
+        hold = _apply_list(old.hold, change.hold_added, change.hold_removed, "on-hold")
+        try:
+            issuers[key_id] = IssuerEntries(revoked, hold)
+        except ValueError as exc:
+            raise RevocationFormatError(f"delta result: {exc}") from exc
+    return RevocationSet(issuers)

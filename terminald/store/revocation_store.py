@@ -1,0 +1,297 @@
+"""The terminal's revocation store: signed bundles on disk, pyroaring bitmaps in memory.
+
+It implements :class:`terminald.core.revocation_check.RevocationCheck`.
+
+Atomicity. On disk, the whole state (the last snapshot and the deltas since) is one file
+replaced by :func:`atomic_write`; power loss leaves either the old or the new file. In
+memory, the answer comes from one immutable ``_View`` reached through a single attribute;
+``apply`` builds the next view completely, writes it to disk, and only then rebinds the
+attribute, so a reader sees the old view or the new one, never a mix. The new view is
+built by replaying the very chain written to disk, so what a lookup answers after
+``apply`` is exactly what a restart would load.
+
+Failing closed. A missing, truncated or corrupt state file, a signature that no longer
+verifies (a key removed from the configuration), or stale data beyond the grace all answer
+UNAVAILABLE or STALE, never GOOD.
+"""
+
+from __future__ import annotations
+
+import array
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pyroaring import BitMap, FrozenBitMap
+
+from terminald.core.revocation_check import RevocationState, RevocationVerdict
+from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW, Installed, check_acceptable
+from terminald.revocation.bundle import DEFAULT_MAX_SIZE, BundleHeader, BundleKind, open_bundle
+from terminald.revocation.chain import (
+    MAX_CHAIN,
+    Replayed,
+    chain_digest,
+    decode_chain,
+    encode_chain,
+    replay,
+)
+from terminald.revocation.errors import (
+    BundleRejected,
+    RejectReason,
+    RevocationError,
+    RevocationFormatError,
+)
+from terminald.revocation.freshness import Freshness, FreshnessPolicy
+from terminald.revocation.keys import TrustedKeys, load_public_keys
+from terminald.revocation.serials import MAX_SERIAL, SerialArray
+from terminald.store.atomic_file import atomic_write, remove_stale_temporaries
+
+log = logging.getLogger(__name__)
+
+if array.array("I").itemsize != 4:  # pragma: no cover - every Linux/ARM ABI we target
+    raise ImportError("array('I') is not 32-bit on this platform")
+
+
+def load_trusted_keys(paths: Iterable[Path]) -> TrustedKeys:
+    """Trusted back-office public keys from PEM files (each may hold several keys)."""
+    keys = []
+    for path in paths:
+        keys += load_public_keys(path.read_bytes(), str(path))
+    return TrustedKeys(keys)
+
+
+@dataclass(frozen=True)
+class RevocationStoreConfig:
+    """Where the state lives, whose signatures count, and how stale is too stale."""
+
+    state_path: Path
+    trusted_keys: TrustedKeys
+    freshness: FreshnessPolicy = field(default_factory=FreshnessPolicy)
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
+    max_bundle_size: int = DEFAULT_MAX_SIZE
+
+
+def _bitmap(serials: SerialArray) -> FrozenBitMap:
+    mutable = BitMap(array.array("I", serials.tobytes()))
+    mutable.run_optimize()  # run containers make clustered revocations cheap
+    return FrozenBitMap(mutable)
+
+
+def _verdict(state: RevocationState, in_grace: bool, detail: str = "") -> RevocationVerdict:
+    return RevocationVerdict(state, in_grace, detail)
+
+
+# Lookups return shared immutable verdicts: no allocation on the hot path.
+_ANSWERS = {
+    (state, grace): _verdict(state, grace)
+    for state in (RevocationState.GOOD, RevocationState.REVOKED, RevocationState.ON_HOLD)
+    for grace in (False, True)
+}
+
+
+@dataclass(frozen=True)
+class _View:
+    """One complete, immutable answer set; replaced whole, never modified."""
+
+    issuers: Mapping[bytes, tuple[FrozenBitMap, FrozenBitMap]]
+    snapshot: BundleHeader
+    latest: BundleHeader
+    deltas: int
+    digest: bytes
+    stale_at: datetime
+    stale: RevocationVerdict
+    revoked: int
+    hold: int
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """For the daemon's health report and alarm output."""
+
+    available: bool
+    problem: str
+    freshness: Freshness | None
+    alarm: bool
+    version: int | None = None
+    snapshot_version: int | None = None
+    deltas: int = 0
+    issued_at: datetime | None = None
+    valid_until: datetime | None = None
+    revoked: int = 0
+    hold: int = 0
+
+
+class RevocationStore:
+    """Answers ``check`` from memory; ``apply`` installs new signed bundles durably.
+
+    Writers (``apply``, ``reload``) are serialised by a lock; ``check`` takes no lock.
+    """
+
+    def __init__(self, config: RevocationStoreConfig) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._view: _View | None = None
+        self._problem = "revocation data not loaded yet"
+        self._stale_reported: _View | None = None
+        self.reload()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def check(self, issuer_key_id: bytes, serial: int, now: datetime) -> RevocationVerdict:
+        view = self._view  # one read: everything below uses this view
+        if view is None:
+            return _verdict(RevocationState.UNAVAILABLE, False, self._problem)
+        in_grace = False
+        if now >= view.latest.valid_until:
+            if now >= view.stale_at:
+                self._report_stale(view)
+                return view.stale
+            in_grace = True
+        lists = view.issuers.get(issuer_key_id)
+        if lists is None:
+            return _verdict(
+                RevocationState.UNAVAILABLE,
+                in_grace,
+                f"no revocation data for issuer key {issuer_key_id.hex()}",
+            )
+        if not 0 <= serial <= MAX_SERIAL:
+            return _verdict(
+                RevocationState.UNAVAILABLE, in_grace, f"serial {serial} is beyond 32 bits"
+            )
+        if serial in lists[0]:
+            return _ANSWERS[RevocationState.REVOKED, in_grace]
+        if serial in lists[1]:
+            return _ANSWERS[RevocationState.ON_HOLD, in_grace]
+        return _ANSWERS[RevocationState.GOOD, in_grace]
+
+    def status(self, now: datetime) -> StoreStatus:
+        view = self._view
+        if view is None:
+            return StoreStatus(False, self._problem, None, alarm=True)
+        freshness = self._config.freshness.assess(view.latest.valid_until, now)
+        return StoreStatus(
+            available=True,
+            problem="" if freshness is Freshness.FRESH else f"revocation data is {freshness.value}",
+            freshness=freshness,
+            alarm=freshness is not Freshness.FRESH,
+            version=view.latest.version,
+            snapshot_version=view.snapshot.version,
+            deltas=view.deltas,
+            issued_at=view.latest.issued_at,
+            valid_until=view.latest.valid_until,
+            revoked=view.revoked,
+            hold=view.hold,
+        )
+
+    @property
+    def problem(self) -> str:
+        """Why there is no usable data ("" when loaded)."""
+        return "" if self._view is not None else self._problem
+
+    def _report_stale(self, view: _View) -> None:
+        if self._stale_reported is not view:
+            self._stale_reported = view
+            log.error("ALARM: %s; failing closed", view.stale.detail)
+
+    # -- loading -------------------------------------------------------------------------
+
+    def _build_view(self, replayed: Replayed, deltas: int, digest: bytes) -> _View:
+        issuers = {
+            key_id: (_bitmap(entries.revoked), _bitmap(entries.hold))
+            for key_id, entries in replayed.revocations.issuers.items()
+        }
+        revoked, hold = replayed.revocations.counts()
+        latest = replayed.latest
+        stale_at = latest.valid_until + self._config.freshness.grace
+        stale = _verdict(
+            RevocationState.STALE,
+            False,
+            f"revocation data version {latest.version} expired at "
+            f"{latest.valid_until.isoformat()} (grace {self._config.freshness.grace})",
+        )
+        return _View(
+            issuers, replayed.snapshot, latest, deltas, digest, stale_at, stale, revoked, hold
+        )
+
+    def _load(self, data: bytes) -> _View:
+        bundles = decode_chain(data)
+        replayed = replay(bundles, self._config.trusted_keys, self._config.max_bundle_size)
+        return self._build_view(replayed, len(bundles) - 1, chain_digest(data))
+
+    def reload(self) -> None:
+        """(Re)read the state file. On any problem: no data, fail closed, say why."""
+        with self._lock:
+            path = self._config.state_path
+            for stray in remove_stale_temporaries(path):
+                log.warning("removed %s left by an interrupted write", stray)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                self._set_unavailable(f"no revocation data yet ({path} does not exist)")
+                return
+            except OSError as exc:
+                self._set_unavailable(f"cannot read {path}: {exc.strerror}")
+                return
+            try:
+                self._view = self._load(data)
+            except RevocationError as exc:
+                self._set_unavailable(f"{path} is unusable, failing closed: {exc}")
+                return
+            self._problem = ""
+            log.info("loaded revocation data version %d from %s", self._view.latest.version, path)
+
+    def _set_unavailable(self, problem: str) -> None:
+        self._view = None
+        self._problem = problem
+        log.error("%s", problem)
+
+    # -- installing ----------------------------------------------------------------------
+
+    def apply(self, data: bytes, now: datetime) -> BundleHeader:
+        """Verify and install a snapshot or delta; durable and visible when this returns.
+
+        Raises :class:`BundleRejected` (signature, rollback, expiry, base), or
+        :class:`RevocationFormatError` for malformed bytes, or ``OSError`` if the disk
+        write fails; in every failure the previous data stays installed.
+        """
+        config = self._config
+        with self._lock:
+            bundle = open_bundle(data, config.trusted_keys, config.max_bundle_size)
+            view = self._view
+            installed = Installed(view.latest.version, view.latest.issued_at) if view else None
+            check_acceptable(installed, bundle.header, now, config.max_clock_skew)
+            if bundle.header.kind == BundleKind.SNAPSHOT:
+                chain = [data]
+            else:
+                assert view is not None  # check_acceptable refuses a delta without a base
+                chain = [*self._current_chain(view), data]
+            if len(chain) > MAX_CHAIN:
+                raise BundleRejected(
+                    RejectReason.TOO_LARGE, f"{MAX_CHAIN} deltas since the snapshot; send one"
+                )
+            encoded = encode_chain(chain)
+            try:
+                replayed = replay(chain, config.trusted_keys, config.max_bundle_size)
+            except RevocationFormatError as exc:
+                raise BundleRejected(RejectReason.INCONSISTENT_DELTA, str(exc)) from exc
+            new_view = self._build_view(replayed, len(chain) - 1, chain_digest(encoded))
+            atomic_write(config.state_path, encoded)
+            self._view = new_view
+            self._problem = ""
+            log.info(
+                "installed revocation %s version %d",
+                bundle.header.kind.label,
+                bundle.header.version,
+            )
+            return bundle.header
+
+    def _current_chain(self, view: _View) -> list[bytes]:
+        data = self._config.state_path.read_bytes()
+        if chain_digest(data) != view.digest:
+            raise RevocationFormatError(
+                f"{self._config.state_path} changed since it was loaded; reload first"
+            )
+        return decode_chain(data)
