@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_PORT = 35963
 _POWER_OFF, _POWER_ON, _RESET, _GET_ATR = 0x00, 0x01, 0x02, 0x04
 _CONNECT_TIMEOUT = 1.0
+# Longer than pcscd's ~400 ms presence poll (pcsc-in-ci.md §4), so the removal is seen.
+SWAP_GAP = 0.6
 # Reconnect quickly after a pcscd restart, without spinning while it is down.
 _BACKOFF_MIN, _BACKOFF_MAX = 0.02, 0.25
 
@@ -128,14 +130,20 @@ class VpcdCard:
             self._cond.notify_all()
             self._cond.wait_for(lambda: not self._connected, timeout)
 
-    def swap(self, card: VirtualJpkiCard) -> None:
-        """Put another card in the slot (removing the present one first, if inserted)."""
+    def swap(self, card: VirtualJpkiCard, out_for: float = SWAP_GAP) -> None:
+        """Put another card in the slot.
+
+        If a card is inserted it is removed first and the slot stays empty for ``out_for``
+        seconds: pcscd polls presence every ~400 ms, so a faster swap may go unnoticed and
+        pcscd would go on using the old card's handle (no hand swaps cards that fast).
+        """
         was_inserted = self._inserted
         if was_inserted:
             self.remove()
         with self._cond:
             self._card = card
         if was_inserted:
+            time.sleep(out_for)
             self.insert()
 
     def wait_connected(self, timeout: float) -> bool:
