@@ -57,11 +57,11 @@ def test_select_and_atr(vpcd_card: VpcdCardFactory, throwaway_profile: CardProfi
     connection = connect()
     assert bytes(connection.getATR()) == throwaway_profile.atr
     assert send(connection, SELECT_JPKI) == (b"", 0x9000)
-    assert send(connection, "00A4040C0AD3921000310001010499") == (b"", 0x6A82)
+    assert send(connection, "00A4040C0AF00102030405060708F9") == (b"", 0x6A82)
     connection.disconnect()
     assert slot.card.commands()[:2] == [
         SELECT_JPKI,
-        bytes.fromhex("00A4040C0AD3921000310001010499"),
+        bytes.fromhex("00A4040C0AF00102030405060708F9"),
     ]
 
 
