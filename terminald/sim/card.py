@@ -198,7 +198,9 @@ def _applications(profile: CardProfile) -> list[_Application]:
     files[EF_AUTH_KEY] = _KeyEf(_load_key(profile.auth_key_pem), EF_AUTH_PIN)
     files[EF_SIGN_KEY] = _KeyEf(_load_key(profile.sign_key_pem), EF_SIGN_PIN)
     # Both PIN EFs always exist: OpenSC queries both at every bind and needs SW1=63.
-    files[EF_AUTH_PIN] = _pin_ef(profile.auth_pin, AUTH_PIN_MAX_TRIES, profile.auth_tries)
+    # A face-authentication card has no PIN set (§3), whatever the profile's auth_pin says.
+    auth_pin = None if profile.kind == "face_auth" else profile.auth_pin
+    files[EF_AUTH_PIN] = _pin_ef(auth_pin, AUTH_PIN_MAX_TRIES, profile.auth_tries)
     files[EF_SIGN_PIN] = _pin_ef(profile.sign_password, SIGN_PIN_MAX_TRIES, profile.sign_tries)
 
     text = _Application("text", TEXT_AID)
@@ -207,7 +209,7 @@ def _applications(profile: CardProfile) -> list[_Application]:
     )
     text.files[EF_TEXT_BASIC4] = _DataEf(synthetic_basic4(), EF_TEXT_PIN)
     # The text AP's PIN is set to the auth PIN at issuance; its own counter (§3, §4.1).
-    text.files[EF_TEXT_PIN] = _pin_ef(profile.auth_pin, TEXT_PIN_MAX_TRIES, TEXT_PIN_MAX_TRIES)
+    text.files[EF_TEXT_PIN] = _pin_ef(auth_pin, TEXT_PIN_MAX_TRIES, TEXT_PIN_MAX_TRIES)
 
     visual = _Application("visual", VISUAL_AID)  # selectable only; no files modelled
     return [jpki, text, visual]

@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import functools
 import hashlib
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -16,6 +17,9 @@ from cryptography.x509.oid import NameOID
 
 from terminald.card.errors import CardRemovedError
 from terminald.card.jpki import JpkiSession
+from terminald.cli import build_parser, main
+from terminald.cli.common import CliError
+from terminald.cli.sim_card_cmd import parse_endpoint, run_card
 from terminald.sim.card import (
     CardNotPoweredError,
     VirtualJpkiCard,
@@ -702,3 +706,33 @@ def test_the_terminal_session_runs_against_the_card() -> None:
     signature = session.sign(digest_info(b"challenge"))
     auth_public().verify(signature, b"challenge", padding.PKCS1v15(), hashes.SHA256())
     assert card.selected_aids() == [bytes.fromhex("D392F000260100000001")]
+
+
+def test_face_auth_kind_has_no_pin_even_if_the_profile_names_one() -> None:
+    face = Card(profile(kind="face_auth"))
+    face.sw(SELECT_JPKI)
+    assert face.sw("0020009804 31323334") == "6A88"
+
+
+# -- terminald sim card ------------------------------------------------------------------------
+
+
+def test_sim_card_command_is_registered() -> None:
+    args = build_parser().parse_args(
+        ["sim", "card", "p.json", "--vpcd", "127.0.0.1:35964", "--realtime", "--apdu-log", "l"]
+    )
+    assert args.func is run_card
+    assert (args.vpcd, args.realtime, str(args.apdu_log)) == ("127.0.0.1:35964", True, "l")
+
+
+@pytest.mark.parametrize("text", ["35963", "host:", ":35963", "host:port", "host:70000"])
+def test_sim_card_rejects_a_bad_endpoint(text: str) -> None:
+    with pytest.raises(CliError):
+        parse_endpoint(text)
+
+
+def test_sim_card_reports_an_unreadable_profile(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "kind": "jpki", "atr": "", "bogus": 1}')
+    assert main(["sim", "card", str(bad)]) == 2
+    assert main(["sim", "card", str(tmp_path / "missing.json")]) == 2
