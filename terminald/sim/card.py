@@ -286,11 +286,14 @@ class VirtualJpkiCard:
 
     def selected_aids(self) -> list[bytes]:
         """The AID of every SELECT-by-AID received, in order, whether or not it succeeded."""
-        return [
-            e.command[5 : 5 + e.command[4]]
-            for e in self.log
-            if e.kind == "apdu" and len(e.command) > 5 and e.command[1:3] == b"\xa4\x04"
-        ]
+        aids = []
+        for command in self.commands():
+            if command[1:3] == b"\xa4\x04":
+                try:
+                    aids.append(parse_command(command).data)
+                except ValueError:
+                    continue  # malformed: the card answered 6700 and selected nothing
+        return aids
 
     def commands(self) -> list[bytes]:
         """Every command APDU received, in order."""

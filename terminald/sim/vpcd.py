@@ -202,8 +202,11 @@ class VpcdCard:
             self._notify(True)
             try:
                 self._serve(sock)
-            except (OSError, ConnectionError) as exc:
+            except OSError as exc:  # ConnectionError included: removal or pcscd gone
                 logger.debug("vpcd link ended: %s", exc)
+            except Exception:
+                # A bug in the card or a listener must not kill the slot for good.
+                logger.exception("virtual card failed; dropping the vpcd link")
             finally:
                 self._disconnected(sock)
 

@@ -6,6 +6,10 @@ import dataclasses
 import datetime
 import functools
 import hashlib
+import socket
+import struct
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +33,7 @@ from terminald.sim.card import (
 )
 from terminald.sim.inprocess import InProcessConnection
 from terminald.sim.profile import MYNUMBER_CONTACT_ATR, OTHER_CARD_ATR, CardProfile, TimingModel
+from terminald.sim.vpcd import VpcdCard
 
 SELECT_JPKI = "00A4040C0AD392F000260100000001"
 SELECT_TEXT = "00A4040C0AD3921000310001010408"
@@ -736,3 +741,108 @@ def test_sim_card_reports_an_unreadable_profile(tmp_path: Path) -> None:
     bad.write_text('{"name": "x", "kind": "jpki", "atr": "", "bogus": 1}')
     assert main(["sim", "card", str(bad)]) == 2
     assert main(["sim", "card", str(tmp_path / "missing.json")]) == 2
+
+
+# -- VpcdCard against a fake vpcd listener (the wire protocol, no pcscd) -----------------------
+
+
+class FakeVpcd:
+    """The pcscd side of the vpcd protocol: a loopback listener on an ephemeral port."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(5)
+        self.port = self.server.getsockname()[1]
+        self.peer: socket.socket | None = None
+
+    def accept(self) -> None:
+        self.peer, _ = self.server.accept()
+        self.peer.settimeout(5)
+
+    def send(self, payload: bytes) -> None:
+        assert self.peer is not None
+        self.peer.sendall(struct.pack(">H", len(payload)) + payload)
+
+    def receive(self) -> bytes:
+        assert self.peer is not None
+        head = self.peer.recv(2, socket.MSG_WAITALL)
+        if not head:
+            return b""
+        (length,) = struct.unpack(">H", head)
+        return self.peer.recv(length, socket.MSG_WAITALL)
+
+    def exchange(self, payload: bytes) -> bytes:
+        self.send(payload)
+        return self.receive()
+
+    def drop(self) -> None:
+        assert self.peer is not None
+        self.peer.close()
+        self.peer = None
+
+    def close(self) -> None:
+        if self.peer is not None:
+            self.peer.close()
+        self.server.close()
+
+
+@pytest.fixture
+def fake_vpcd() -> Iterator[FakeVpcd]:
+    fake = FakeVpcd()
+    yield fake
+    fake.close()
+
+
+def test_vpcd_wire_protocol(fake_vpcd: FakeVpcd) -> None:
+    card = VirtualJpkiCard(base_profile())
+    with VpcdCard(card, port=fake_vpcd.port) as slot:
+        fake_vpcd.accept()
+        assert slot.wait_connected(5)
+        assert fake_vpcd.exchange(b"\x04") == MYNUMBER_CONTACT_ATR  # ATR request
+        fake_vpcd.send(b"\x01")  # power on: no reply, the next frame is the APDU's answer
+        assert fake_vpcd.exchange(bytes.fromhex(SELECT_JPKI)) == b"\x90\x00"
+        fake_vpcd.send(b"\x02")  # reset: no reply
+        cert = base_profile().auth_cert
+        assert fake_vpcd.exchange(bytes.fromhex("00B08A00000000")) == cert + b"\x90\x00"
+        fake_vpcd.send(b"\x00")  # power off: no reply
+        assert fake_vpcd.exchange(b"\x04") == MYNUMBER_CONTACT_ATR
+        assert [e.kind for e in card.log] == ["power_on", "apdu", "reset", "apdu", "power_off"]
+
+
+def test_vpcd_removal_closes_the_link_and_insert_reconnects(fake_vpcd: FakeVpcd) -> None:
+    card = VirtualJpkiCard(base_profile())
+    with VpcdCard(card, port=fake_vpcd.port) as slot:
+        fake_vpcd.accept()
+        fake_vpcd.send(b"\x01")
+        assert fake_vpcd.exchange(b"\x04") == MYNUMBER_CONTACT_ATR
+        slot.remove()
+        assert not slot.connected and not card.powered  # out of the field: no power
+        assert fake_vpcd.receive() == b""  # vpcd sees the socket close
+        fake_vpcd.drop()
+        slot.insert()
+        fake_vpcd.accept()
+        assert slot.wait_connected(5)
+        assert fake_vpcd.exchange(b"\x04") == MYNUMBER_CONTACT_ATR
+
+
+def test_vpcd_card_reconnects_when_vpcd_drops_it(fake_vpcd: FakeVpcd) -> None:
+    seen: list[bool] = []
+    card = VirtualJpkiCard(base_profile())
+    with VpcdCard(card, port=fake_vpcd.port, on_connection=seen.append) as slot:
+        fake_vpcd.accept()
+        fake_vpcd.drop()  # like pcscd exiting
+        assert slot.wait_disconnected(5)
+        fake_vpcd.accept()  # it came back by itself
+        assert slot.wait_connected(5)
+        assert fake_vpcd.exchange(b"\x04") == MYNUMBER_CONTACT_ATR
+    assert seen[:3] == [True, False, True]
+
+
+def test_vpcd_realtime_sleeps_before_answering(fake_vpcd: FakeVpcd) -> None:
+    card = VirtualJpkiCard(profile(timing=TimingModel(apdu_ms=50.0)))
+    with VpcdCard(card, port=fake_vpcd.port, realtime=True):
+        fake_vpcd.accept()
+        fake_vpcd.send(b"\x01")
+        started = time.monotonic()
+        assert fake_vpcd.exchange(bytes.fromhex(SELECT_JPKI)) == b"\x90\x00"
+        assert time.monotonic() - started >= 0.05
