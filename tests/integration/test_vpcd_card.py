@@ -264,3 +264,51 @@ def test_sim_card_command_serves_a_profile_and_logs_apdus(
     assert "31323334" not in apdu_log.read_text()
     assert lines[0] == "power_on"
     assert wait_for_card_state(READER_0, False, 5)
+
+
+# -- OpenSC's own JPKI driver accepts the card (opensc-interop.md) ------------------------------
+
+OPENSC_PKCS11 = Path("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so")
+AUTH_TOKEN = "JPKI (User Authentication PIN)"
+
+
+def pkcs11_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    if not OPENSC_PKCS11.exists():
+        pytest.fail(f"{OPENSC_PKCS11} missing: apt-get install opensc", pytrace=False)
+    return subprocess.run(
+        ["pkcs11-tool", "--module", str(OPENSC_PKCS11), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_opensc_binds_lists_and_signs(
+    vpcd_card: VpcdCardFactory, throwaway_profile: CardProfile, tmp_path: Path
+) -> None:
+    slot = vpcd_card(throwaway_profile)
+    listing = pkcs11_tool("-L")
+    assert listing.returncode == 0, listing.stderr
+    assert AUTH_TOKEN in listing.stdout and "JPKI (Digital Signature PIN)" in listing.stdout
+    data, signature = tmp_path / "data", tmp_path / "sig"
+    data.write_bytes(b"opensc")
+    signed = pkcs11_tool(
+        "--token-label", AUTH_TOKEN, "--login", "--pin", "1234", "--sign",
+        "-m", "SHA256-RSA-PKCS", "--id", "01", "-i", str(data), "-o", str(signature),
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    public = x509.load_der_x509_certificate(throwaway_profile.auth_cert).public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    public.verify(signature.read_bytes(), b"opensc", padding.PKCS1v15(), hashes.SHA256())
+    assert bytes.fromhex("002000800431323334") in slot.card.commands()
+
+
+def test_opensc_still_binds_a_card_with_a_blocked_pin(
+    vpcd_card: VpcdCardFactory, throwaway_profile: CardProfile
+) -> None:
+    # The blocked PIN answers the retry query 63C0, not 6984: OpenSC's bind needs SW1=63.
+    vpcd_card(dataclasses.replace(throwaway_profile, auth_tries=0))
+    listing = pkcs11_tool("-L")
+    assert listing.returncode == 0, listing.stderr
+    auth_slot = listing.stdout.split(AUTH_TOKEN)[1].split("Slot ")[0]
+    assert "user PIN locked" in auth_slot
