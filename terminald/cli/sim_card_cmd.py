@@ -8,6 +8,7 @@ data masked), flushed at once, so an out-of-process test can read what the termi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -17,7 +18,7 @@ from typing import IO
 
 from terminald.cli.common import CliError, Groups, Subparsers
 from terminald.sim.card import CardEvent, VirtualJpkiCard
-from terminald.sim.profile import CardProfile
+from terminald.sim.profile import CardProfile, TimingModel
 from terminald.sim.vpcd import DEFAULT_PORT, VpcdCard
 
 
@@ -40,7 +41,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
     card.add_argument(
         "--realtime",
         action="store_true",
-        help="add the profile's NFC timing model to every APDU",
+        help="sleep per APDU as the profile's timing model says (a profile without one "
+        "gets the built-in NFC model)",
     )
     card.add_argument(
         "--apdu-log",
@@ -70,6 +72,8 @@ def _load(path: Path) -> CardProfile:
 def run_card(args: argparse.Namespace) -> int:
     host, port = parse_endpoint(args.vpcd)
     profile = _load(args.profile)
+    if args.realtime and profile.timing == TimingModel():
+        profile = dataclasses.replace(profile, timing=TimingModel.nfc())
     try:
         card = VirtualJpkiCard(profile)
     except ValueError as exc:

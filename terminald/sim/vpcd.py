@@ -123,7 +123,11 @@ class VpcdCard:
             self._cond.notify_all()
 
     def remove(self, timeout: float = 2.0) -> None:
-        """Take the card out: close the link and stay out until :meth:`insert`."""
+        """Take the card out: close the link and stay out until :meth:`insert`.
+
+        pcscd notices within its ~400 ms presence poll; wait for it to report the reader
+        empty before inserting again if pcscd must see the removal.
+        """
         with self._cond:
             self._inserted = False
             self._shutdown_socket()
