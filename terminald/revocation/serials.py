@@ -29,9 +29,31 @@ def serial_array(serials: Iterable[int] | npt.NDArray[np.integer]) -> SerialArra
         raw = np.fromiter((int(s) for s in serials), dtype=np.int64)
     if raw.size and (int(raw.min()) < 0 or int(raw.max()) > MAX_SERIAL):
         raise ValueError("a serial is outside 0..2**32-1")
-    out = np.unique(raw.astype(np.uint32, copy=False))
+    # Sort then drop neighbours that repeat: faster than np.unique's hashing on millions.
+    ordered = np.sort(raw.astype(np.uint32, copy=False))
+    keep = np.ones(ordered.size, dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    out = ordered[keep] if not keep.all() else ordered
     out.setflags(write=False)
     return out
+
+
+def _find(
+    haystack: SerialArray, needles: SerialArray
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """Where each needle is or would go in the sorted haystack, and whether it is there.
+
+    Binary search: O(m log n), so a 55,000-serial delta against 5 M is milliseconds.
+    """
+    index = np.searchsorted(haystack, needles)
+    found = index < haystack.size
+    found[found] = haystack[index[found]] == needles[found]
+    return index, found
+
+
+def overlaps(a: SerialArray, b: SerialArray) -> bool:
+    small, large = (a, b) if a.size <= b.size else (b, a)
+    return bool(_find(large, small)[1].any())
 
 
 def empty_serials() -> SerialArray:
@@ -51,7 +73,7 @@ class IssuerEntries:
     hold: SerialArray
 
     def __post_init__(self) -> None:
-        if np.intersect1d(self.revoked, self.hold, assume_unique=True).size:
+        if overlaps(self.revoked, self.hold):
             raise ValueError("a serial is both revoked and on hold")
 
     def __eq__(self, other: object) -> bool:
@@ -169,12 +191,13 @@ def diff(base: RevocationSet, new: RevocationSet) -> RevocationDelta:
 def _apply_list(
     old: SerialArray, added: SerialArray, removed: SerialArray, what: str
 ) -> SerialArray:
-    if np.intersect1d(old, added, assume_unique=True).size:
+    if _find(old, added)[1].any():
         raise RevocationFormatError(f"delta adds {what} serials the base already has")
-    if np.setdiff1d(removed, old, assume_unique=True).size:
+    where, found = _find(old, removed)
+    if not found.all():
         raise RevocationFormatError(f"delta removes {what} serials the base does not have")
-    kept = np.setdiff1d(old, removed, assume_unique=True)
-    return _frozen(np.union1d(kept, added).astype(np.uint32))
+    kept = np.delete(old, where)
+    return _frozen(np.insert(kept, np.searchsorted(kept, added), added))
 
 
 def apply_delta(base: RevocationSet, delta: RevocationDelta) -> RevocationSet:

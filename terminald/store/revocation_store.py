@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pyroaring import BitMap, FrozenBitMap
+import numpy as np
+from pyroaring import FrozenBitMap
 
 from terminald.core.revocation_check import RevocationState, RevocationVerdict
 from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW, Installed, check_acceptable
@@ -48,6 +49,7 @@ from terminald.revocation.freshness import Freshness, FreshnessPolicy
 from terminald.revocation.keys import TrustedKeys, load_public_keys
 from terminald.revocation.serials import MAX_SERIAL, SerialArray
 from terminald.store.atomic_file import atomic_write, remove_stale_temporaries
+from terminald.store.heap import release_free_heap
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +77,11 @@ class RevocationStoreConfig:
 
 
 def _bitmap(serials: SerialArray) -> FrozenBitMap:
-    mutable = BitMap(array.array("I", serials.tobytes()))
-    mutable.run_optimize()  # run containers make clustered revocations cheap
-    return FrozenBitMap(mutable)
+    # pyroaring reads an array.array in C, orders of magnitude faster than from numpy's
+    # iterator; the constructor also run-optimises (runs of serials cost little).
+    values = array.array("I")
+    values.frombytes(np.ascontiguousarray(serials).data.cast("B"))
+    return FrozenBitMap(values)
 
 
 def _verdict(state: RevocationState, in_grace: bool, detail: str = "") -> RevocationVerdict:
@@ -219,7 +223,10 @@ class RevocationStore:
     def _load(self, data: bytes) -> _View:
         bundles = decode_chain(data)
         replayed = replay(bundles, self._config.trusted_keys, self._config.max_bundle_size)
-        return self._build_view(replayed, len(bundles) - 1, chain_digest(data))
+        view = self._build_view(replayed, len(bundles) - 1, chain_digest(data))
+        del replayed, bundles
+        release_free_heap()
+        return view
 
     def reload(self) -> None:
         """(Re)read the state file. On any problem: no data, fail closed, say why."""
@@ -278,8 +285,11 @@ class RevocationStore:
             except RevocationFormatError as exc:
                 raise BundleRejected(RejectReason.INCONSISTENT_DELTA, str(exc)) from exc
             new_view = self._build_view(replayed, len(chain) - 1, chain_digest(encoded))
+            del replayed
             atomic_write(config.state_path, encoded)
             self._view = new_view
+            del view  # the old bitmaps go now, so the trim below can return their pages
+            release_free_heap()
             self._problem = ""
             log.info(
                 "installed revocation %s version %d",
