@@ -47,7 +47,7 @@ from terminald.revocation.errors import (
 )
 from terminald.revocation.freshness import Freshness, FreshnessPolicy
 from terminald.revocation.keys import TrustedKeys, load_public_keys
-from terminald.revocation.serials import MAX_SERIAL, SerialArray
+from terminald.revocation.serials import SerialArray
 from terminald.store.atomic_file import atomic_write, remove_stale_temporaries
 from terminald.store.heap import release_free_heap
 
@@ -88,23 +88,29 @@ def _verdict(state: RevocationState, in_grace: bool, detail: str = "") -> Revoca
     return RevocationVerdict(state, in_grace, detail)
 
 
-# Lookups return shared immutable verdicts: no allocation on the hot path.
-_ANSWERS = {
-    (state, grace): _verdict(state, grace)
-    for state in (RevocationState.GOOD, RevocationState.REVOKED, RevocationState.ON_HOLD)
+# Lookups return shared immutable verdicts, (revoked, on hold, good), fresh or in grace:
+# no allocation and no enum hashing on the hot path.
+_ANSWERS = tuple(
+    tuple(
+        _verdict(state, grace)
+        for state in (RevocationState.REVOKED, RevocationState.ON_HOLD, RevocationState.GOOD)
+    )
     for grace in (False, True)
-}
+)
+_FRESH, _IN_GRACE = _ANSWERS
 
 
 @dataclass(frozen=True)
 class _View:
     """One complete, immutable answer set; replaced whole, never modified."""
 
-    issuers: Mapping[bytes, tuple[FrozenBitMap, FrozenBitMap]]
+    # Per issuer: (revoked, on hold); on hold is None when empty, saving a lookup.
+    issuers: Mapping[bytes, tuple[FrozenBitMap, FrozenBitMap | None]]
     snapshot: BundleHeader
     latest: BundleHeader
     deltas: int
     digest: bytes
+    valid_until: datetime
     stale_at: datetime
     stale: RevocationVerdict
     revoked: int
@@ -148,28 +154,33 @@ class RevocationStore:
         view = self._view  # one read: everything below uses this view
         if view is None:
             return _verdict(RevocationState.UNAVAILABLE, False, self._problem)
-        in_grace = False
-        if now >= view.latest.valid_until:
-            if now >= view.stale_at:
-                self._report_stale(view)
-                return view.stale
-            in_grace = True
+        if now < view.valid_until:
+            answers = _FRESH
+        elif now < view.stale_at:
+            answers = _IN_GRACE
+        else:
+            self._report_stale(view)
+            return view.stale
         lists = view.issuers.get(issuer_key_id)
         if lists is None:
             return _verdict(
                 RevocationState.UNAVAILABLE,
-                in_grace,
+                answers is _IN_GRACE,
                 f"no revocation data for issuer key {issuer_key_id.hex()}",
             )
-        if not 0 <= serial <= MAX_SERIAL:
+        revoked, hold = lists
+        try:  # a try costs nothing in CPython 3.11 unless it raises
+            if serial in revoked:
+                return answers[0]
+            if hold is not None and serial in hold:
+                return answers[1]
+        except OverflowError:  # pyroaring: negative or wider than 32 bits
             return _verdict(
-                RevocationState.UNAVAILABLE, in_grace, f"serial {serial} is beyond 32 bits"
+                RevocationState.UNAVAILABLE,
+                answers is _IN_GRACE,
+                f"serial {serial} is outside the 32-bit range revocation data covers",
             )
-        if serial in lists[0]:
-            return _ANSWERS[RevocationState.REVOKED, in_grace]
-        if serial in lists[1]:
-            return _ANSWERS[RevocationState.ON_HOLD, in_grace]
-        return _ANSWERS[RevocationState.GOOD, in_grace]
+        return answers[2]
 
     def status(self, now: datetime) -> StoreStatus:
         view = self._view
@@ -204,7 +215,7 @@ class RevocationStore:
 
     def _build_view(self, replayed: Replayed, deltas: int, digest: bytes) -> _View:
         issuers = {
-            key_id: (_bitmap(entries.revoked), _bitmap(entries.hold))
+            key_id: (_bitmap(entries.revoked), _bitmap(entries.hold) if entries.hold.size else None)
             for key_id, entries in replayed.revocations.issuers.items()
         }
         revoked, hold = replayed.revocations.counts()
@@ -217,7 +228,16 @@ class RevocationStore:
             f"{latest.valid_until.isoformat()} (grace {self._config.freshness.grace})",
         )
         return _View(
-            issuers, replayed.snapshot, latest, deltas, digest, stale_at, stale, revoked, hold
+            issuers,
+            replayed.snapshot,
+            latest,
+            deltas,
+            digest,
+            latest.valid_until,
+            stale_at,
+            stale,
+            revoked,
+            hold,
         )
 
     def _load(self, data: bytes) -> _View:
