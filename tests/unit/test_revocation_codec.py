@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from terminald.revocation import (
     read_unverified,
     serial_array,
 )
+from terminald.revocation.chain import decode_chain
 from terminald.revocation.codec import decode_list, encode_list
 from terminald.revocation.rice import BLOCK_MAX, best_parameter, decode_block, encode_block
 from terminald.revocation.serials import MAX_SERIAL
@@ -138,8 +141,39 @@ def test_every_truncation_and_extension_is_detected() -> None:
 
 
 def test_block_refuses_huge_declared_lengths_before_allocating() -> None:
-    import struct
-
     head = struct.pack(">HBII", BLOCK_MAX, 3, 0, 0xFFFF_FFFF) + b"\0\0\0\0"
     with pytest.raises(RevocationFormatError, match="truncated"):
         decode_block(head, 0)
+
+
+@given(
+    st.integers(1, BLOCK_MAX),
+    st.integers(0, 31),
+    st.integers(0, MAX_SERIAL),
+    st.binary(max_size=300),
+    st.binary(max_size=300),
+)
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_block_with_a_valid_checksum_but_random_streams_is_refused_or_bounded(
+    count: int, k: int, first: int, unary: bytes, low: bytes
+) -> None:
+    # Garbage behind a correct CRC reaches the Rice decoder itself: it must still answer
+    # only with RevocationFormatError, or with sorted 32-bit serials no more numerous
+    # than the bits it was given.
+    head = struct.pack(">HBII", count, k, first, len(unary))
+    low = low[: ((count - 1) * k + 7) // 8]
+    crc = zlib.crc32(low, zlib.crc32(unary, zlib.crc32(head)))
+    data = head + struct.pack(">I", crc) + unary + low
+    try:
+        values, end = decode_block(data, 0)
+    except RevocationFormatError:
+        return
+    assert end == len(data)
+    assert values.size == count <= len(unary) * 8 + 1
+    assert np.all(np.diff(values.astype(np.int64)) > 0)
+
+
+@given(st.binary(max_size=300))
+def test_state_file_decoder_on_garbage_raises_only_format_error(data: bytes) -> None:
+    with pytest.raises(RevocationFormatError):
+        decode_chain(data)
