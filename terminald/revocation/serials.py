@@ -26,7 +26,10 @@ def serial_array(serials: Iterable[int] | npt.NDArray[np.integer]) -> SerialArra
     if isinstance(serials, np.ndarray):
         raw = serials
     else:
-        raw = np.fromiter((int(s) for s in serials), dtype=np.int64)
+        try:
+            raw = np.fromiter((int(s) for s in serials), dtype=np.int64)
+        except OverflowError:
+            raise ValueError("a serial is outside 0..2**32-1") from None
     if raw.size and (int(raw.min()) < 0 or int(raw.max()) > MAX_SERIAL):
         raise ValueError("a serial is outside 0..2**32-1")
     # Sort then drop neighbours that repeat: faster than np.unique's hashing on millions.
