@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from pyroaring import FrozenBitMap
 
-from terminald.core.revocation_check import RevocationState, RevocationVerdict
+from terminald.core.revocation_check import RevocationCheck, RevocationState, RevocationVerdict
 from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW, Installed, check_acceptable
 from terminald.revocation.bundle import DEFAULT_MAX_SIZE, BundleHeader, BundleKind, open_bundle
 from terminald.revocation.chain import (
@@ -325,3 +325,7 @@ class RevocationStore:
                 f"{self._config.state_path} changed since it was loaded; reload first"
             )
         return decode_chain(data)
+
+
+def _implements_revocation_check(store: RevocationStore) -> RevocationCheck:
+    return store  # mypy --strict proves RevocationStore satisfies the Protocol
