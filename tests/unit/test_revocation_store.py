@@ -238,3 +238,28 @@ def test_store_agrees_with_a_reference_set(
                 for serial in [*probes, *revoked, *hold]:
                     expected = REVOKED if serial in revoked else HOLD if serial in hold else GOOD
                     assert reader.check(ISSUER_A, serial, T0).state is expected
+
+
+def test_readers_during_installs_never_see_a_partial_set(tmp_path: Path) -> None:
+    import threading
+
+    store = make_store(tmp_path)
+    store.apply(snapshot(revocations({ISSUER_A: ({7}, ())}), KEY, 1), T0)
+    seen: set[tuple[RevocationState, RevocationState]] = set()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            # 7 is revoked and 8 good in every version; only the other serials change.
+            seen.add((store.check(ISSUER_A, 7, T0).state, store.check(ISSUER_A, 8, T0).state))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for version in range(2, 30):
+            others = set(range(100, 100 + 50 * version, version))
+            store.apply(snapshot(revocations({ISSUER_A: ({7} | others, ())}), KEY, version), T0)
+    finally:
+        stop.set()
+        thread.join()
+    assert seen == {(REVOKED, GOOD)}
