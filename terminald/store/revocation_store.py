@@ -267,12 +267,13 @@ class RevocationStore:
             except RevocationError as exc:
                 self._set_unavailable(f"{path} is unusable, failing closed: {exc}")
                 return
-            self._problem = ""
             log.info("loaded revocation data version %d from %s", self._view.latest.version, path)
 
     def _set_unavailable(self, problem: str) -> None:
-        self._view = None
+        # Problem first: a reader that sees no view then always finds a reason. It is
+        # never cleared, because it only counts while there is no view.
         self._problem = problem
+        self._view = None
         log.error("%s", problem)
 
     # -- installing ----------------------------------------------------------------------
@@ -310,7 +311,6 @@ class RevocationStore:
             self._view = new_view
             del view  # the old bitmaps go now, so the trim below can return their pages
             release_free_heap()
-            self._problem = ""
             log.info(
                 "installed revocation %s version %d",
                 bundle.header.kind.label,
