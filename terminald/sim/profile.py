@@ -95,7 +95,9 @@ class CardProfile:
         if "timing" in raw:
             raw["timing"] = TimingModel(**raw["timing"])
         if raw.get("kind") not in ("jpki", "face_auth", "non_jpki"):
-            raise ValueError(f"card profile kind must be jpki, face_auth or non_jpki: {raw.get('kind')!r}")
+            raise ValueError(
+                f"card profile kind must be jpki, face_auth or non_jpki: {raw.get('kind')!r}"
+            )
         return cls(**raw)
 
     def save(self, path: Path) -> None:
