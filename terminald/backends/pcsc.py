@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 TRAFFIC = 5  # below DEBUG: APDU hex, PIN data masked
 PNP_NOTIFICATION = "\\\\?PnP?\\Notification"
+# SCardStatus state bit from pcsc-lite's pcsclite.h; pyscard does not export it.
+_SCARD_PRESENT = 0x0004
+_REMOVAL_SETTLE = 0.6
 # How long one blocking status wait lasts before the loop looks at its deadline.
 _WAIT_SLICE_MS = 1000
 _RETRY_AFTER_SERVICE_LOSS = 0.25
@@ -83,6 +86,11 @@ class PcscConnection:
             raise CardRemovedError("connection already released")
         logger.log(TRAFFIC, "> %s", redact(apdu))
         hresult, response = scard.SCardTransmit(self._handle, self._pci, list(apdu))
+        failed = hresult != scard.SCARD_S_SUCCESS or len(response) < 2
+        if failed and self._card_gone():
+            # A card pulled mid-APDU surfaces as a transport error or an empty answer
+            # (vpcd, some NFC readers); say what actually happened.
+            raise CardRemovedError(f"card removed during transmit ({_message(hresult)})")
         _raise_for(hresult, "transmit")
         self.apdus += 1
         if len(response) < 2:
@@ -91,6 +99,25 @@ class PcscConnection:
         sw = response[-2] << 8 | response[-1]
         logger.log(TRAFFIC, "< %s %04X", data.hex(" "), sw)
         return data, sw
+
+    def _card_gone(self) -> bool:
+        """After a failed exchange: is the card out of the field?
+
+        pcscd learns of a removal by polling (every ~400 ms on vpcd and many
+        readers), so give it up to ``_REMOVAL_SETTLE`` seconds. Only failures pay this.
+        """
+        deadline = time.monotonic() + _REMOVAL_SETTLE
+        while True:
+            hresult, _reader, state, _protocol, _atr = scard.SCardStatus(self._handle)
+            if hresult in _REMOVED:
+                return True
+            if hresult != scard.SCARD_S_SUCCESS:
+                return False
+            if not int(state) & _SCARD_PRESENT:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def release(self) -> None:
         """Disconnect and unpower; never raises (the card may already be gone)."""

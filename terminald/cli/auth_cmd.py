@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.revocation_store_opts import add_store_arguments, open_store
 from terminald.cli.trust import add_trust_argument, load_trust
 from terminald.core.auth import Authenticator, AuthSettings, PinRequest
 from terminald.core.reasons import DESCRIPTIONS, Reason
@@ -30,6 +31,7 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "--reader", metavar="NAME", help="PC/SC reader name or prefix (default: the first)"
     )
     add_trust_argument(auth)
+    add_store_arguments(auth, required=False)
     auth.add_argument(
         "--pin-stdin", action="store_true", help="read the PIN from the first line of stdin"
     )
@@ -105,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    authenticator = Authenticator(trust, settings)
+    # Without a store the verdict says revocation "not_checked"; the daemon requires one.
+    authenticator = Authenticator(trust, settings, revocation=open_store(args))
     reader = PcscReader(args.reader)
     if not args.json:
         print(f"Waiting for a card on {reader.name} ...", flush=True)

@@ -1,0 +1,61 @@
+"""Options that open the terminal's revocation store (used by ``auth`` and ``revocation apply``)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+from pathlib import Path
+
+from terminald.cli.common import CliError
+from terminald.revocation.freshness import FreshnessPolicy
+from terminald.revocation.keys import KeyFileError
+from terminald.store.revocation_store import (
+    RevocationStore,
+    RevocationStoreConfig,
+    load_trusted_keys,
+)
+
+
+def add_store_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--revocation-state",
+        type=Path,
+        required=required,
+        metavar="FILE",
+        help="the terminal's revocation store file (installed with `terminald revocation apply`)",
+    )
+    parser.add_argument(
+        "--backoffice-key",
+        type=Path,
+        action="append",
+        metavar="PUB",
+        help="back-office Ed25519 public key(s) whose signatures count (PEM; repeatable)",
+    )
+    parser.add_argument(
+        "--revocation-grace",
+        type=float,
+        default=0.0,
+        metavar="HOURS",
+        help="admit (and log) for this long past valid-until instead of failing closed "
+        "(default 0: fail closed)",
+    )
+
+
+def open_store(args: argparse.Namespace) -> RevocationStore | None:
+    """The store named on the command line, or None when none was asked for."""
+    if args.revocation_state is None:
+        if args.backoffice_key:
+            raise CliError("--backoffice-key needs --revocation-state")
+        return None
+    if not args.backoffice_key:
+        raise CliError("--revocation-state needs at least one --backoffice-key")
+    if not args.revocation_state.parent.is_dir():
+        raise CliError(
+            f"--revocation-state: directory {args.revocation_state.parent} does not exist"
+        )
+    try:
+        keys = load_trusted_keys(args.backoffice_key)
+        policy = FreshnessPolicy(grace=timedelta(hours=args.revocation_grace))
+    except (OSError, KeyFileError, ValueError) as exc:
+        raise CliError(f"revocation store: {exc}") from exc
+    return RevocationStore(RevocationStoreConfig(args.revocation_state, keys, policy))

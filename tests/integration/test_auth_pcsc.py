@@ -1,0 +1,283 @@
+"""Authentication end to end through pyscard → pcscd → vpcd → the virtual card.
+
+These are the card issue's "must show" behaviours, on the same path a physical reader
+takes: the PcscReader adapter, the Authenticator, and one exclusive, always-unpowered
+transaction per tap.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from terminald.backends.pcsc import PcscReader
+from terminald.card.jpki import JPKI_AID
+from terminald.core.auth import Authenticator, AuthSettings, PinRequest
+from terminald.core.reasons import Reason
+from terminald.daemon.transaction import Transaction, run_transaction
+from terminald.pki.anchors import TrustStore
+from terminald.sim.card import VirtualJpkiCard
+from terminald.sim.pcscd import READER_0, Pcscd, wait_for_card_state
+from terminald.sim.testpki import TestPkiManifest
+from terminald.sim.vpcd import VpcdCard
+
+pytestmark = pytest.mark.pcscd
+
+# The applications that hold the My Number and the card-face data (jpki-card.md §1.1).
+KENHOJO_AID = bytes.fromhex("D3921000310001010408")
+KENMEN_AID = bytes.fromhex("D3921000310001010402")
+
+
+@dataclass
+class Terminal:
+    reader: PcscReader
+    authenticator: Authenticator
+    pki: TestPkiManifest
+
+    def card(self, name: str) -> VirtualJpkiCard:
+        return VirtualJpkiCard(self.pki.load_profile(name))
+
+    def pin(self, name: str) -> str:
+        pin = self.pki.card(name).pin
+        assert pin is not None
+        return pin
+
+    def tap(self, pin: str | None) -> Transaction:
+        assert self.reader.wait_for_card(10), "the reader never saw the card"
+        asked: list[int] = []
+
+        def pin_source(request: PinRequest) -> str | None:
+            asked.append(request.tries_left)
+            return pin
+
+        return run_transaction(self.reader, self.authenticator, pin_source)
+
+
+def verify_commands(card: VirtualJpkiCard) -> list[bytes]:
+    """VERIFY commands that carry a PIN (the retry query carries none)."""
+    return [c for c in card.commands() if c[1] == 0x20 and len(c) > 4]
+
+
+def wait_unpowered(card: VirtualJpkiCard) -> bool:
+    import time
+
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if not card.powered:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def terminal(test_pki: TestPkiManifest, pcscd: Pcscd) -> Iterator[Terminal]:
+    trust = TrustStore.from_paths([test_pki.trust_dir])
+    reader = PcscReader(READER_0)
+    yield Terminal(reader, Authenticator(trust, AuthSettings(terminal_id="test-gate")), test_pki)
+    reader.close()
+
+
+@pytest.fixture(autouse=True)
+def never_selects_other_applications(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every card any test here used must have been asked for the JPKI AP only."""
+    cards: list[VirtualJpkiCard] = []
+    request.node.used_cards = cards
+    yield
+    for card in cards:
+        assert set(card.selected_aids()) <= {JPKI_AID}, card.selected_aids()
+
+
+@pytest.fixture
+def insert(
+    vpcd_card: Callable[..., VpcdCard], request: pytest.FixtureRequest
+) -> Callable[[VirtualJpkiCard], VpcdCard]:
+    def put(card: VirtualJpkiCard) -> VpcdCard:
+        request.node.used_cards.append(card)
+        return vpcd_card(card)
+
+    return put
+
+
+def test_good_pin_is_ok_then_the_card_is_recognised_and_unpowered(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard]
+) -> None:
+    card = terminal.card("card-001")
+    slot = insert(card)
+    first = terminal.tap(terminal.pin("card-001"))
+    assert first.result.reason is Reason.OK
+    assert first.result.identity is not None and not first.result.identity.cached
+    assert first.apdus == 11
+    assert wait_unpowered(card), "the card must be unpowered after the transaction"
+
+    slot.remove()
+    assert wait_for_card_state(READER_0, False, 5)
+    slot.insert()
+    second = terminal.tap(terminal.pin("card-001"))
+    assert second.result.reason is Reason.OK
+    assert second.result.identity is not None and second.result.identity.cached
+    assert second.apdus == 5
+    # The whole exchange of a cached tap: select, head, retry query, VERIFY, sign.
+    assert [c[:4].hex() for c in card.commands()[-5:]] == [
+        "00a4040c",
+        "00b08a00",
+        "00200098",
+        "00200098",
+        "802a0097",
+    ]
+
+
+def test_wrong_pin_costs_one_try_and_is_reported(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard]
+) -> None:
+    card = terminal.card("card-002")
+    insert(card)
+    wrong = "0000" if terminal.pin("card-002") != "0000" else "1111"
+    tx = terminal.tap(wrong)
+    assert tx.result.reason is Reason.PIN_WRONG
+    assert tx.result.pin_tries_left == 2
+    assert card.tries_left() == 2
+
+
+def test_one_try_left_is_refused_before_any_verify(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard]
+) -> None:
+    card = terminal.card("last-try")
+    insert(card)
+    tx = terminal.tap(terminal.pin("last-try"))
+    assert tx.result.reason is Reason.PIN_TRIES_LOW
+    assert tx.result.pin_tries_left == 1
+    assert verify_commands(card) == []
+    assert card.tries_left() == 1
+
+
+REFUSALS = {
+    "blocked": Reason.PIN_BLOCKED,
+    "face-auth": Reason.FACE_AUTH_CARD,
+    "non-jpki": Reason.NOT_JPKI_CARD,
+    "expired": Reason.CERT_EXPIRED,
+    "not-yet-valid": Reason.CERT_NOT_YET_VALID,
+    "unknown-issuer": Reason.UNKNOWN_ISSUER,
+    "forged-issuer": Reason.CERT_SIGNATURE_INVALID,
+    "wrong-usage": Reason.CERT_WRONG_USAGE,
+    "bad-signature": Reason.CERT_SIGNATURE_INVALID,
+}
+
+
+@pytest.mark.parametrize(("name", "reason"), REFUSALS.items())
+def test_each_bad_card_has_its_own_reason_and_no_pin_is_tried(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard], name: str, reason: Reason
+) -> None:
+    assert terminal.pki.card(name).expected is reason  # the test PKI agrees
+    card = terminal.card(name)
+    insert(card)
+    tx = terminal.tap("1234")
+    assert tx.result.reason is reason, tx.result.detail
+    assert verify_commands(card) == []
+    assert wait_unpowered(card)
+
+
+@pytest.mark.parametrize("step", range(11))
+def test_card_pulled_at_each_apdu_step_fails_cleanly_and_the_next_tap_works(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard], step: int
+) -> None:
+    card = terminal.card("card-003")
+    slot = insert(card)
+    seen = 0
+
+    def pull_at_step(event: object) -> None:
+        nonlocal seen
+        if getattr(event, "kind", None) != "apdu":
+            return
+        if seen == step:
+            slot.remove(timeout=0)  # out of the field before the answer goes back
+        seen += 1
+
+    card.add_listener(pull_at_step)
+    tx = terminal.tap(terminal.pin("card-003"))
+    assert tx.result.reason is Reason.CARD_REMOVED, (tx.result.reason, tx.result.detail)
+    assert not tx.result.granted
+
+    card.add_listener(lambda event: None)
+    seen = -1_000_000  # no more pulls
+    assert wait_for_card_state(READER_0, False, 5)
+    slot.insert()
+    again = terminal.tap(terminal.pin("card-003"))
+    assert again.result.reason is Reason.OK, again.result.detail
+
+
+def test_pcscd_killed_and_restarted_the_next_tap_works_in_the_same_process(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard], pcscd: Pcscd
+) -> None:
+    card = terminal.card("card-001")
+    slot = insert(card)
+    assert terminal.tap(terminal.pin("card-001")).result.reason is Reason.OK
+    pcscd.kill()
+    pcscd.start()
+    assert slot.wait_connected(10)
+    tx = terminal.tap(terminal.pin("card-001"))
+    assert tx.result.reason is Reason.OK, tx.result.detail
+
+
+def test_the_virtual_card_does_hold_the_other_applications(
+    insert: Callable[[VirtualJpkiCard], VpcdCard],
+    terminal: Terminal,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Proves the privacy check above could fail: the AIDs are there to be selected."""
+    from smartcard.System import readers
+
+    card = terminal.card("card-001")
+    vpcd = VpcdCard(card)
+    vpcd.start()
+    try:
+        assert wait_for_card_state(READER_0, True, 10)
+        reader = next(r for r in readers() if str(r) == READER_0)
+        connection = reader.createConnection()
+        connection.connect()
+        for aid in (KENHOJO_AID, KENMEN_AID):
+            _, sw1, sw2 = connection.transmit([0x00, 0xA4, 0x04, 0x0C, len(aid), *aid])
+            assert (sw1, sw2) == (0x90, 0x00)
+        connection.disconnect()
+        assert {KENHOJO_AID, KENMEN_AID} <= set(card.selected_aids())
+    finally:
+        vpcd.stop()
+        wait_for_card_state(READER_0, False, 5)
+
+
+def test_cli_auth_json(terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard]) -> None:
+    insert(terminal.card("card-002"))
+    terminal.reader.close()  # the CLI is its own PC/SC client
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "terminald",
+            "auth",
+            "--trust",
+            str(terminal.pki.trust_dir),
+            "--pin-stdin",
+            "--json",
+            "--wait",
+            "10",
+        ],
+        input=terminal.pin("card-002") + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    verdict = json.loads(out.stdout)
+    entry = terminal.pki.card("card-002")
+    assert verdict["verdict"] == "ok"
+    assert verdict["serial"] == entry.serial
+    assert verdict["issuer_key_id"] == entry.issuer_key_id
+    assert verdict["apdus"] == 11
+    assert verdict["pin_tries_left"] == 3
+    assert verdict["not_after"].startswith(entry.not_after.isoformat()[:10])
+    assert verdict["elapsed_ms"] > 0
+    assert terminal.pin("card-002") not in out.stdout + out.stderr
