@@ -237,9 +237,10 @@ class Authenticator:
         if status.state is PinState.BLOCKED:
             return AuthResult(Reason.PIN_BLOCKED, "", identity, 0, revocation)
         if status.tries_left <= self.settings.pin_floor:
+            left = status.tries_left
             detail = (
-                f"{status.tries_left} tries left; the terminal never uses the last "
-                f"{self.settings.pin_floor}"
+                f"{left} {'try' if left == 1 else 'tries'} left; this terminal refuses at "
+                f"{self.settings.pin_floor} or fewer, so the holder keeps them"
             )
             return AuthResult(Reason.PIN_TRIES_LOW, detail, identity, status.tries_left, revocation)
         return PinRequest(session, cert, identity, status.tries_left, revocation)
