@@ -1,0 +1,208 @@
+"""The authentication flow on the in-process virtual card: every branch, no pcscd."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from terminald.card.connection import CountingConnection
+from terminald.core.auth import Authenticator, AuthResult, AuthSettings, PinRequest
+from terminald.core.reasons import Reason
+from terminald.core.revocation_check import RevocationState, RevocationVerdict
+from terminald.pki.anchors import TrustStore
+from terminald.sim.card import VirtualJpkiCard
+from terminald.sim.inprocess import InProcessConnection
+from terminald.sim.testpki import TestPkiManifest
+
+NOW = datetime.now(UTC)
+
+
+class FixedRevocation:
+    def __init__(self, verdict: RevocationVerdict) -> None:
+        self.verdict = verdict
+        self.asked: list[tuple[bytes, int]] = []
+
+    def check(self, issuer_key_id: bytes, serial: int, now: datetime) -> RevocationVerdict:
+        self.asked.append((issuer_key_id, serial))
+        return self.verdict
+
+
+def authenticator(pki: TestPkiManifest, **kwargs: object) -> Authenticator:
+    settings = kwargs.pop("settings", AuthSettings(terminal_id="unit"))
+    trust = TrustStore.from_paths([pki.trust_dir])
+    return Authenticator(trust, settings, **kwargs)  # type: ignore[arg-type]
+
+
+def run(
+    auth: Authenticator, card: VirtualJpkiCard, pin: str | None, now: datetime = NOW
+) -> tuple[AuthResult, int]:
+    conn = CountingConnection(InProcessConnection(card))
+    step = auth.begin(conn, now)
+    if isinstance(step, PinRequest):
+        assert pin is not None
+        step = auth.finish(step, pin, now)
+    return step, conn.apdus
+
+
+def card(pki: TestPkiManifest, name: str) -> VirtualJpkiCard:
+    return VirtualJpkiCard(pki.load_profile(name))
+
+
+def pin_of(pki: TestPkiManifest, name: str) -> str:
+    pin = pki.card(name).pin
+    assert pin is not None
+    return pin
+
+
+def test_ok_then_cached_with_the_fewest_apdus(test_pki: TestPkiManifest) -> None:
+    auth = authenticator(test_pki)
+    first, apdus_first = run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))
+    second, apdus_second = run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))
+    assert first.reason is Reason.OK and second.reason is Reason.OK
+    assert (apdus_first, apdus_second) == (11, 5)
+    assert second.identity is not None and second.identity.cached
+    assert first.signature is not None and first.challenge is not None
+
+
+def test_extended_reads_take_six_apdus(test_pki: TestPkiManifest) -> None:
+    auth = authenticator(test_pki, settings=AuthSettings(terminal_id="unit", extended_reads=True))
+    result, apdus = run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))
+    assert result.reason is Reason.OK and apdus == 6
+
+
+def test_a_key_that_does_not_match_the_certificate_fails_the_challenge(
+    test_pki: TestPkiManifest,
+) -> None:
+    profile = test_pki.load_profile("card-001")
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    impostor = VirtualJpkiCard(dataclasses.replace(profile, auth_key_pem=pem))
+    result, _ = run(authenticator(test_pki), impostor, pin_of(test_pki, "card-001"))
+    assert result.reason is Reason.SIGNATURE_INVALID
+
+
+def test_a_cached_certificate_does_not_vouch_for_a_card_with_another_key(
+    test_pki: TestPkiManifest,
+) -> None:
+    auth = authenticator(test_pki)
+    assert (
+        run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))[0].reason is Reason.OK
+    )
+    profile = test_pki.load_profile("card-001")
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    clone = VirtualJpkiCard(dataclasses.replace(profile, auth_key_pem=pem))  # copied certificate
+    result, _ = run(auth, clone, pin_of(test_pki, "card-001"))
+    assert result.identity is not None and result.identity.cached
+    assert result.reason is Reason.SIGNATURE_INVALID
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        (RevocationState.REVOKED, Reason.CERT_REVOKED),
+        (RevocationState.ON_HOLD, Reason.CERT_ON_HOLD),
+        (RevocationState.STALE, Reason.REVOCATION_STALE),
+        (RevocationState.UNAVAILABLE, Reason.REVOCATION_UNAVAILABLE),
+    ],
+)
+def test_revocation_refuses_before_the_pin(
+    test_pki: TestPkiManifest, state: RevocationState, reason: Reason
+) -> None:
+    revocation = FixedRevocation(RevocationVerdict(state))
+    c = card(test_pki, "card-001")
+    result, _ = run(authenticator(test_pki, revocation=revocation), c, None)
+    assert result.reason is reason
+    entry = test_pki.card("card-001")
+    assert revocation.asked == [(bytes.fromhex(entry.issuer_key_id or ""), entry.serial)]
+    assert not any(cmd[1] == 0x20 for cmd in c.commands())  # not even the retry query
+
+
+def test_grace_admission_is_marked(test_pki: TestPkiManifest) -> None:
+    revocation = FixedRevocation(
+        RevocationVerdict(RevocationState.GOOD, in_grace=True, detail="2 h late")
+    )
+    result, _ = run(
+        authenticator(test_pki, revocation=revocation),
+        card(test_pki, "card-001"),
+        pin_of(test_pki, "card-001"),
+    )
+    assert result.reason is Reason.OK and result.revocation == "good_in_grace"
+
+
+def test_untrusted_clock_refuses_without_touching_the_card(test_pki: TestPkiManifest) -> None:
+    c = card(test_pki, "card-001")
+    result, apdus = run(authenticator(test_pki), c, None, now=datetime(1970, 1, 1, tzinfo=UTC))
+    assert result.reason is Reason.CLOCK_UNTRUSTED and apdus == 0
+
+
+def test_time_is_checked_on_every_use_of_a_cached_certificate(test_pki: TestPkiManifest) -> None:
+    auth = authenticator(test_pki)
+    run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))
+    not_after = test_pki.card("card-001").not_after
+    assert not_after is not None
+    result, _ = run(auth, card(test_pki, "card-001"), None, now=not_after + timedelta(seconds=1))
+    assert result.reason is Reason.CERT_EXPIRED
+
+
+def test_floor_zero_allows_the_last_try_when_configured(test_pki: TestPkiManifest) -> None:
+    settings = AuthSettings(terminal_id="unit", pin_floor=0)
+    result, _ = run(
+        authenticator(test_pki, settings=settings),
+        card(test_pki, "last-try"),
+        pin_of(test_pki, "last-try"),
+    )
+    assert result.reason is Reason.OK
+
+
+def test_default_floor_keeps_the_last_try(test_pki: TestPkiManifest) -> None:
+    c = card(test_pki, "last-try")
+    result, _ = run(authenticator(test_pki), c, None)
+    assert result.reason is Reason.PIN_TRIES_LOW and c.tries_left() == 1
+
+
+@pytest.mark.parametrize("pin", ["123", "12345", "abcd", ""])
+def test_malformed_pin_is_refused_without_a_verify(test_pki: TestPkiManifest, pin: str) -> None:
+    c = card(test_pki, "card-001")
+    result, _ = run(authenticator(test_pki), c, pin)
+    assert result.reason is Reason.PIN_MALFORMED
+    assert c.tries_left() == 3
+    assert not any(cmd[1] == 0x20 and len(cmd) > 4 for cmd in c.commands())
+
+
+def test_wrong_pins_count_down_and_the_floor_stops_the_third(test_pki: TestPkiManifest) -> None:
+    auth = authenticator(test_pki)
+    c = card(test_pki, "card-002")
+    wrong = "0000" if pin_of(test_pki, "card-002") != "0000" else "1111"
+    assert run(auth, c, wrong)[0].pin_tries_left == 2
+    assert run(auth, c, wrong)[0].pin_tries_left == 1
+    third, _ = run(auth, c, wrong)
+    assert third.reason is Reason.PIN_TRIES_LOW and c.tries_left() == 1
+
+
+def test_a_pin_request_is_used_once(test_pki: TestPkiManifest) -> None:
+    auth = authenticator(test_pki)
+    step = auth.begin(InProcessConnection(card(test_pki, "card-001")), NOW)
+    assert isinstance(step, PinRequest)
+    auth.finish(step, pin_of(test_pki, "card-001"), NOW)
+    with pytest.raises(RuntimeError):
+        auth.finish(step, pin_of(test_pki, "card-001"), NOW)
+
+
+@pytest.mark.parametrize("step", range(11))
+def test_removal_at_each_step_is_a_clean_refusal(test_pki: TestPkiManifest, step: int) -> None:
+    auth = authenticator(test_pki)
+    conn = InProcessConnection(card(test_pki, "card-003"))
+    conn.remove_after(step)
+    result = auth.begin(conn, NOW)
+    if isinstance(result, PinRequest):
+        result = auth.finish(result, pin_of(test_pki, "card-003"), NOW)
+    assert result.reason is Reason.CARD_REMOVED
