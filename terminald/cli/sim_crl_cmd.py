@@ -42,7 +42,7 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "crl",
         help="write a signed test CRL (chosen entries or a large synthetic one)",
         description="Write a DER CRL signed by a test CA. Entries are either listed with "
-        "--revoke or drawn at random with --random/--rate.",
+        "--revoke or drawn at random with --random/--rate; with neither the CRL is empty.",
     )
     ca = crl.add_argument_group("issuing CA (either --ca and --ca-key, or --pki and --root)")
     ca.add_argument("--ca", type=Path, metavar="CERT", help="CA certificate (PEM or DER)")
@@ -151,10 +151,13 @@ def _random_entries(args: argparse.Namespace) -> list[CrlEntry]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if (args.revoke is None) == (args.random is None):
-        raise CliError("give either --revoke SERIAL... or --random N --rate R")
+    if args.revoke is not None and args.random is not None:
+        raise CliError("give either --revoke SERIAL... or --random N --rate R, not both")
     cert, key = _load_ca(args)
-    entries = _listed_entries(args.revoke) if args.revoke else _random_entries(args)
+    # Neither: an empty CRL, which a CA with nothing revoked still publishes.
+    entries = (
+        _random_entries(args) if args.random is not None else _listed_entries(args.revoke or [])
+    )
     if len({e.serial for e in entries}) != len(entries):
         raise CliError("a serial is listed twice")
     now = datetime.now(UTC).replace(microsecond=0)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -281,3 +282,108 @@ def test_cli_auth_json(terminal: Terminal, insert: Callable[[VirtualJpkiCard], V
     assert verdict["not_after"].startswith(entry.not_after.isoformat()[:10])
     assert verdict["elapsed_ms"] > 0
     assert terminal.pin("card-002") not in out.stdout + out.stderr
+
+
+def test_revoked_and_held_cards_are_refused_before_the_pin_by_the_cli(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard], tmp_path: Path
+) -> None:
+    """The back office's CRL → signed bundle → terminal store → `terminald auth`."""
+    pki = terminal.pki
+    revoked, held, good = pki.card("card-001"), pki.card("card-002"), pki.card("card-003")
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "terminald", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    key, bundle, state = tmp_path / "bo.key", tmp_path / "b1", tmp_path / "rev.state"
+    # One CRL per root, as J-LIS publishes per generation.
+    # Every trusted root needs a CRL, empty or not: for an issuer the data does not
+    # cover, the store fails closed (revocation_unavailable).
+    entries: dict[str, list[str]] = {str(entry.root): [] for entry in (revoked, held, good)}
+    for entry, reason in ((revoked, "keyCompromise"), (held, "certificateHold")):
+        entries.setdefault(str(entry.root), []).append(f"{entry.serial}:{reason}")
+    crls = [str(tmp_path / f"{root}.crl") for root in entries]
+    steps = [
+        (
+            "sim",
+            "crl",
+            "--pki",
+            str(pki.directory),
+            "--root",
+            root,
+            "--out",
+            out,
+            *(("--revoke", *serials) if serials else ()),
+        )
+        for (root, serials), out in zip(entries.items(), crls, strict=True)
+    ]
+    steps += [
+        ("revocation", "keygen", "--out", str(key)),
+        (
+            "revocation",
+            "build",
+            "--crl",
+            *crls,
+            "--key",
+            str(key),
+            "--version",
+            "1",
+            "--out",
+            str(bundle),
+        ),
+        (
+            "revocation",
+            "apply",
+            str(bundle),
+            "--revocation-state",
+            str(state),
+            "--backoffice-key",
+            f"{key}.pub",
+        ),
+    ]
+    for step in steps:
+        done = cli(*step)
+        assert done.returncode == 0, (step, done.stderr)
+    terminal.reader.close()
+    auth = (
+        "auth",
+        "--trust",
+        str(pki.trust_dir),
+        "--pin-stdin",
+        "--json",
+        "--wait",
+        "10",
+        "--revocation-state",
+        str(state),
+        "--backoffice-key",
+        f"{key}.pub",
+    )
+    for entry, verdict in ((revoked, "cert_revoked"), (held, "cert_on_hold"), (good, "ok")):
+        card = terminal.card(entry.name)
+        slot = insert(card)
+        done = cli(*auth, stdin=(entry.pin or "") + "\n")
+        result = json.loads(done.stdout)
+        assert result["verdict"] == verdict, done.stderr
+        if verdict != "ok":
+            assert done.returncode == 1
+            assert verify_commands(card) == []
+        else:
+            assert result["revocation"] == "good"
+        slot.remove()
+        assert wait_for_card_state(READER_0, False, 5)
+
+
+def test_cli_refuses_a_revocation_store_without_a_key(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "terminald", "auth", "--revocation-state", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--backoffice-key" in done.stderr
