@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from terminald.cli import main
@@ -158,8 +159,21 @@ def test_user_errors_say_what_is_wrong(
     code, _, err = run(capsys, "revocation", "inspect", str(garbage))
     assert code == 2 and "not a valid revocation bundle" in err
 
-    code, _, err = run(capsys, "sim", "crl", "--pki", str(pki), "--root", "root-2023", "--out", "x")
-    assert code == 2 and "--revoke" in err
+    code, _, err = run(
+        capsys, "sim", "crl", "--pki", str(pki), "--root", "root-2023",
+        "--out", str(tmp_path / "x"),
+        "--revoke", "1", "--random", "10", "--rate", "0.1",
+    )  # fmt: skip
+    assert code == 2 and "--revoke" in err and not (tmp_path / "x").exists()
+    empty = tmp_path / "empty.crl"
+    code, _, _ = run(
+        capsys, "sim", "crl", "--pki", str(pki), "--root", "root-2023", "--out", str(empty)
+    )
+    assert (
+        code == 0
+        and x509.load_der_x509_crl(empty.read_bytes()).get_revoked_certificate_by_serial_number(1)
+        is None
+    )
     code, _, err = run(
         capsys, "sim", "crl", "--pki", str(pki), "--root", "root-2023",
         "--revoke", "5:bogus", "--out", "x",
