@@ -19,6 +19,7 @@ from smartcard.Exceptions import CardConnectionException
 from smartcard.scard import SCARD_RESET_CARD, SCARD_UNPOWER_CARD
 from smartcard.System import readers
 
+from terminald.sim import opensc
 from terminald.sim.card import VirtualJpkiCard
 from terminald.sim.pcscd import READER_0, READER_1, Pcscd, wait_for_card_state
 from terminald.sim.profile import CardProfile, TimingModel
@@ -268,19 +269,12 @@ def test_sim_card_command_serves_a_profile_and_logs_apdus(
 
 # -- OpenSC's own JPKI driver accepts the card (opensc-interop.md) ------------------------------
 
-OPENSC_PKCS11 = Path("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so")
-AUTH_TOKEN = "JPKI (User Authentication PIN)"
-
 
 def pkcs11_tool(*args: str) -> subprocess.CompletedProcess[str]:
-    if not OPENSC_PKCS11.exists():
-        pytest.fail(f"{OPENSC_PKCS11} missing: apt-get install opensc", pytrace=False)
-    return subprocess.run(
-        ["pkcs11-tool", "--module", str(OPENSC_PKCS11), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    try:
+        return opensc.pkcs11_tool(*args)
+    except opensc.OpenscMissingError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def test_opensc_binds_lists_and_signs(
@@ -289,13 +283,13 @@ def test_opensc_binds_lists_and_signs(
     slot = vpcd_card(throwaway_profile)
     listing = pkcs11_tool("-L")
     assert listing.returncode == 0, listing.stderr
-    assert AUTH_TOKEN in listing.stdout and "JPKI (Digital Signature PIN)" in listing.stdout
+    assert opensc.AUTH_LABEL in listing.stdout and opensc.SIGN_LABEL in listing.stdout
     data, signature = tmp_path / "data", tmp_path / "sig"
     data.write_bytes(b"opensc")
-    signed = pkcs11_tool(
-        "--token-label", AUTH_TOKEN, "--login", "--pin", "1234", "--sign",
-        "-m", "SHA256-RSA-PKCS", "--id", "01", "-i", str(data), "-o", str(signature),
-    )  # fmt: skip
+    try:
+        signed = opensc.login_and_sign("1234", data, signature)
+    except opensc.OpenscMissingError as exc:
+        pytest.fail(str(exc), pytrace=False)
     assert signed.returncode == 0, signed.stderr
     public = x509.load_der_x509_certificate(throwaway_profile.auth_cert).public_key()
     assert isinstance(public, rsa.RSAPublicKey)
@@ -310,5 +304,5 @@ def test_opensc_still_binds_a_card_with_a_blocked_pin(
     vpcd_card(dataclasses.replace(throwaway_profile, auth_tries=0))
     listing = pkcs11_tool("-L")
     assert listing.returncode == 0, listing.stderr
-    auth_slot = listing.stdout.split(AUTH_TOKEN)[1].split("Slot ")[0]
+    auth_slot = listing.stdout.split(opensc.AUTH_LABEL)[1].split("Slot ")[0]
     assert "user PIN locked" in auth_slot

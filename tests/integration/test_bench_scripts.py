@@ -1,0 +1,49 @@
+"""The benchmark scripts run and report what they count. Behaviour only: no timing is asserted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from terminald.sim.pcscd import Pcscd
+
+pytestmark = pytest.mark.pcscd
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def apdu_cells(markdown: str, card: str) -> list[str]:
+    """The APDUs cell of every row for ``card`` in every table that has an APDUs column."""
+    cells, header = [], []
+    for line in markdown.splitlines():
+        if not line.startswith("|"):
+            header = []
+            continue
+        row = [cell.strip() for cell in line.strip("|").split("|")]
+        if not header:
+            header = row
+        elif "APDUs" in header and row[0] == card:
+            cells.append(row[header.index("APDUs")])
+    return cells
+
+
+def test_bench_auth_quick_prints_its_tables_and_a_cached_card_takes_at_most_5_apdus(
+    pcscd: Pcscd,
+) -> None:
+    # --reuse-pcscd: this session's pcscd already owns /run/pcscd and the vpcd ports.
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench-auth"), "--quick", "--reuse-pcscd"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    for heading in ("### In process", "### Through pcscd", "### OpenSC for comparison"):
+        assert heading in done.stdout
+    assert "| card | reads | APDUs | target |" in done.stdout
+    cached = apdu_cells(done.stdout, "cached")
+    assert len(cached) == 4  # short and extended reads, in process and through pcscd
+    assert all(int(cell) <= 5 for cell in cached), cached
