@@ -1,0 +1,110 @@
+"""`terminald cert show` and trust-anchor loading."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from terminald.cli import main
+from terminald.pki.anchors import TrustAnchorError, TrustStore
+from terminald.sim.testpki import TestPkiManifest
+
+ROOTS = resources.files("terminald.pki").joinpath("roots")
+# What jpki-card.md §5.2 records for the published J-LIS user-auth roots.
+JLIS = {
+    "jpki-auth-ca-2015.pem": (1, "9567951b5ca70d84a0fff1d85a87f1aab1340385"),
+    "jpki-auth-ca-2023.pem": (0x06D18006, "1ac100f596a3bc8c4b3df195e32699249e9e308a"),
+}
+SHARED_ROOTS = Path(__file__).resolve().parents[3] / "shared" / "jpki-roots"
+
+
+def show(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["cert", "show", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(("name", "expected"), JLIS.items())
+def test_jlis_root_serial_and_key_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, expected: tuple[int, str]
+) -> None:
+    source = (
+        SHARED_ROOTS / name if (SHARED_ROOTS / name).exists() else Path(str(ROOTS.joinpath(name)))
+    )
+    code, out, _ = show(capsys, str(source))
+    serial, key_id = expected
+    assert code == 0
+    assert f"serial:          {serial} " in out
+    assert key_id in out
+    assert "anchor" in out
+    code, out, _ = show(capsys, str(source), "--json")
+    info = json.loads(out)
+    assert (info["serial"], info["subject_key_id"], info["chain"]) == (serial, key_id, "anchor")
+
+
+def test_user_certificate_chain_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], test_pki: TestPkiManifest
+) -> None:
+    trust = str(test_pki.trust_dir)
+    for card, chain in (
+        ("card-001", "chains"),
+        ("forged-issuer", "cert_signature_invalid"),
+        ("unknown-issuer", "unknown_issuer"),
+    ):
+        der = tmp_path / f"{card}.der"
+        der.write_bytes(test_pki.load_profile(card).auth_cert)
+        code, out, _ = show(capsys, str(der), "--trust", trust, "--json")
+        info = json.loads(out)
+        assert code == 0 and info["chain"] == chain, (card, info)
+        assert info["serial"] == test_pki.card(card).serial
+    # Against the production roots, a test card chains to nothing.
+    code, out, _ = show(capsys, str(tmp_path / "card-001.der"), "--json")
+    assert json.loads(out)["chain"] == "unknown_issuer"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a certificate", b"-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n"],
+)
+def test_bad_input_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    bad = tmp_path / "bad.crt"
+    bad.write_bytes(content)
+    code, _, err = show(capsys, str(bad))
+    assert code == 2 and str(bad) in err
+    code, _, err = show(capsys, str(tmp_path / "missing.pem"))
+    assert code == 2 and "cannot read" in err
+
+
+def test_trust_directory_must_hold_self_signed_ca_certificates(
+    tmp_path: Path, test_pki: TestPkiManifest
+) -> None:
+    store = TrustStore.from_paths([test_pki.trust_dir])
+    assert len(store) == 3
+    assert len({a.key_id for a in store.anchors()}) == 3  # one DN, three keys
+    assert len({a.certificate.subject for a in store.anchors()}) == 1
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TrustAnchorError, match="no certificate files"):
+        TrustStore.from_paths([empty])
+    user = tmp_path / "user.pem"
+    from cryptography import x509
+
+    user.write_bytes(
+        x509.load_der_x509_certificate(test_pki.load_profile("card-001").auth_cert).public_bytes(
+            Encoding.PEM
+        )
+    )
+    with pytest.raises(TrustAnchorError, match=r"not a CA|BasicConstraints"):
+        TrustStore.from_paths([user])
+
+
+def test_production_store_holds_the_shipped_roots() -> None:
+    store = TrustStore.production()
+    assert {a.key_id.hex() for a in store.anchors()} == {k for _, k in JLIS.values()}
