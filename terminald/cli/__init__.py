@@ -40,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         "vending machines and employee ID.",
     )
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (repeatable)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output: -v info, -vv debug, -vvv every APDU (PINs masked)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: Groups = {}
@@ -60,8 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAFFIC = 5  # APDU hex (PIN data masked); below DEBUG
+
+
 def _configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    levels = (logging.WARNING, logging.INFO, logging.DEBUG, TRAFFIC)
+    level = levels[min(verbosity, len(levels) - 1)]
+    logging.addLevelName(TRAFFIC, "TRAFFIC")
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -258,6 +258,7 @@ def test_cli_auth_json(terminal: Terminal, insert: Callable[[VirtualJpkiCard], V
             sys.executable,
             "-m",
             "terminald",
+            "-vvv",
             "auth",
             "--trust",
             str(terminal.pki.trust_dir),
@@ -281,7 +282,35 @@ def test_cli_auth_json(terminal: Terminal, insert: Callable[[VirtualJpkiCard], V
     assert verdict["pin_tries_left"] == 3
     assert verdict["not_after"].startswith(entry.not_after.isoformat()[:10])
     assert verdict["elapsed_ms"] > 0
-    assert terminal.pin("card-002") not in out.stdout + out.stderr
+    # -vvv logs every APDU, the VERIFY masked: the PIN's ASCII hex never appears.
+    assert "TRAFFIC" in out.stderr and "00 20 00 98 04 ********" in out.stderr
+    pin = terminal.pin("card-002")
+    assert pin not in out.stdout + out.stderr
+    assert pin.encode().hex(" ") not in out.stderr
+
+
+def test_the_card_is_held_exclusively_during_the_transaction(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard]
+) -> None:
+    from terminald.card.errors import CardCommunicationError
+
+    insert(terminal.card("card-003"))
+    intruder = PcscReader(READER_0)
+    refused: list[str] = []
+
+    def pin_source(request: PinRequest) -> str | None:
+        try:
+            with intruder.connect():
+                refused.append("connected")
+        except CardCommunicationError as exc:
+            refused.append(str(exc))
+        return terminal.pin("card-003")
+
+    assert terminal.reader.wait_for_card(10)
+    tx = run_transaction(terminal.reader, terminal.authenticator, pin_source)
+    intruder.close()
+    assert tx.result.reason is Reason.OK
+    assert refused and "held by another program" in refused[0]
 
 
 def test_revoked_and_held_cards_are_refused_before_the_pin_by_the_cli(
