@@ -1,0 +1,447 @@
+"""The terminal's configuration: one TOML file, typed and validated when it is loaded.
+
+``load_config(path)`` reads ``/etc/terminald/terminald.toml`` (or the file given),
+checks every key and returns a frozen :class:`Config`, or raises :class:`ConfigError`
+carrying *every* problem found, each naming its key path::
+
+    relay.open_ms: must be between 100 and 60000, got 0
+    card.pin_flor: unknown key (known: reader, backend, pin_floor, ...)
+
+Unknown sections and keys are errors: a typo must never silently become a default.
+Relative paths are resolved against the directory of the configuration file.
+
+``load_config`` checks the file's own content only, so a configuration can be checked
+on a machine other than the terminal. :func:`check_files` goes further and opens what
+the configuration points at (trust anchors, back-office keys, the state directory);
+``terminald check-config`` runs both. ``docs/operations.md`` documents every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Final, Literal, TypeAlias, TypeVar
+
+from terminald.core.auth import AuthSettings
+from terminald.revocation.freshness import MAX_GRACE
+
+DEFAULT_CONFIG_PATH: Final = Path("/etc/terminald/terminald.toml")
+DEFAULT_STATE_DIR: Final = Path("/var/lib/terminald")
+REVOCATION_STATE_NAME: Final = "revocation.state"
+
+PURPOSES: Final = ("gate", "vend", "attendance")
+MODES: Final = ("normal", "lockdown", "emergency_open")
+CARD_BACKENDS: Final = ("pcsc",)
+# Backends whose devices terminald.service allows (DeviceAllow=char-gpiochip). Factories
+# that map /dev/gpiomem (RPi.GPIO, native) or talk TCP to a daemon (pigpio) are left
+# out on purpose: the unit gives them neither the device nor the network.
+GPIO_BACKENDS: Final = ("mock", "lgpio")
+# Pin maps live in hw/boards/<name>.toml; here only the name is checked.
+BOARDS: Final = ("rpi4", "rpi5", "rpizero2w")
+FAIL_MODES: Final = ("fail_secure", "fail_safe")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+
+TERMINAL_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MAX_GRACE_HOURS: Final = MAX_GRACE.total_seconds() / 3600
+
+ExtendedReads: TypeAlias = bool | Literal["auto"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. ``messages`` holds one line per problem."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = list(messages)
+
+
+@dataclass(frozen=True)
+class TerminalSection:
+    id: str
+    purpose: str = "gate"
+    mode: str = "normal"
+
+
+@dataclass(frozen=True)
+class CardSection:
+    # A PC/SC reader name or its prefix ("Virtual PCD" matches "Virtual PCD 00 00");
+    # None: the first reader pcscd lists.
+    reader: str | None = None
+    backend: str = "pcsc"
+    # Refuse before any VERIFY when the card has this many tries left or fewer.
+    # 1 keeps a person's last try; 0 lets the terminal spend it (and block the card).
+    pin_floor: int = 1
+    pin_timeout_s: float = 20.0
+    # "auto": from the reader profile (hw/readers); True/False: forced.
+    extended_reads: ExtendedReads = "auto"
+
+
+@dataclass(frozen=True)
+class TrustSection:
+    # Extra root certificate files or directories (e.g. the 2019 J-LIS root).
+    anchors: tuple[Path, ...] = ()
+    # Also trust the J-LIS roots shipped with terminald (2015, 2023).
+    include_builtin: bool = True
+
+
+@dataclass(frozen=True)
+class RevocationSection:
+    state_path: Path
+    backoffice_keys: tuple[Path, ...] = ()
+    grace_hours: float = 0.0
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class GpioSection:
+    board: str
+    backend: str = "lgpio"
+
+
+@dataclass(frozen=True)
+class RelaySection:
+    open_ms: int = 3000
+    active_high: bool = True
+    fail_mode: str = "fail_secure"
+
+
+@dataclass(frozen=True)
+class DoorSection:
+    held_open_s: float = 30.0
+    contact: bool = False
+    rex: bool = False
+    tamper: bool = False
+
+
+@dataclass(frozen=True)
+class LogSection:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class StateSection:
+    dir: Path = DEFAULT_STATE_DIR
+
+
+@dataclass(frozen=True)
+class Config:
+    terminal: TerminalSection
+    card: CardSection
+    trust: TrustSection
+    revocation: RevocationSection
+    gpio: GpioSection
+    relay: RelaySection
+    door: DoorSection
+    log: LogSection
+    state: StateSection
+    source: Path | None = None
+
+    def auth_settings(self, *, reader_supports_extended: bool = False) -> AuthSettings:
+        """The authentication's settings; ``reader_supports_extended`` answers "auto"."""
+        extended = self.card.extended_reads
+        return AuthSettings(
+            terminal_id=self.terminal.id,
+            purpose=self.terminal.purpose,
+            pin_floor=self.card.pin_floor,
+            extended_reads=reader_supports_extended if extended == "auto" else extended,
+        )
+
+
+SECTIONS: Final = tuple(f.name for f in fields(Config) if f.name != "source")
+
+_MISSING: Final = object()
+T = TypeVar("T")
+
+
+def _describe(value: object) -> str:
+    kinds = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
+    kind = kinds.get(type(value), type(value).__name__)
+    if isinstance(value, dict | list):
+        return kind
+    shown = f'"{value}"' if isinstance(value, str) else str(value).lower()
+    return f"{shown} ({kind})"
+
+
+class _Section:
+    """Reads one table's keys, recording problems instead of stopping at the first."""
+
+    def __init__(self, name: str, data: Mapping[str, Any], base: Path, errors: list[str]):
+        self.name, self._data, self._base, self._errors = name, data, base, errors
+        self._known: list[str] = []
+        self._failed: set[str] = set()
+
+    def _error(self, key: str, problem: str) -> None:
+        self._failed.add(key.split("[", 1)[0])
+        self._errors.append(f"{self.name}.{key}: {problem}")
+
+    def failed(self, key: str) -> bool:
+        return key in self._failed
+
+    def _take(self, key: str, default: object) -> object:
+        self._known.append(key)
+        value = self._data.get(key, _MISSING)
+        if value is _MISSING and default is _MISSING:
+            self._error(key, "missing (required)")
+        return value
+
+    def string(self, key: str, default: object = _MISSING, choices: tuple[str, ...] = ()) -> str:
+        value = self._take(key, default)
+        if isinstance(value, str) and (not choices or value in choices):
+            return value
+        if value is not _MISSING:
+            expected = f"one of {', '.join(choices)}" if choices else "a string"
+            self._error(key, f"must be {expected}, got {_describe(value)}")
+        return default if isinstance(default, str) else ""
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._take(key, default)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self._error(key, f"must be true or false, got {_describe(value)}")
+            return default
+        return value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self._take(key, default)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool):
+            self._error(key, f"must be an integer, got {_describe(value)}")
+            return default
+        if not low <= value <= high:
+            self._error(key, f"must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        value = self._take(key, default)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            self._error(key, f"must be a number, got {_describe(value)}")
+            return default
+        if not low <= value <= high:
+            self._error(key, f"must be between {low:g} and {high:g}, got {value:g}")
+            return default
+        return float(value)
+
+    def _to_path(self, key: str, value: object) -> Path | None:
+        if not isinstance(value, str):
+            self._error(key, f"must be a path (a string), got {_describe(value)}")
+            return None
+        if not value:
+            self._error(key, "must not be empty")
+            return None
+        return self._base / Path(value)
+
+    def path(self, key: str, default: Path | None) -> Path | None:
+        value = self._take(key, default)
+        return default if value is _MISSING else self._to_path(key, value)
+
+    def paths(self, key: str) -> tuple[Path, ...]:
+        value = self._take(key, ())
+        if value is _MISSING:
+            return ()
+        if not isinstance(value, list):
+            self._error(key, f"must be an array of paths, got {_describe(value)}")
+            return ()
+        result = []
+        for index, item in enumerate(value):
+            path = self._to_path(f"{key}[{index}]", item)
+            if path is not None:
+                result.append(path)
+        return tuple(result)
+
+    def extended_reads(self) -> ExtendedReads:
+        value = self._take("extended_reads", "auto")
+        if value is _MISSING or value == "auto":
+            return "auto"
+        if isinstance(value, bool):
+            return value
+        self._error("extended_reads", f'must be "auto", true or false, got {_describe(value)}')
+        return "auto"
+
+    def finish(self) -> None:
+        for key in self._data:
+            if key not in self._known:
+                self._error(key, _unknown("key", key, self._known))
+
+
+def _unknown(what: str, name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown {what} ({hint}known: {', '.join(known)})"
+
+
+def config_from_dict(
+    data: Mapping[str, Any], base: Path = Path("/"), source: Path | None = None
+) -> Config:
+    """Validate parsed TOML; relative paths are taken from ``base``."""
+    errors: list[str] = []
+
+    def section(name: str) -> _Section:
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            errors.append(f"{name}: must be a table ([{name}]), got {_describe(table)}")
+            table = {}
+        return _Section(name, table, base, errors)
+
+    for name in data:
+        if name not in SECTIONS:
+            errors.append(f"{name}: {_unknown('section', name, SECTIONS)}")
+
+    s = section("terminal")
+    terminal_id = s.string("id")
+    if terminal_id and not TERMINAL_ID_PATTERN.fullmatch(terminal_id):
+        errors.append(
+            f"terminal.id: must be 1-64 letters, digits, '.', '_' or '-' (starting with a "
+            f"letter or digit), got {_describe(terminal_id)}"
+        )
+    terminal = TerminalSection(
+        terminal_id, s.string("purpose", "gate", PURPOSES), s.string("mode", "normal", MODES)
+    )
+    s.finish()
+
+    s = section("card")
+    card = CardSection(
+        reader=s.string("reader", "") or None,
+        backend=s.string("backend", "pcsc", CARD_BACKENDS),
+        pin_floor=s.integer("pin_floor", 1, 0, 2),
+        pin_timeout_s=s.number("pin_timeout_s", 20.0, 5, 120),
+        extended_reads=s.extended_reads(),
+    )
+    s.finish()
+
+    s = section("trust")
+    trust = TrustSection(s.paths("anchors"), s.boolean("include_builtin", True))
+    if not trust.include_builtin and not trust.anchors and not s.failed("anchors"):
+        errors.append("trust.anchors: must not be empty when trust.include_builtin is false")
+    s.finish()
+
+    s = section("state")
+    state = StateSection(s.path("dir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR)
+    s.finish()
+
+    s = section("revocation")
+    state_path = s.path("state_path", None) or state.dir / REVOCATION_STATE_NAME
+    revocation = RevocationSection(
+        state_path=state_path,
+        backoffice_keys=s.paths("backoffice_keys"),
+        grace_hours=s.number("grace_hours", 0.0, 0, MAX_GRACE_HOURS),
+        required=s.boolean("required", True),
+    )
+    if revocation.required and not revocation.backoffice_keys and not s.failed("backoffice_keys"):
+        errors.append(
+            "revocation.backoffice_keys: at least one back-office public key is needed while "
+            "revocation.required is true"
+        )
+    s.finish()
+
+    s = section("gpio")
+    gpio = GpioSection(
+        s.string("board", choices=BOARDS), s.string("backend", "lgpio", GPIO_BACKENDS)
+    )
+    s.finish()
+
+    s = section("relay")
+    relay = RelaySection(
+        s.integer("open_ms", 3000, 100, 60000),
+        s.boolean("active_high", True),
+        s.string("fail_mode", "fail_secure", FAIL_MODES),
+    )
+    s.finish()
+
+    s = section("door")
+    door = DoorSection(
+        s.number("held_open_s", 30.0, 1, 3600),
+        s.boolean("contact", False),
+        s.boolean("rex", False),
+        s.boolean("tamper", False),
+    )
+    s.finish()
+
+    s = section("log")
+    log = LogSection(s.string("level", "info", LOG_LEVELS))
+    s.finish()
+
+    if errors:
+        raise ConfigError(errors)
+    return Config(terminal, card, trust, revocation, gpio, relay, door, log, state, source)
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
+    """Read, parse and validate one configuration file; ConfigError lists every problem."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError([f"cannot read: {exc.strerror or exc}"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"]) from exc
+    return config_from_dict(data, path.resolve().parent, path)
+
+
+def config_as_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """The configuration as plain TOML-shaped data (paths as strings), for display.
+
+    ``config_from_dict(config_as_dict(c))`` gives back ``c`` (bar ``source``).
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for name in SECTIONS:
+        table: dict[str, Any] = {}
+        for f in fields(getattr(config, name)):
+            value = getattr(getattr(config, name), f.name)
+            if value is None:
+                continue
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [str(v) for v in value]
+            table[f.name] = value
+        result[name] = table
+    return result
+
+
+def check_files(config: Config) -> list[str]:
+    """Open what the configuration points at; one message per problem, keyed like
+    :func:`load_config`'s. Run on the terminal itself (``terminald check-config``)."""
+    from terminald.pki.anchors import TrustAnchorError, TrustStore
+    from terminald.revocation.keys import KeyFileError
+    from terminald.store.revocation_store import load_trusted_keys
+
+    errors: list[str] = []
+    for index, anchor in enumerate(config.trust.anchors):
+        try:
+            TrustStore.from_paths([anchor])
+        except (OSError, TrustAnchorError) as exc:
+            errors.append(f"trust.anchors[{index}]: {_os_message(exc, anchor)}")
+    for index, key in enumerate(config.revocation.backoffice_keys):
+        try:
+            load_trusted_keys([key])
+        except (OSError, KeyFileError, ValueError) as exc:
+            errors.append(f"revocation.backoffice_keys[{index}]: {_os_message(exc, key)}")
+    if not config.state.dir.is_dir():
+        errors.append(f"state.dir: {config.state.dir} is not a directory")
+    parent = config.revocation.state_path.parent
+    if parent != config.state.dir and not parent.is_dir():
+        errors.append(f"revocation.state_path: directory {parent} does not exist")
+    return errors
+
+
+def _os_message(exc: Exception, path: Path) -> str:
+    if isinstance(exc, OSError):
+        return f"{path}: {exc.strerror or exc}"
+    return str(exc)
