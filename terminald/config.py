@@ -105,8 +105,12 @@ class GpioSection:
 @dataclass(frozen=True)
 class RelaySection:
     open_ms: int = 3000
-    active_high: bool = True
-    fail_mode: str = "fail_secure"
+    # The relay's polarity and the lock's wiring belong to the board's pin map
+    # (hw/boards/<board>.toml: relay.active_high, relay.lock). Here they are optional
+    # assertions of what was installed: None = no assertion; a value that disagrees
+    # with the pin map stops the terminal (see relay_wiring_mismatches).
+    active_high: bool | None = None
+    fail_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,12 +209,16 @@ class _Section:
         return default if isinstance(default, str) else ""
 
     def boolean(self, key: str, default: bool) -> bool:
-        value = self._take(key, default)
+        value = self.optional_boolean(key)
+        return default if value is None else value
+
+    def optional_boolean(self, key: str) -> bool | None:
+        value = self._take(key, None)
         if value is _MISSING:
-            return default
+            return None
         if not isinstance(value, bool):
             self._error(key, f"must be true or false, got {_describe(value)}")
-            return default
+            return None
         return value
 
     def integer(self, key: str, default: int, low: int, high: int) -> int:
@@ -350,16 +358,14 @@ def config_from_dict(
     s.finish()
 
     s = section("gpio")
-    gpio = GpioSection(
-        s.string("board", choices=BOARDS), s.string("backend", "lgpio", GPIO_BACKENDS)
-    )
+    gpio = _gpio_section(s)
     s.finish()
 
     s = section("relay")
     relay = RelaySection(
         s.integer("open_ms", 3000, 100, 60000),
-        s.boolean("active_high", True),
-        s.string("fail_mode", "fail_secure", FAIL_MODES),
+        s.optional_boolean("active_high"),
+        s.string("fail_mode", "", FAIL_MODES) or None,
     )
     s.finish()
 
@@ -381,17 +387,45 @@ def config_from_dict(
     return Config(terminal, card, trust, revocation, gpio, relay, door, log, state, source)
 
 
-def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
-    """Read, parse and validate one configuration file; ConfigError lists every problem."""
-    path = Path(path)
+def _gpio_section(s: _Section) -> GpioSection:
+    return GpioSection(
+        s.string("board", choices=BOARDS), s.string("backend", "lgpio", GPIO_BACKENDS)
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as file:
-            data = tomllib.load(file)
+            return tomllib.load(file)
     except OSError as exc:
         raise ConfigError([f"cannot read: {exc.strerror or exc}"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"]) from exc
-    return config_from_dict(data, path.resolve().parent, path)
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
+    """Read, parse and validate one configuration file; ConfigError lists every problem."""
+    path = Path(path)
+    return config_from_dict(_read_toml(path), path.resolve().parent, path)
+
+
+def load_gpio_section(path: Path | str = DEFAULT_CONFIG_PATH) -> GpioSection:
+    """Only ``[gpio]``, validated; the rest of the file is not looked at.
+
+    For ``terminald relay-safe``: a mistake elsewhere in an edited file (which the
+    running daemon refused on SIGHUP) must not stop the relay being made safe.
+    """
+    data = _read_toml(Path(path))
+    errors: list[str] = []
+    table = data.get("gpio", {})
+    if not isinstance(table, dict):
+        raise ConfigError([f"gpio: must be a table ([gpio]), got {_describe(table)}"])
+    s = _Section("gpio", table, Path("/"), errors)
+    gpio = _gpio_section(s)
+    s.finish()
+    if errors:
+        raise ConfigError(errors)
+    return gpio
 
 
 def config_as_dict(config: Config) -> dict[str, dict[str, Any]]:
@@ -413,6 +447,29 @@ def config_as_dict(config: Config) -> dict[str, dict[str, Any]]:
             table[f.name] = value
         result[name] = table
     return result
+
+
+def relay_wiring_mismatches(config: Config, *, active_high: bool, lock: str) -> list[str]:
+    """Where ``[relay]`` asserts a polarity or lock wiring the board's pin map does not have.
+
+    ``active_high`` and ``lock`` ("fail-secure" / "fail-safe") are the pin map's values.
+    A relay driven with the wrong polarity is energised, so the door released, whenever
+    the terminal is idle: the daemon must refuse to start on any mismatch.
+    """
+    relay, board = config.relay, config.gpio.board
+    problems = []
+    if relay.active_high is not None and relay.active_high != active_high:
+        problems.append(
+            f"relay.active_high: {str(relay.active_high).lower()} here, but the {board} pin "
+            f"map drives the relay active-{'high' if active_high else 'low'}: fix the pin map "
+            "or this key"
+        )
+    if relay.fail_mode is not None and relay.fail_mode.replace("_", "-") != lock:
+        problems.append(
+            f"relay.fail_mode: {relay.fail_mode} here, but the {board} pin map says the lock "
+            f"is {lock}: fix the pin map or this key"
+        )
+    return problems
 
 
 def check_files(config: Config) -> list[str]:

@@ -25,6 +25,8 @@ _COMMAND_MODULES = (
     "terminald.cli.sim_demo_cmd",
     "terminald.cli.revocation_cmd",
     "terminald.cli.revocation_apply_cmd",
+    "terminald.cli.check_config_cmd",
+    "terminald.cli.relay_safe_cmd",
 )
 
 _GROUPS = {
