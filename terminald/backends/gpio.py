@@ -1,0 +1,337 @@
+"""gpiozero adapters for the terminal's keypad, LEDs, buzzer, lock relay and door inputs.
+
+Every device is built with an explicit ``pin_factory=``; nothing here reads or assigns
+gpiozero's global ``Device.pin_factory``. The factory is chosen by name
+(``open_gpio(pinmap, "mock")``): ``"mock"`` is gpiozero's own MockFactory, with the
+test driver of ``gpio_mock`` attached; ``"lgpio"``, ``"rpigpio"``, ``"pigpio"`` and
+``"native"`` are the real ones, imported only when asked for. The mock is never a
+fallback.
+
+The relay is built de-energised (``initial_value=False``) and ``close()`` de-energises
+it before the pin is released, for active-high and active-low drive alike.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from gpiozero import LED, DigitalInputDevice, OutputDevice
+from gpiozero import Buzzer as _GzBuzzer
+
+from terminald.backends.gpio_keypad import GpioKeypad
+from terminald.backends.gpio_mock import MockGpioDriver
+from terminald.backends.gpio_player import PatternPlayer
+from terminald.backends.pinmap import BoardPinMap, InputPin, LedPins
+from terminald.core.hardware import (
+    BeepPattern,
+    Color,
+    DoorInput,
+    DoorState,
+    InputChanged,
+    InputHandler,
+    LightPattern,
+)
+
+# name -> (module, class). Real factories are imported lazily: lgpio and friends exist
+# only on a Pi, and the mock must never be picked by default.
+FACTORIES: dict[str, tuple[str, str]] = {
+    "mock": ("gpiozero.pins.mock", "MockFactory"),
+    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
+    "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
+    "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
+    "native": ("gpiozero.pins.native", "NativeFactory"),
+}
+
+
+class GpioBackendError(RuntimeError):
+    """The GPIO backend cannot start: unknown factory, library missing, no access."""
+
+
+def make_pin_factory(name: str, pinmap: BoardPinMap) -> Any:
+    """Build the gpiozero pin factory called ``name`` for the board of ``pinmap``."""
+    if name not in FACTORIES:
+        raise GpioBackendError(
+            f"unknown gpio backend {name!r}; choose one of {', '.join(FACTORIES)}"
+        )
+    module_name, class_name = FACTORIES[name]
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        if name == "mock":
+            return cls(revision=pinmap.mock_revision)
+        if name == "lgpio" and pinmap.gpiochip is not None:
+            return cls(chip=pinmap.gpiochip)
+        return cls()
+    except GpioBackendError:
+        raise
+    except Exception as e:  # ImportError, OSError (no /dev/gpiochip access), lgpio.error
+        raise GpioBackendError(f"gpio backend {name!r} is unavailable: {e}") from e
+
+
+class GpioRelay:
+    """The lock relay on an ``OutputDevice``; energised = door released."""
+
+    def __init__(self, pin: int, active_high: bool, lock: str, factory: Any) -> None:
+        self.lock = lock
+        self._device = OutputDevice(
+            pin, active_high=active_high, initial_value=False, pin_factory=factory
+        )
+        self._player: PatternPlayer[bool] = PatternPlayer(self._write, f"relay-{pin}")
+
+    def _write(self, on: bool) -> None:
+        if on:
+            self._device.on()
+        else:
+            self._device.off()
+
+    @property
+    def energised(self) -> bool:
+        return bool(self._device.value)
+
+    def pulse(self, ms: int) -> None:
+        if ms <= 0:
+            raise ValueError(f"relay pulse must be > 0 ms, got {ms}")
+        self._player.play([(True, ms)], repeat=False, final=False)
+
+    def energise(self) -> None:
+        self._player.set(True)
+
+    def de_energise(self) -> None:
+        self._player.set(False)
+
+    def wait_idle(self, timeout: float) -> bool:
+        return self._player.wait_idle(timeout)
+
+    def close(self) -> None:
+        if self._device.closed:
+            return
+        self._player.set(False)
+        self._device.close()
+
+
+class GpioIndicator:
+    """Status LEDs: discrete green/red/amber, or one RGB LED (amber = red + green)."""
+
+    def __init__(self, leds: LedPins, factory: Any) -> None:
+        self._leds = {
+            color: LED(pin, active_high=leds.active_high, initial_value=False, pin_factory=factory)
+            for color, pin in leds.pins.items()
+        }
+        self._lit: dict[Color, set[str]]
+        if leds.kind == "rgb":
+            self._lit = {
+                Color.OFF: set(),
+                Color.GREEN: {"green"},
+                Color.RED: {"red"},
+                Color.AMBER: {"red", "green"},
+            }
+        else:
+            self._lit = {Color.OFF: set(), **{Color(c): {c} for c in ("green", "red", "amber")}}
+        self.color = Color.OFF
+        self._player: PatternPlayer[Color] = PatternPlayer(self._apply, "leds")
+
+    def _apply(self, color: Color) -> None:
+        lit = self._lit[color]
+        for name, led in self._leds.items():
+            led.value = name in lit
+        self.color = color
+
+    def show(self, pattern: LightPattern) -> None:
+        self._player.play(
+            [(s.color, s.ms) for s in pattern.steps], repeat=pattern.repeat, final=None
+        )
+
+    def close(self) -> None:
+        if all(led.closed for led in self._leds.values()):
+            return
+        self._player.set(Color.OFF)
+        for led in self._leds.values():
+            led.close()
+
+
+class GpioBuzzer:
+    """An active (self-oscillating) buzzer switched on and off by the pattern."""
+
+    def __init__(self, pin: int, active_high: bool, factory: Any) -> None:
+        self._device = _GzBuzzer(
+            pin, active_high=active_high, initial_value=False, pin_factory=factory
+        )
+        self._player: PatternPlayer[bool] = PatternPlayer(self._write, f"buzzer-{pin}")
+
+    def _write(self, on: bool) -> None:
+        self._device.value = on
+
+    @property
+    def sounding(self) -> bool:
+        return bool(self._device.value)
+
+    def play(self, pattern: BeepPattern) -> None:
+        steps: list[tuple[bool, int]] = []
+        for beep in pattern.beeps:
+            steps += [(True, beep.on_ms), (False, beep.off_ms)]
+        self._player.play(steps, repeat=False, final=False)
+
+    def wait_idle(self, timeout: float) -> bool:
+        return self._player.wait_idle(timeout)
+
+    def close(self) -> None:
+        if self._device.closed:
+            return
+        self._player.set(False)
+        self._device.close()
+
+
+class _DebouncedInput:
+    """One contact with a pull-up; a change is reported once it has held for debounce_ms.
+
+    gpiozero's ``bounce_time`` is not modelled by MockFactory (MockPin ignores it), so
+    the debounce is done here, the same on mock and real pins: every edge restarts a
+    timer, and when the timer fires the level is read and compared with the last one
+    reported.
+    """
+
+    def __init__(
+        self, which: DoorInput, spec: InputPin, factory: Any, report: Callable[[InputChanged], None]
+    ) -> None:
+        self.which = which
+        self._active_low = spec.active_low
+        self._delay = spec.debounce_ms / 1000
+        self._report = report
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        self._device = DigitalInputDevice(spec.pin, pull_up=True, pin_factory=factory)
+        self.active = self._read()
+        self._device.when_activated = self._edge
+        self._device.when_deactivated = self._edge
+
+    def _read(self) -> bool:
+        pin_low = bool(self._device.is_active)  # pull_up=True: active means the pin is low
+        return pin_low if self._active_low else not pin_low
+
+    def _edge(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._delay == 0:
+                self._timer = None
+                self._settle_locked()
+                return
+            self._timer = threading.Timer(self._delay, self._settle)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _settle(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._settle_locked()
+
+    def _settle_locked(self) -> None:
+        level = self._read()
+        if level != self.active:
+            self.active = level
+            self._report(InputChanged(self.which, level))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+        self._device.close()
+
+
+class GpioDoorInputs:
+    def __init__(self, pinmap: BoardPinMap, factory: Any) -> None:
+        self._handler: InputHandler | None = None
+        self._inputs = {
+            which: _DebouncedInput(which, spec, factory, self._dispatch)
+            for which, spec in (
+                (DoorInput.DOOR, pinmap.door),
+                (DoorInput.REX, pinmap.rex),
+                (DoorInput.TAMPER, pinmap.tamper),
+            )
+        }
+
+    def _dispatch(self, event: InputChanged) -> None:
+        handler = self._handler
+        if handler is not None:
+            handler(event)
+
+    def state(self) -> DoorState:
+        return DoorState(
+            door_open=self._inputs[DoorInput.DOOR].active,
+            rex_pressed=self._inputs[DoorInput.REX].active,
+            tamper=self._inputs[DoorInput.TAMPER].active,
+        )
+
+    def set_handler(self, handler: InputHandler | None) -> None:
+        self._handler = handler
+
+    def close(self) -> None:
+        for i in self._inputs.values():
+            i.close()
+
+
+@dataclass
+class GpioHardware:
+    """Everything on the GPIO header, opened together and closed relay-first."""
+
+    pinmap: BoardPinMap
+    factory: Any
+    keypad: GpioKeypad
+    indicator: GpioIndicator
+    buzzer: GpioBuzzer
+    relay: GpioRelay
+    inputs: GpioDoorInputs
+    mock: MockGpioDriver | None = None
+    closed: bool = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.relay.close()
+        for part in (self.keypad, self.indicator, self.buzzer, self.inputs):
+            part.close()
+        self.factory.close()
+
+    def __enter__(self) -> GpioHardware:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_gpio(pinmap: BoardPinMap, backend: str) -> GpioHardware:
+    """Open every device of ``pinmap`` on the pin factory named ``backend``.
+
+    The relay is built first, so it is claimed at its off level before anything else
+    on the header is touched.
+    """
+    factory = make_pin_factory(backend, pinmap)
+    mock = MockGpioDriver(factory, pinmap) if backend == "mock" else None
+    opened: list[Any] = []
+    try:
+        relay = GpioRelay(pinmap.relay.pin, pinmap.relay.active_high, pinmap.relay.lock, factory)
+        opened.append(relay)
+        keypad = GpioKeypad(pinmap.keypad, factory)
+        opened.append(keypad)
+        indicator = GpioIndicator(pinmap.leds, factory)
+        opened.append(indicator)
+        buzzer = GpioBuzzer(pinmap.buzzer.pin, pinmap.buzzer.active_high, factory)
+        opened.append(buzzer)
+        inputs = GpioDoorInputs(pinmap, factory)
+    except Exception:
+        for part in opened:
+            part.close()
+        factory.close()
+        raise
+    return GpioHardware(pinmap, factory, keypad, indicator, buzzer, relay, inputs, mock)
