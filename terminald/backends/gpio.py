@@ -14,6 +14,7 @@ it before the pin is released, for active-high and active-low drive alike.
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from terminald.core.hardware import (
     InputHandler,
     LightPattern,
 )
+
+logger = logging.getLogger(__name__)
 
 # name -> (module, class). Real factories are imported lazily: lgpio and friends exist
 # only on a Pi, and the mock must never be picked by default.
@@ -260,8 +263,12 @@ class GpioDoorInputs:
 
     def _dispatch(self, event: InputChanged) -> None:
         handler = self._handler
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             handler(event)
+        except Exception:  # a faulty handler must not stop input supervision
+            logger.exception("door input handler failed")
 
     def state(self) -> DoorState:
         return DoorState(
@@ -291,6 +298,11 @@ class GpioHardware:
     inputs: GpioDoorInputs
     mock: MockGpioDriver | None = None
     closed: bool = False
+
+    @property
+    def healthy(self) -> bool:
+        """What the daemon's watchdog asks of the GPIO layer: the keypad scanner runs."""
+        return not self.closed and self.keypad.healthy
 
     def close(self) -> None:
         if self.closed:

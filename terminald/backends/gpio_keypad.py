@@ -135,14 +135,22 @@ class GpioKeypad:
                     self._wake.wait()
                     continue
                 for key in self._debouncer.feed(self._scan()):
-                    handler = self._handler
-                    if handler is not None:
-                        handler(KeyPressed(key))
+                    self._deliver(KeyPressed(key))
                 self._stop.wait(self._scan_s)
         except Exception:  # a dead scanner must be visible to the daemon's health check
             logger.exception("keypad scanner stopped")
             raise
 
+    def _deliver(self, event: KeyPressed) -> None:
+        handler = self._handler
+        if handler is None:
+            return
+        try:
+            handler(event)
+        except Exception:  # a faulty handler must not stop the scanner
+            logger.exception("key handler failed")
+
     @property
     def healthy(self) -> bool:
+        """False once the scanner thread has died (the daemon stops feeding the watchdog)."""
         return self._thread.is_alive() or self._stop.is_set()
