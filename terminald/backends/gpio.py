@@ -347,3 +347,20 @@ def open_gpio(pinmap: BoardPinMap, backend: str) -> GpioHardware:
         factory.close()
         raise
     return GpioHardware(pinmap, factory, keypad, indicator, buzzer, relay, inputs, mock)
+
+
+def force_relay_off(pinmap: BoardPinMap, backend: str, factory: Any = None) -> None:
+    """Claim the relay pin at its off level and release it: for systemd's ExecStopPost.
+
+    After a crash the pin keeps whatever level the dead process left; this drives it
+    off without touching any other pin. The CLI/daemon tier wraps it in a command.
+    ``factory`` (tests) reuses an existing pin factory, which is then left open.
+    """
+    own = factory is None
+    factory = make_pin_factory(backend, pinmap) if own else factory
+    try:
+        relay = pinmap.relay
+        GpioRelay(relay.pin, relay.active_high, relay.lock, factory).close()
+    finally:
+        if own:
+            factory.close()

@@ -16,7 +16,13 @@ from dataclasses import replace
 import pytest
 from gpiozero import Device
 
-from terminald.backends.gpio import GpioBackendError, make_pin_factory, open_gpio
+from terminald.backends.gpio import (
+    GpioBackendError,
+    GpioRelay,
+    force_relay_off,
+    make_pin_factory,
+    open_gpio,
+)
 from terminald.backends.pinmap import BoardPinMap
 from terminald.core.hardware import (
     KEYS_3X4,
@@ -70,9 +76,9 @@ def tap(rig: Rig, key: str, hold: float = 0.06, gap: float = 0.06) -> None:
 
 def type_keys(rig: Rig, keys: list[str], sequence: tuple[str, ...]) -> None:
     """Press each key until its event arrives, then release it: fast and load-proof."""
-    for i, key in enumerate(sequence):
+    for i, key in enumerate(sequence, start=1):
         rig.press(key)
-        assert wait_until(lambda n=i + 1: len(keys) >= n), f"no event for {key!r}"
+        assert wait_until(lambda: len(keys) >= i), f"no event for {key!r}"  # noqa: B023
         rig.release(key)
 
 
@@ -236,6 +242,22 @@ def test_relay_close_de_energises(make_rig: MakeRig, board: BoardPinMap, polarit
     rig.hardware.relay.close()
     assert rig.active("relay") is False
     rig.hardware.relay.close()  # idempotent
+
+
+@pytest.mark.parametrize("active_high", [True, False])
+def test_force_relay_off_drives_a_stuck_pin_off(board: BoardPinMap, active_high: bool) -> None:
+    """What ExecStopPost runs after a crash left the relay energised."""
+    pinmap = board if active_high else active_low_relay(board)
+    factory = make_pin_factory("mock", pinmap)
+    stuck = GpioRelay(pinmap.relay.pin, active_high, "fail-secure", factory)
+    stuck.energise()
+    stuck._device.close()  # the process died: the pin is released at its last level
+    pin = factory.pin(pinmap.relay.pin)
+    assert bool(pin.state) == active_high  # still energised
+    force_relay_off(pinmap, "mock", factory=factory)
+    assert bool(pin.state) != active_high
+    factory.close()
+    force_relay_off(pinmap, "mock")  # the entry point as ExecStopPost calls it
 
 
 def test_relay_close_during_a_pulse_de_energises_at_once(make_rig: MakeRig) -> None:
@@ -452,9 +474,8 @@ def test_unknown_backend_is_refused_with_the_choices(board: BoardPinMap) -> None
 
 
 def test_a_missing_real_backend_is_a_clear_error(board: BoardPinMap) -> None:
-    pytest.importorskip("gpiozero")
     try:
-        import lgpio  # noqa: F401
+        import lgpio  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         with pytest.raises(GpioBackendError, match="'lgpio' is unavailable"):
             open_gpio(board, "lgpio")
