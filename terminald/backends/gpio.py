@@ -27,7 +27,7 @@ from gpiozero import Buzzer as _GzBuzzer
 from terminald.backends.gpio_keypad import GpioKeypad
 from terminald.backends.gpio_mock import MockGpioDriver
 from terminald.backends.gpio_player import PatternPlayer
-from terminald.backends.pinmap import BoardPinMap, InputPin, LedPins
+from terminald.backends.pinmap import BoardPinMap, InputPin, LedPins, load_board
 from terminald.core.hardware import (
     BeepPattern,
     Color,
@@ -364,3 +364,8 @@ def force_relay_off(pinmap: BoardPinMap, backend: str, factory: Any = None) -> N
     finally:
         if own:
             factory.close()
+
+
+def drive_relay_safe(*, backend: str, board: str) -> None:
+    """``terminald relay-safe`` (ExecStopPost): force_relay_off for a board named in config."""
+    force_relay_off(load_board(board), backend)

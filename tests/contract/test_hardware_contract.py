@@ -19,6 +19,7 @@ from gpiozero import Device
 from terminald.backends.gpio import (
     GpioBackendError,
     GpioRelay,
+    drive_relay_safe,
     force_relay_off,
     make_pin_factory,
     open_gpio,
@@ -258,6 +259,7 @@ def test_force_relay_off_drives_a_stuck_pin_off(board: BoardPinMap, active_high:
     assert bool(pin.state) != active_high
     factory.close()
     force_relay_off(pinmap, "mock")  # the entry point as ExecStopPost calls it
+    drive_relay_safe(backend="mock", board="rpi5")  # as `terminald relay-safe` calls it
 
 
 def test_relay_close_during_a_pulse_de_energises_at_once(make_rig: MakeRig) -> None:
