@@ -23,11 +23,17 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
-from terminald.core.auth import AuthSettings
-from terminald.revocation.freshness import MAX_GRACE
+if TYPE_CHECKING:
+    from terminald.core.auth import AuthSettings
+    from terminald.pki.anchors import TrustStore
+    from terminald.store.revocation_store import RevocationStoreConfig
+
+# The core, PKI and revocation modules are imported where they are used: relay-safe
+# (ExecStopPost, the relay possibly still energised) loads this module and must start fast.
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/terminald/terminald.toml")
 DEFAULT_STATE_DIR: Final = Path("/var/lib/terminald")
@@ -46,7 +52,7 @@ FAIL_MODES: Final = ("fail_secure", "fail_safe")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 TERMINAL_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-MAX_GRACE_HOURS: Final = MAX_GRACE.total_seconds() / 3600
+MAX_GRACE_HOURS: Final = 168.0  # terminald.revocation.freshness.MAX_GRACE (a test holds it)
 
 ExtendedReads: TypeAlias = bool | Literal["auto"]
 
@@ -146,6 +152,8 @@ class Config:
 
     def auth_settings(self, *, reader_supports_extended: bool = False) -> AuthSettings:
         """The authentication's settings; ``reader_supports_extended`` answers "auto"."""
+        from terminald.core.auth import AuthSettings
+
         extended = self.card.extended_reads
         return AuthSettings(
             terminal_id=self.terminal.id,
@@ -158,7 +166,6 @@ class Config:
 SECTIONS: Final = tuple(f.name for f in fields(Config) if f.name != "source")
 
 _MISSING: Final = object()
-T = TypeVar("T")
 
 
 def _describe(value: object) -> str:
@@ -472,24 +479,56 @@ def relay_wiring_mismatches(config: Config, *, active_high: bool, lock: str) -> 
     return problems
 
 
+def trust_store(config: Config) -> TrustStore:
+    """The trust anchors the configuration names (plus the built-in roots if asked)."""
+    from terminald.pki.anchors import TrustAnchorError, TrustStore
+
+    anchors = list(TrustStore.production().anchors()) if config.trust.include_builtin else []
+    errors = []
+    for index, path in enumerate(config.trust.anchors):
+        try:
+            anchors += TrustStore.from_paths([path]).anchors()
+        except (OSError, TrustAnchorError) as exc:
+            errors.append(f"trust.anchors[{index}]: {_file_problem(exc, path)}")
+    if errors:
+        raise ConfigError(errors)
+    return TrustStore(anchors)
+
+
+def revocation_store_config(config: Config) -> RevocationStoreConfig | None:
+    """What :class:`RevocationStore` needs; None when revocation is not checked at all
+    (``required = false`` and no back-office key)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from terminald.revocation.freshness import FreshnessPolicy
+    from terminald.revocation.keys import KeyFileError, TrustedKeys, load_public_keys
+    from terminald.store.revocation_store import RevocationStoreConfig
+
+    section = config.revocation
+    if not section.backoffice_keys:
+        return None
+    keys: list[Ed25519PublicKey] = []
+    errors = []
+    for index, path in enumerate(section.backoffice_keys):
+        try:
+            keys += load_public_keys(path.read_bytes(), str(path))
+        except (OSError, KeyFileError) as exc:
+            errors.append(f"revocation.backoffice_keys[{index}]: {_file_problem(exc, path)}")
+    if errors:
+        raise ConfigError(errors)
+    freshness = FreshnessPolicy(grace=timedelta(hours=section.grace_hours))
+    return RevocationStoreConfig(section.state_path, TrustedKeys(keys), freshness)
+
+
 def check_files(config: Config) -> list[str]:
     """Open what the configuration points at; one message per problem, keyed like
     :func:`load_config`'s. Run on the terminal itself (``terminald check-config``)."""
-    from terminald.pki.anchors import TrustAnchorError, TrustStore
-    from terminald.revocation.keys import KeyFileError
-    from terminald.store.revocation_store import load_trusted_keys
-
     errors: list[str] = []
-    for index, anchor in enumerate(config.trust.anchors):
+    for build in (trust_store, revocation_store_config):
         try:
-            TrustStore.from_paths([anchor])
-        except (OSError, TrustAnchorError) as exc:
-            errors.append(f"trust.anchors[{index}]: {_os_message(exc, anchor)}")
-    for index, key in enumerate(config.revocation.backoffice_keys):
-        try:
-            load_trusted_keys([key])
-        except (OSError, KeyFileError, ValueError) as exc:
-            errors.append(f"revocation.backoffice_keys[{index}]: {_os_message(exc, key)}")
+            build(config)
+        except ConfigError as exc:
+            errors += exc.messages
     if not config.state.dir.is_dir():
         errors.append(f"state.dir: {config.state.dir} is not a directory")
     parent = config.revocation.state_path.parent
@@ -498,7 +537,7 @@ def check_files(config: Config) -> list[str]:
     return errors
 
 
-def _os_message(exc: Exception, path: Path) -> str:
+def _file_problem(exc: Exception, path: Path) -> str:
     if isinstance(exc, OSError):
         return f"{path}: {exc.strerror or exc}"
     return str(exc)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from terminald.cli import main
 from terminald.config import (
     DEFAULT_STATE_DIR,
+    MAX_GRACE_HOURS,
     Config,
     ConfigError,
     check_files,
@@ -20,7 +21,10 @@ from terminald.config import (
     load_config,
     load_gpio_section,
     relay_wiring_mismatches,
+    revocation_store_config,
+    trust_store,
 )
+from terminald.revocation.freshness import MAX_GRACE
 from terminald.revocation.keys import public_key_pem
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,6 +311,28 @@ def test_check_files_opens_what_the_config_names(tmp_path: Path) -> None:
         "revocation.backoffice_keys[0]",
         "state.dir",
     ]
+
+
+def test_the_daemons_trust_and_revocation_come_from_the_config(tmp_path: Path) -> None:
+    config = load_config(terminal_dir(tmp_path))
+    assert len(trust_store(config)) == 3  # two built-in roots and the anchor directory's one
+    store = revocation_store_config(config)
+    assert store is not None
+    assert store.state_path == tmp_path / "state" / "revocation.state"
+    assert len(store.trusted_keys) == 1
+    assert store.freshness.grace.total_seconds() == 12 * 3600
+    lab = '[terminal]\nid = "lab"\n[revocation]\nrequired = false\n[gpio]\nboard = "rpi4"\n'
+    assert revocation_store_config(load_config(write(tmp_path, lab, "lab.toml"))) is None
+    (tmp_path / "keys" / "bo.pub").unlink()
+    with pytest.raises(ConfigError) as info:
+        revocation_store_config(config)
+    assert info.value.messages == [
+        f"revocation.backoffice_keys[0]: {tmp_path / 'keys' / 'bo.pub'}: No such file or directory"
+    ]
+
+
+def test_grace_bound_is_the_stores() -> None:
+    assert MAX_GRACE.total_seconds() == MAX_GRACE_HOURS * 3600
 
 
 # --- terminald check-config -------------------------------------------------------------
