@@ -5,7 +5,7 @@ checks every key and returns a frozen :class:`Config`, or raises :class:`ConfigE
 carrying *every* problem found, each naming its key path::
 
     relay.open_ms: must be between 100 and 60000, got 0
-    card.pin_flor: unknown key (known: reader, backend, pin_floor, ...)
+    card.pin_flor: unknown key (did you mean pin_floor? known: reader, backend, ...)
 
 Unknown sections and keys are errors: a typo must never silently become a default.
 Relative paths are resolved against the directory of the configuration file.
@@ -13,7 +13,10 @@ Relative paths are resolved against the directory of the configuration file.
 ``load_config`` checks the file's own content only, so a configuration can be checked
 on a machine other than the terminal. :func:`check_files` goes further and opens what
 the configuration points at (trust anchors, back-office keys, the state directory);
-``terminald check-config`` runs both. ``docs/operations.md`` documents every key.
+``terminald check-config`` runs both. The daemon builds its pieces with
+:meth:`Config.auth_settings`, :func:`trust_store` and :func:`revocation_store_config`,
+and holds ``[relay]`` against the board's pin map with :func:`relay_wiring_mismatches`.
+``docs/operations.md`` documents every key.
 """
 
 from __future__ import annotations
