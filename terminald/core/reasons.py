@@ -32,6 +32,10 @@ class Reason(Enum):
     PIN_MALFORMED = "pin_malformed"
     PIN_STATE_UNKNOWN = "pin_state_unknown"
     PIN_CANCELLED = "pin_cancelled"
+    PIN_TIMEOUT = "pin_timeout"
+    # the terminal's mode
+    LOCKDOWN = "lockdown"
+    EMERGENCY_OPEN = "emergency_open"
     # the challenge
     SIGNATURE_INVALID = "signature_invalid"
 
@@ -65,5 +69,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.PIN_MALFORMED: "the PIN must be 4 digits",
     Reason.PIN_STATE_UNKNOWN: "the card did not report its PIN tries",
     Reason.PIN_CANCELLED: "PIN entry cancelled",
+    Reason.PIN_TIMEOUT: "no PIN entered in time",
+    Reason.LOCKDOWN: "the terminal is in lockdown: no one is admitted",
+    Reason.EMERGENCY_OPEN: "emergency open: the door is held open",
     Reason.SIGNATURE_INVALID: "the card's signature does not verify",
 }

@@ -1,0 +1,79 @@
+"""Lights and beeps for each verdict: every reason code its own, stable pattern.
+
+A person needs to tell "come in" from "no" at a glance, and a technician needs to
+tell the reasons apart without a screen. So: green and one long beep for ok; for a
+refusal, the light says which family (amber blink = something about the PIN the
+holder can act on, red steady = the certificate or its status, red blink = the card
+or the terminal), and the beeps are a code: one long beep, then N short ones, N
+fixed per reason. The reason code itself always goes to the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from terminald.core.hardware import BeepPattern, Color, LightPattern, LightStep
+from terminald.core.reasons import Reason
+
+GRANTED_MS = 3000
+LONG_BEEP, SHORT_BEEP, GAP = 400, 90, 110
+
+_PIN_FAMILY = {
+    Reason.PIN_WRONG,
+    Reason.PIN_TRIES_LOW,
+    Reason.PIN_BLOCKED,
+    Reason.PIN_MALFORMED,
+    Reason.PIN_TIMEOUT,
+    Reason.PIN_CANCELLED,
+    Reason.PIN_STATE_UNKNOWN,
+    Reason.FACE_AUTH_CARD,
+}
+_CERT_FAMILY = {
+    Reason.CERT_MALFORMED,
+    Reason.UNKNOWN_ISSUER,
+    Reason.CERT_SIGNATURE_INVALID,
+    Reason.CERT_EXPIRED,
+    Reason.CERT_NOT_YET_VALID,
+    Reason.CERT_WRONG_USAGE,
+    Reason.CERT_REVOKED,
+    Reason.CERT_ON_HOLD,
+    Reason.SIGNATURE_INVALID,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    light: LightPattern
+    beeps: BeepPattern
+
+
+def _code(reason: Reason) -> int:
+    """1.. for refusals, in declaration order: stable as long as reasons are only appended."""
+    refusals: list[Reason] = [r for r in Reason if r is not Reason.OK]
+    return refusals.index(reason) + 1
+
+
+def feedback_for(reason: Reason) -> Feedback:
+    if reason is Reason.OK:
+        return Feedback(
+            LightPattern((LightStep(Color.GREEN, GRANTED_MS), LightStep(Color.OFF, 0))),
+            BeepPattern.of((LONG_BEEP, 0)),
+        )
+    if reason in _PIN_FAMILY:
+        light = LightPattern.blink(Color.AMBER, 250, 250)
+    elif reason in _CERT_FAMILY:
+        light = LightPattern.steady(Color.RED)
+    else:
+        light = LightPattern.blink(Color.RED, 150, 150)
+    shorts = tuple((SHORT_BEEP, GAP) for _ in range(_code(reason)))
+    return Feedback(light, BeepPattern.of((LONG_BEEP, 2 * GAP), *shorts))
+
+
+IDLE_LIGHT = LightPattern((LightStep(Color.GREEN, 60), LightStep(Color.OFF, 2940)), repeat=True)
+CHECKING_LIGHT = LightPattern.blink(Color.AMBER, 100, 100)
+PIN_PROMPT_LIGHT = LightPattern.steady(Color.AMBER)
+LOCKDOWN_LIGHT = LightPattern.steady(Color.RED)
+EMERGENCY_LIGHT = LightPattern.blink(Color.GREEN, 500, 500)
+KEY_BEEP = BeepPattern.of((40, 0))
+ERROR_BEEP = BeepPattern.of((120, 60), (120, 0))
+PROMPT_BEEP = BeepPattern.of((60, 60), (60, 0))

@@ -1,0 +1,285 @@
+"""The terminal state machine: a card, a PIN, a verdict, a door.
+
+Pure: ``handle(event, now)`` takes one event and the monotonic time in seconds and
+returns commands; ``deadline()`` says when the daemon must next call ``tick``. The
+card work itself (``Authenticator.begin``/``finish``) runs in the daemon, which
+answers ``RunChecks`` with ``ChecksDone`` and ``RunVerify`` with ``VerifyDone``;
+the machine never holds the card session, only what a verdict needs.
+
+Flow: idle → checking → PIN entry (a beep per key, masked, ``*`` clears, ``#``
+submits, timeout, card removal aborts) → verifying → verdict → idle. Modes:
+normal; lockdown (no card admits anyone; REX still works); emergency open (the
+relay held released, no checks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from terminald.core.auth import AuthResult, CardIdentity
+from terminald.core.commands import (
+    Command,
+    EndTransaction,
+    HoldRelay,
+    PlayBeep,
+    PulseRelay,
+    Record,
+    ReleaseRelay,
+    RunChecks,
+    RunVerify,
+    ShowLight,
+)
+from terminald.core.door import DoorSettings, DoorSupervisor
+from terminald.core.feedback import (
+    CHECKING_LIGHT,
+    EMERGENCY_LIGHT,
+    ERROR_BEEP,
+    IDLE_LIGHT,
+    KEY_BEEP,
+    LOCKDOWN_LIGHT,
+    PIN_PROMPT_LIGHT,
+    PROMPT_BEEP,
+    feedback_for,
+)
+from terminald.core.hardware import InputChanged, KeyPressed, LightPattern
+from terminald.core.reasons import Reason
+
+PIN_LENGTH = 4  # the JPKI user-authentication PIN (jpki-card.md §3)
+
+
+class Mode(Enum):
+    NORMAL = "normal"
+    LOCKDOWN = "lockdown"
+    EMERGENCY_OPEN = "emergency_open"
+
+
+# --- events the daemon feeds in (hardware events come from core.hardware) -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class CardArrived:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CardLeft:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PinPrompt:
+    """``begin`` ended in a PIN request."""
+
+    identity: CardIdentity
+    tries_left: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChecksDone:
+    outcome: AuthResult | PinPrompt
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyDone:
+    result: AuthResult
+
+
+@dataclass(frozen=True, slots=True)
+class ModeSet:
+    mode: Mode
+
+
+Event = CardArrived | CardLeft | ChecksDone | VerifyDone | ModeSet | KeyPressed | InputChanged
+
+
+class State(Enum):
+    IDLE = "idle"
+    CHECKING = "checking"
+    PIN_ENTRY = "pin_entry"
+    VERIFYING = "verifying"
+    VERDICT = "verdict"  # showing the verdict; the card may still lie on the reader
+
+
+@dataclass(frozen=True)
+class TerminalSettings:
+    pin_timeout_s: float = 20.0
+    verdict_hold_s: float = 3.0
+    door: DoorSettings = field(default_factory=DoorSettings)
+
+
+class Terminal:
+    def __init__(self, settings: TerminalSettings, mode: Mode = Mode.NORMAL) -> None:
+        self.settings = settings
+        self.door = DoorSupervisor(settings.door)
+        self.state = State.IDLE
+        self.mode = Mode.NORMAL
+        self._digits = ""
+        self._pin_deadline: float | None = None
+        self._verdict_until: float | None = None
+        self._card_present = False
+        self._identity: CardIdentity | None = None
+        self._pending_mode = mode
+
+    def start(self, now: float) -> list[Command]:
+        """Commands that put the hardware in the state of the initial mode."""
+        commands: list[Command] = [ReleaseRelay()]
+        commands += self._set_mode(self._pending_mode, now)
+        if self.mode is Mode.NORMAL:
+            commands.append(ShowLight(IDLE_LIGHT))
+        return commands
+
+    @property
+    def pin_digits_entered(self) -> int:
+        return len(self._digits)
+
+    # -- the one entry point --------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Command]:
+        if isinstance(event, InputChanged):
+            return self.door.on_input(event, now)
+        if isinstance(event, ModeSet):
+            return self._set_mode(event.mode, now)
+        if isinstance(event, CardArrived):
+            return self._card_arrived(now)
+        if isinstance(event, CardLeft):
+            return self._card_left(now)
+        if isinstance(event, ChecksDone):
+            return self._checks_done(event.outcome, now)
+        if isinstance(event, VerifyDone):
+            return self._verdict(event.result, now) if self.state is State.VERIFYING else []
+        return self._key(event.key, now)
+
+    def deadline(self) -> float | None:
+        times = [
+            t
+            for t in (self._pin_deadline, self._verdict_until, self.door.deadline())
+            if t is not None
+        ]
+        return min(times) if times else None
+
+    def tick(self, now: float) -> list[Command]:
+        commands = self.door.tick(now)
+        if (
+            self.state is State.PIN_ENTRY
+            and self._pin_deadline is not None
+            and now >= self._pin_deadline
+        ):
+            commands += self._verdict(AuthResult(Reason.PIN_TIMEOUT, identity=self._identity), now)
+        if (
+            self.state is State.VERDICT
+            and self._verdict_until is not None
+            and now >= self._verdict_until
+        ):
+            self._verdict_until = None
+            self.state = State.IDLE
+            commands.append(ShowLight(self._resting_light()))
+        return commands
+
+    # -- modes --------------------------------------------------------------------------------
+
+    def _resting_light(self) -> LightPattern:
+        return {
+            Mode.NORMAL: IDLE_LIGHT,
+            Mode.LOCKDOWN: LOCKDOWN_LIGHT,
+            Mode.EMERGENCY_OPEN: EMERGENCY_LIGHT,
+        }[self.mode]
+
+    def _set_mode(self, mode: Mode, now: float) -> list[Command]:
+        if mode is self.mode:
+            return []
+        previous, self.mode = self.mode, mode
+        commands: list[Command] = [Record("mode", f"{previous.value} -> {mode.value}")]
+        if mode is Mode.EMERGENCY_OPEN:
+            self.door.hold(True)
+            commands.append(HoldRelay())
+        elif previous is Mode.EMERGENCY_OPEN:
+            self.door.hold(False)
+            commands.append(ReleaseRelay())
+        if mode is Mode.LOCKDOWN:
+            commands.append(ReleaseRelay())  # a running pulse ends now
+        if self.state in (State.IDLE, State.VERDICT):
+            commands.append(ShowLight(self._resting_light()))
+        return commands
+
+    # -- the card -----------------------------------------------------------------------------
+
+    def _card_arrived(self, now: float) -> list[Command]:
+        self._card_present = True
+        if self.state not in (State.IDLE, State.VERDICT):
+            return []
+        self._verdict_until = None
+        if self.mode is not Mode.NORMAL:
+            reason = Reason.LOCKDOWN if self.mode is Mode.LOCKDOWN else Reason.EMERGENCY_OPEN
+            return self._verdict(AuthResult(reason), now, card_held=False)
+        self.state = State.CHECKING
+        self._identity = None
+        return [ShowLight(CHECKING_LIGHT), RunChecks()]
+
+    def _card_left(self, now: float) -> list[Command]:
+        self._card_present = False
+        if self.state is State.PIN_ENTRY:
+            return self._verdict(AuthResult(Reason.CARD_REMOVED, identity=self._identity), now)
+        # While checking or verifying, the daemon's card call fails and reports removal.
+        return []
+
+    def _checks_done(self, outcome: AuthResult | PinPrompt, now: float) -> list[Command]:
+        if self.state is not State.CHECKING:
+            return [EndTransaction()]
+        if isinstance(outcome, AuthResult):
+            return self._verdict(outcome, now)
+        if not self._card_present:
+            return self._verdict(AuthResult(Reason.CARD_REMOVED, identity=outcome.identity), now)
+        self.state = State.PIN_ENTRY
+        self._identity = outcome.identity
+        self._digits = ""
+        self._pin_deadline = now + self.settings.pin_timeout_s
+        return [ShowLight(PIN_PROMPT_LIGHT), PlayBeep(PROMPT_BEEP)]
+
+    def _key(self, key: str, now: float) -> list[Command]:
+        if self.state is not State.PIN_ENTRY:
+            return []
+        self._pin_deadline = now + self.settings.pin_timeout_s
+        if key == "*":
+            self._digits = ""
+            return [PlayBeep(KEY_BEEP)]
+        if key == "#":
+            if len(self._digits) != PIN_LENGTH:
+                # Never send a short PIN: the card would count a wrong try.
+                return [PlayBeep(ERROR_BEEP)]
+            pin, self._digits = self._digits, ""
+            self.state = State.VERIFYING
+            self._pin_deadline = None
+            return [ShowLight(CHECKING_LIGHT), RunVerify(pin)]
+        if key.isdigit() and len(self._digits) < PIN_LENGTH:
+            self._digits += key
+            return [PlayBeep(KEY_BEEP)]
+        return [PlayBeep(ERROR_BEEP)]
+
+    # -- the verdict ----------------------------------------------------------------------------
+
+    def _verdict(self, result: AuthResult, now: float, *, card_held: bool = True) -> list[Command]:
+        reason = result.reason
+        if reason is Reason.OK and self.mode is not Mode.NORMAL:
+            reason = Reason.LOCKDOWN if self.mode is Mode.LOCKDOWN else Reason.EMERGENCY_OPEN
+        self.state = State.VERDICT
+        self._digits = ""
+        self._pin_deadline = None
+        self._verdict_until = now + self.settings.verdict_hold_s
+        identity = result.identity or self._identity
+        feedback = feedback_for(reason)
+        commands: list[Command] = [EndTransaction()] if card_held else []
+        if reason is Reason.OK:
+            self.door.released(now)
+            commands.append(PulseRelay(self.settings.door.open_ms))
+        commands += [
+            ShowLight(feedback.light),
+            PlayBeep(feedback.beeps),
+            Record(
+                "granted" if reason is Reason.OK else "refused",
+                result.detail,
+                reason,
+                identity.serial if identity else None,
+            ),
+        ]
+        return commands
