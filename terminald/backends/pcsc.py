@@ -21,7 +21,6 @@ from smartcard import scard
 from terminald.card.apdu import redact
 from terminald.card.errors import (
     CardCommunicationError,
-    CardError,
     CardRemovedError,
     ReaderUnavailableError,
 )
@@ -261,6 +260,3 @@ class PcscReader:
 
 def open_reader(name: str | None = None) -> PcscReader:
     return PcscReader(name)
-
-
-__all__ = ["CardError", "PcscConnection", "PcscReader", "open_reader"]

@@ -21,7 +21,6 @@ from terminald.card.connection import CardConnection
 from terminald.card.der import DerError, certificate_serial
 from terminald.card.errors import (
     ApduError,
-    CardCommunicationError,
     CardError,
     CardRemovedError,
     ReaderUnavailableError,
@@ -160,9 +159,7 @@ def card_failure(exc: CardError) -> AuthResult:
         return AuthResult(Reason.NOT_JPKI_CARD, str(exc))
     if isinstance(exc, CertificateReadError):
         return AuthResult(Reason.CERT_MALFORMED, str(exc))
-    if isinstance(exc, ApduError | CardCommunicationError):
-        return AuthResult(Reason.CARD_ERROR, str(exc))
-    return AuthResult(Reason.CARD_ERROR, str(exc))
+    return AuthResult(Reason.CARD_ERROR, str(exc))  # ApduError, CardCommunicationError, ...
 
 
 class Authenticator:
