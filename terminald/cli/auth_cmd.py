@@ -6,14 +6,15 @@ import argparse
 import getpass
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
 from terminald.cli.revocation_store_opts import add_store_arguments, open_store
 from terminald.cli.trust import add_trust_argument, load_trust
-from terminald.core.auth import Authenticator, AuthSettings, PinRequest
-from terminald.core.reasons import DESCRIPTIONS, Reason
-from terminald.daemon.transaction import Transaction, run_transaction
+
+if TYPE_CHECKING:
+    from terminald.core.auth import PinRequest
+    from terminald.daemon.transaction import Transaction
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -74,6 +75,8 @@ def _read_pin(args: argparse.Namespace, request: PinRequest) -> str | None:
 
 
 def _as_json(tx: Transaction, reader: str) -> dict[str, Any]:
+    from terminald.core.reasons import DESCRIPTIONS
+
     result, identity = tx.result, tx.result.identity
     return {
         "verdict": result.reason.value,
@@ -95,7 +98,12 @@ def _as_json(tx: Transaction, reader: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from terminald.backends.pcsc import PcscReader  # the only hardware import, kept local
+    # Imported here, not at the top: building the parser (for every command, including
+    # relay-safe after a crash) must not pay for cryptography, numpy or pyscard.
+    from terminald.backends.pcsc import PcscReader  # the only hardware import
+    from terminald.core.auth import Authenticator, AuthSettings
+    from terminald.core.reasons import DESCRIPTIONS, Reason
+    from terminald.daemon.transaction import run_transaction
 
     trust = load_trust(args.trust)
     try:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any
 
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
 from terminald.cli.trust import add_trust_argument, load_trust
-from terminald.pki.anchors import TrustAnchorError, key_identifier, load_certificates
-from terminald.pki.certificate import CertificateRejected, authority_key_id, find_issuer
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -30,6 +29,9 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def _chain_status(cert: x509.Certificate, args: argparse.Namespace) -> tuple[str, str]:
+    from terminald.pki.anchors import key_identifier
+    from terminald.pki.certificate import CertificateRejected, find_issuer
+
     trust = load_trust(args.trust)
     own_id = key_identifier(cert)
     for anchor in trust.find(own_id):
@@ -43,6 +45,9 @@ def _chain_status(cert: x509.Certificate, args: argparse.Namespace) -> tuple[str
 
 
 def describe(cert: x509.Certificate, args: argparse.Namespace) -> dict[str, Any]:
+    from terminald.pki.anchors import key_identifier
+    from terminald.pki.certificate import authority_key_id
+
     aki = authority_key_id(cert)
     status, detail = _chain_status(cert, args)
     now = datetime.now(UTC)
@@ -62,6 +67,8 @@ def describe(cert: x509.Certificate, args: argparse.Namespace) -> dict[str, Any]
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from terminald.pki.anchors import TrustAnchorError, load_certificates  # cryptography
+
     try:
         data = args.file.read_bytes()
     except OSError as exc:

@@ -5,16 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from terminald.cli.common import Groups, Subparsers, print_json
-from terminald.config import (
-    Config,
-    ConfigError,
-    check_files,
-    config_as_dict,
-    load_config,
-    relay_wiring_mismatches,
-)
+
+if TYPE_CHECKING:
+    from terminald.config import Config
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -38,6 +34,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from terminald.config import ConfigError, check_files, config_as_dict, load_config
+
     try:
         config = load_config(args.file)
         problems = [] if args.no_files else check_files(config) + board_problems(config)
@@ -58,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
 def board_problems(config: Config) -> list[str]:
     """Load the board's pin map and hold ``[relay]``'s assertions against it."""
+    from terminald.config import relay_wiring_mismatches
+
     try:
         from terminald.backends.pinmap import PinMapError, load_board
     except ImportError:  # the GPIO layer is not in this build: nothing to check against

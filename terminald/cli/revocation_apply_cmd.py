@@ -8,7 +8,6 @@ from pathlib import Path
 
 from terminald.cli.common import CliError, Groups, Subparsers
 from terminald.cli.revocation_store_opts import add_store_arguments, open_store
-from terminald.revocation.errors import RevocationError
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -25,6 +24,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from terminald.revocation.errors import RevocationError
+
     store = open_store(args)
     assert store is not None  # --revocation-state is required here
     try:

@@ -6,30 +6,17 @@ import argparse
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from terminald.backoffice.revocation_builder import CrlRefused, build_revocation_set, read_crl
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
-from terminald.revocation.bundle import (
-    Bundle,
-    BundleKind,
-    encode_bundle,
-    read_unverified,
-    signature_valid,
-)
-from terminald.revocation.errors import RevocationError
-from terminald.revocation.keys import (
-    KeyFileError,
-    key_id_of,
-    load_private_key,
-    load_public_keys,
-    private_key_pem,
-    public_key_pem,
-)
-from terminald.revocation.serials import MAX_SERIAL, RevocationSet, diff
+
+# cryptography, numpy and pyroaring come with terminald.revocation and the back-office
+# builder: each command imports what it uses when it runs, so building the parser is cheap.
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from terminald.revocation.bundle import Bundle
+    from terminald.revocation.serials import RevocationSet
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -103,6 +90,9 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def _bundle(path: Path) -> tuple[bytes, Bundle]:
+    from terminald.revocation.bundle import read_unverified
+    from terminald.revocation.errors import RevocationError
+
     data = _read(path, "bundle")
     try:
         return data, read_unverified(data)
@@ -111,6 +101,10 @@ def _bundle(path: Path) -> tuple[bytes, Bundle]:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from terminald.revocation.keys import key_id_of, private_key_pem, public_key_pem
+
     public_path = Path(f"{args.out}.pub")
     for path in (args.out, public_path):
         if path.exists():
@@ -124,6 +118,8 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def _issuer_certs(paths: list[Path] | None) -> list[x509.Certificate]:
+    from cryptography import x509
+
     certs = []
     for path in paths or []:
         raw = _read(path, "issuer certificate")
@@ -139,6 +135,8 @@ def _issuer_certs(paths: list[Path] | None) -> list[x509.Certificate]:
 
 
 def _base_set(path: Path, version: int) -> tuple[int, RevocationSet]:
+    from terminald.revocation.bundle import BundleKind
+
     _, base = _bundle(path)
     if base.header.kind is not BundleKind.SNAPSHOT:
         raise CliError(
@@ -151,6 +149,15 @@ def _base_set(path: Path, version: int) -> tuple[int, RevocationSet]:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from terminald.backoffice.revocation_builder import (
+        CrlRefused,
+        build_revocation_set,
+        read_crl,
+    )
+    from terminald.revocation.bundle import encode_bundle
+    from terminald.revocation.keys import KeyFileError, load_private_key
+    from terminald.revocation.serials import diff
+
     if args.version < 1:
         raise CliError("--version must be >= 1")
     if not args.valid_days > 0:
@@ -201,6 +208,9 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def _signature_status(data: bytes, bundle: Bundle, pubkey: Path | None) -> str:
+    from terminald.revocation.bundle import signature_valid
+    from terminald.revocation.keys import KeyFileError, key_id_of, load_public_keys
+
     if pubkey is None:
         return "not checked (no --pubkey)"
     try:
@@ -214,6 +224,8 @@ def _signature_status(data: bytes, bundle: Bundle, pubkey: Path | None) -> str:
 
 
 def describe(data: bytes, bundle: Bundle, pubkey: Path | None) -> dict[str, Any]:
+    from terminald.revocation.bundle import BundleKind
+
     header = bundle.header
     info: dict[str, Any] = {
         "kind": header.kind.label,
@@ -235,6 +247,8 @@ def describe(data: bytes, bundle: Bundle, pubkey: Path | None) -> dict[str, Any]
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from terminald.revocation.bundle import BundleKind
+
     data, bundle = _bundle(args.bundle)
     info = describe(data, bundle, args.pubkey)
     if args.json:
@@ -259,6 +273,9 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from terminald.revocation.bundle import BundleKind
+    from terminald.revocation.serials import MAX_SERIAL
+
     try:
         issuer = bytes.fromhex(args.issuer.removeprefix("0x").replace(":", ""))
     except ValueError:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from terminald.cli.common import CliError
-from terminald.revocation.freshness import FreshnessPolicy
-from terminald.revocation.keys import KeyFileError
-from terminald.store.revocation_store import (
-    RevocationStore,
-    RevocationStoreConfig,
-    load_trusted_keys,
-)
+
+if TYPE_CHECKING:
+    from terminald.store.revocation_store import RevocationStore
 
 
 def add_store_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -43,6 +40,15 @@ def add_store_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
 
 def open_store(args: argparse.Namespace) -> RevocationStore | None:
     """The store named on the command line, or None when none was asked for."""
+    # numpy, pyroaring and cryptography come with these: imported only when a command runs.
+    from terminald.revocation.freshness import FreshnessPolicy
+    from terminald.revocation.keys import KeyFileError
+    from terminald.store.revocation_store import (
+        RevocationStore,
+        RevocationStoreConfig,
+        load_trusted_keys,
+    )
+
     if args.revocation_state is None:
         if args.backoffice_key:
             raise CliError("--backoffice-key needs --revocation-state")

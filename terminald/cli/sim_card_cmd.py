@@ -14,12 +14,17 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from terminald.cli.common import CliError, Groups, Subparsers
-from terminald.sim.card import CardEvent, VirtualJpkiCard
-from terminald.sim.profile import CardProfile, TimingModel
-from terminald.sim.vpcd import DEFAULT_PORT, VpcdCard
+
+if TYPE_CHECKING:
+    from terminald.sim.card import CardEvent
+    from terminald.sim.profile import CardProfile
+
+# terminald.sim.vpcd.DEFAULT_PORT (vpcd's first slot), spelled out so that building the
+# parser does not import the virtual card and cryptography with it; a test checks they agree.
+DEFAULT_PORT = 35963
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -61,6 +66,8 @@ def parse_endpoint(text: str) -> tuple[str, int]:
 
 
 def _load(path: Path) -> CardProfile:
+    from terminald.sim.profile import CardProfile
+
     try:
         return CardProfile.load(path)
     except OSError as exc:
@@ -70,6 +77,10 @@ def _load(path: Path) -> CardProfile:
 
 
 def run_card(args: argparse.Namespace) -> int:
+    from terminald.sim.card import VirtualJpkiCard
+    from terminald.sim.profile import TimingModel
+    from terminald.sim.vpcd import VpcdCard
+
     host, port = parse_endpoint(args.vpcd)
     profile = _load(args.profile)
     if args.realtime and profile.timing == TimingModel():

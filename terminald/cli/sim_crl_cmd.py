@@ -5,35 +5,33 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import numpy as np
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from typing import TYPE_CHECKING
 
 from terminald.cli.common import CliError, Groups, Subparsers
-from terminald.pki.anchors import key_identifier
-from terminald.sim.crl import (
-    DISTRIBUTIONS,
-    CaKey,
-    CrlEntry,
-    make_crl,
-    synthetic_entries,
-    synthetic_serials,
-)
 
-# RFC 5280 names, matched case-insensitively.
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from terminald.sim.crl import CaKey, CrlEntry
+
+# numpy, cryptography and terminald.sim.crl are imported by the functions that use them,
+# so that building the parser stays cheap. terminald.sim.crl.DISTRIBUTIONS, spelled out
+# for --distribution's choices; a test checks they agree.
+DISTRIBUTIONS = ("uniform", "clustered")
+
+# RFC 5280 names, matched case-insensitively, to cryptography's x509.ReasonFlags members.
 REASONS = {
-    "unspecified": x509.ReasonFlags.unspecified,
-    "keycompromise": x509.ReasonFlags.key_compromise,
-    "cacompromise": x509.ReasonFlags.ca_compromise,
-    "affiliationchanged": x509.ReasonFlags.affiliation_changed,
-    "superseded": x509.ReasonFlags.superseded,
-    "cessationofoperation": x509.ReasonFlags.cessation_of_operation,
-    "certificatehold": x509.ReasonFlags.certificate_hold,
-    "hold": x509.ReasonFlags.certificate_hold,
-    "removefromcrl": x509.ReasonFlags.remove_from_crl,
-    "privilegewithdrawn": x509.ReasonFlags.privilege_withdrawn,
-    "aacompromise": x509.ReasonFlags.aa_compromise,
+    "unspecified": "unspecified",
+    "keycompromise": "key_compromise",
+    "cacompromise": "ca_compromise",
+    "affiliationchanged": "affiliation_changed",
+    "superseded": "superseded",
+    "cessationofoperation": "cessation_of_operation",
+    "certificatehold": "certificate_hold",
+    "hold": "certificate_hold",
+    "removefromcrl": "remove_from_crl",
+    "privilegewithdrawn": "privilege_withdrawn",
+    "aacompromise": "aa_compromise",
 }
 
 
@@ -86,6 +84,11 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _load_ca(args: argparse.Namespace) -> tuple[x509.Certificate, CaKey]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from terminald.sim.crl import CaKey
+
     if args.pki is not None or args.root is not None:
         if args.pki is None or args.root is None or args.ca or args.ca_key:
             raise CliError("give --pki DIR and --root NAME together, without --ca/--ca-key")
@@ -123,24 +126,33 @@ def _parse_serial(text: str) -> int:
 
 
 def _listed_entries(specs: list[str]) -> list[CrlEntry]:
+    from cryptography import x509
+
+    from terminald.sim.crl import CrlEntry
+
     entries = []
     for spec in specs:
         serial_text, _, reason_text = spec.partition(":")
         reason = None
         if reason_text:
-            reason = REASONS.get(reason_text.lower())
-            if reason is None:
+            member = REASONS.get(reason_text.lower())
+            if member is None:
                 raise CliError(
                     f"--revoke {spec}: unknown reason {reason_text!r}; use one of "
                     "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, "
                     "cessationOfOperation, certificateHold, removeFromCRL, privilegeWithdrawn, "
                     "aACompromise"
                 )
+            reason = x509.ReasonFlags[member]
         entries.append(CrlEntry(_parse_serial(serial_text), reason))
     return entries
 
 
 def _random_entries(args: argparse.Namespace) -> list[CrlEntry]:
+    import numpy as np
+
+    from terminald.sim.crl import synthetic_entries, synthetic_serials
+
     if args.rate is None:
         raise CliError("--random needs --rate (fraction of the serial space revoked)")
     if args.random < 1 or not 0 <= args.rate <= 1 or not 0 <= args.hold_fraction <= 1:
@@ -151,6 +163,11 @@ def _random_entries(args: argparse.Namespace) -> list[CrlEntry]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
+    from terminald.pki.anchors import key_identifier
+    from terminald.sim.crl import make_crl
+
     if args.revoke is not None and args.random is not None:
         raise CliError("give either --revoke SERIAL... or --random N --rate R, not both")
     cert, key = _load_ca(args)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from terminald.cli.common import CliError
-from terminald.pki.anchors import TrustAnchorError, TrustStore
+
+if TYPE_CHECKING:
+    from terminald.pki.anchors import TrustStore
 
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +24,8 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def load_trust(paths: list[Path] | None) -> TrustStore:
+    from terminald.pki.anchors import TrustAnchorError, TrustStore  # cryptography: only when run
+
     try:
         if not paths:
             return TrustStore.production()
