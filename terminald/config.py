@@ -53,6 +53,9 @@ GPIO_BACKENDS: Final = ("mock", "lgpio")
 BOARDS: Final = ("rpi4", "rpi5", "rpizero2w")
 FAIL_MODES: Final = ("fail_secure", "fail_safe")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+ACCESS_POLICIES: Final = ("enrolled", "any_card")
+ENROLLED_NAME: Final = "enrolled.toml"
+BAUD_RATES: Final = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
 TERMINAL_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_GRACE_HOURS: Final = 168.0  # terminald.revocation.freshness.MAX_GRACE (a test holds it)
@@ -131,6 +134,21 @@ class DoorSection:
 
 
 @dataclass(frozen=True)
+class AccessSection:
+    # "enrolled": only cards listed in ``enrolled`` are admitted (a gate, a clock-in);
+    # "any_card": any genuine, unrevoked card with its PIN (e.g. an age check).
+    policy: str
+    enrolled: Path
+
+
+@dataclass(frozen=True)
+class LinkSection:
+    # The serial line to the back office (revocation updates, mode changes); None: none.
+    port: Path | None = None
+    baud: int = 115200
+
+
+@dataclass(frozen=True)
 class LogSection:
     level: str = "info"
 
@@ -151,6 +169,8 @@ class Config:
     door: DoorSection
     log: LogSection
     state: StateSection
+    access: AccessSection
+    link: LinkSection
     source: Path | None = None
 
     def auth_settings(self, *, reader_supports_extended: bool = False) -> AuthSettings:
@@ -392,9 +412,25 @@ def config_from_dict(
     log = LogSection(s.string("level", "info", LOG_LEVELS))
     s.finish()
 
+    s = section("access")
+    access = AccessSection(
+        s.string("policy", "enrolled", ACCESS_POLICIES),
+        s.path("enrolled", None) or base / ENROLLED_NAME,
+    )
+    s.finish()
+
+    s = section("link")
+    baud = s.integer("baud", 115200, 1200, 4_000_000)
+    if baud not in BAUD_RATES and not s.failed("baud"):
+        errors.append(f"link.baud: must be one of {', '.join(map(str, BAUD_RATES))}, got {baud}")
+    link = LinkSection(s.path("port", None), baud)
+    s.finish()
+
     if errors:
         raise ConfigError(errors)
-    return Config(terminal, card, trust, revocation, gpio, relay, door, log, state, source)
+    return Config(
+        terminal, card, trust, revocation, gpio, relay, door, log, state, access, link, source
+    )
 
 
 def _gpio_section(s: _Section) -> GpioSection:
@@ -532,6 +568,13 @@ def check_files(config: Config) -> list[str]:
             build(config)
         except ConfigError as exc:
             errors += exc.messages
+    if config.access.policy == "enrolled":
+        from terminald.store.enrolled import EnrolledFileError, load_enrolled
+
+        try:
+            load_enrolled(config.access.enrolled)
+        except EnrolledFileError as exc:
+            errors += [f"access.enrolled: {exc}"]
     if not config.state.dir.is_dir():
         errors.append(f"state.dir: {config.state.dir} is not a directory")
     parent = config.revocation.state_path.parent

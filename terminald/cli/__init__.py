@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "terminald.cli.revocation_cmd",
     "terminald.cli.revocation_apply_cmd",
     "terminald.cli.check_config_cmd",
+    "terminald.cli.run_cmd",
     "terminald.cli.relay_safe_cmd",
 )
 

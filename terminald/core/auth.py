@@ -86,6 +86,10 @@ class CardIdentity:
         return cls(cert.serial, cert.issuer_key_id, cert.not_after, cached)
 
 
+# The terminal's access policy (core.access): None admits, a string says why not.
+AccessRefusal = Callable[[CardIdentity], str | None]
+
+
 @dataclass(frozen=True)
 class AuthResult:
     reason: Reason
@@ -172,12 +176,14 @@ class Authenticator:
         *,
         cache: CertificateCache | None = None,
         revocation: RevocationCheck | None = None,
+        access: AccessRefusal | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self._trust = trust
         self.settings = settings
         self._cache = cache if cache is not None else CertificateCache()
         self._revocation = revocation
+        self._access = access
         self._random_bytes = random_bytes
 
     def begin(self, connection: CardConnection, now: datetime) -> AuthResult | PinRequest:
@@ -224,6 +230,11 @@ class Authenticator:
                     cert.serial,
                     verdict.detail,
                 )
+
+        if self._access is not None:
+            refusal = self._access(identity)
+            if refusal is not None:
+                return AuthResult(Reason.NOT_ENROLLED, refusal, identity, revocation=revocation)
 
         try:
             status = session.pin_status()

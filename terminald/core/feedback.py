@@ -38,6 +38,7 @@ _CERT_FAMILY = {
     Reason.CERT_REVOKED,
     Reason.CERT_ON_HOLD,
     Reason.SIGNATURE_INVALID,
+    Reason.NOT_ENROLLED,
 }
 
 

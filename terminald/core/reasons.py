@@ -38,6 +38,8 @@ class Reason(Enum):
     EMERGENCY_OPEN = "emergency_open"
     # the challenge
     SIGNATURE_INVALID = "signature_invalid"
+    # the terminal's policy (appended: feedback codes follow declaration order)
+    NOT_ENROLLED = "not_enrolled"
 
     @property
     def granted(self) -> bool:
@@ -73,4 +75,5 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.LOCKDOWN: "the terminal is in lockdown: no one is admitted",
     Reason.EMERGENCY_OPEN: "emergency open: the door is held open",
     Reason.SIGNATURE_INVALID: "the card's signature does not verify",
+    Reason.NOT_ENROLLED: "this card is not enrolled at this terminal",
 }

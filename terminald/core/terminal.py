@@ -129,6 +129,12 @@ class Terminal:
             commands.append(ShowLight(IDLE_LIGHT))
         return commands
 
+    def reconfigure(self, settings: TerminalSettings) -> None:
+        """New timings and door wiring (a reloaded configuration); a PIN entry or a
+        release in progress keeps the deadline it already has."""
+        self.settings = settings
+        self.door.settings = settings.door
+
     @property
     def pin_digits_entered(self) -> int:
         return len(self._digits)

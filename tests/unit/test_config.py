@@ -189,7 +189,7 @@ def test_unknown_keys_and_sections_are_refused(tmp_path: Path) -> None:
     messages = errors_of(tmp_path, MINIMAL + "[relay]\nopen_msec = 3000\n[doors]\nrex = true\n")
     assert messages == [
         "doors: unknown section (did you mean door? known: terminal, card, trust, "
-        "revocation, gpio, relay, door, log, state)",
+        "revocation, gpio, relay, door, log, state, access, link)",
         "relay.open_msec: unknown key (did you mean open_ms? known: open_ms, active_high, "
         "fail_mode)",
     ]
@@ -291,6 +291,7 @@ def terminal_dir(tmp_path: Path) -> Path:
     public_pem = public_key_pem(Ed25519PrivateKey.generate().public_key())
     (tmp_path / "keys" / "bo.pub").write_bytes(public_pem)
     (tmp_path / "state").mkdir()
+    (tmp_path / "enrolled.toml").write_text('[[card]]\nserial = 4660\nlabel = "front desk"\n')
     return write(
         tmp_path,
         GOOD.replace('board = "rpi5"', 'board = "rpi4"').replace(
@@ -305,10 +306,12 @@ def test_check_files_opens_what_the_config_names(tmp_path: Path) -> None:
     (tmp_path / "keys" / "bo.pub").write_text("not a key")
     (tmp_path / "anchors" / "root.pem").unlink()
     (tmp_path / "state").rmdir()
+    (tmp_path / "enrolled.toml").write_text("[[card]]\nserial = -1\n")
     problems = check_files(config)
     assert [p.split(":", 1)[0] for p in problems] == [
         "trust.anchors[0]",
         "revocation.backoffice_keys[0]",
+        "access.enrolled",
         "state.dir",
     ]
 

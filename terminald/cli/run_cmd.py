@@ -1,0 +1,42 @@
+"""``terminald run``: the gate daemon (what terminald.service starts)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from terminald.cli.common import Groups, Subparsers
+from terminald.config import DEFAULT_CONFIG_PATH
+
+
+def register(commands: Subparsers, groups: Groups) -> None:
+    run_parser = commands.add_parser(
+        "run",
+        help="run the terminal daemon (systemd Type=notify; SIGHUP reloads, SIGTERM stops)",
+        description="Run the terminal: wait for cards, ask for the PIN on the keypad, "
+        "decide, and drive the relay, LEDs and buzzer. Logs go to stderr as key=value "
+        "lines (journald). SIGHUP re-reads the configuration and the files it names and "
+        "keeps the running one if anything is wrong; SIGTERM stops cleanly. Exit status: "
+        "0 stopped, 1 the hardware could not be opened, 2 the configuration is unusable.",
+    )
+    run_parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        metavar="FILE",
+        help=f"the terminal's configuration (default {DEFAULT_CONFIG_PATH})",
+    )
+    run_parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from terminald.daemon.main import StartupError
+    from terminald.daemon.main import run as run_daemon
+
+    try:
+        return run_daemon(args.config)
+    except StartupError as exc:
+        for message in exc.messages:
+            print(f"terminald run: {message}", file=sys.stderr)
+        return exc.exit_code

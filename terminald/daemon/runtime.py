@@ -1,0 +1,88 @@
+"""What a configuration turns into at run time: everything but the hardware.
+
+Built at start and again on SIGHUP. Building reads every file the configuration
+names (trust anchors, back-office keys, the revocation store, the enrolled cards);
+any problem raises ConfigError with one message per problem, and the daemon keeps
+the runtime it had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from terminald.config import Config, ConfigError, revocation_store_config, trust_store
+from terminald.core.access import AccessPolicy, AnyCard
+from terminald.core.auth import Authenticator
+from terminald.core.door import DoorSettings
+from terminald.core.terminal import Mode, TerminalSettings
+from terminald.store.enrolled import EnrolledFileError, load_enrolled
+from terminald.store.revocation_store import RevocationStore
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: Config
+    authenticator: Authenticator
+    terminal: TerminalSettings
+    mode: Mode
+    access: AccessPolicy
+    revocation: RevocationStore | None
+
+
+def terminal_settings(config: Config) -> TerminalSettings:
+    door = DoorSettings(
+        open_ms=config.relay.open_ms,
+        held_open_s=config.door.held_open_s,
+        contact_wired=config.door.contact,
+        rex_wired=config.door.rex,
+        tamper_wired=config.door.tamper,
+    )
+    return TerminalSettings(pin_timeout_s=config.card.pin_timeout_s, door=door)
+
+
+def build_runtime(
+    config: Config,
+    *,
+    reader_supports_extended: bool,
+) -> Runtime:
+    """Each runtime starts with an empty certificate cache: a reload may have removed
+    a trust anchor, and a cached certificate must not outlive the root that vouched
+    for it."""
+    errors: list[str] = []
+    trust = None
+    try:
+        trust = trust_store(config)
+    except ConfigError as exc:
+        errors += exc.messages
+    revocation = None
+    try:
+        store_config = revocation_store_config(config)
+        revocation = RevocationStore(store_config) if store_config else None
+    except ConfigError as exc:
+        errors += exc.messages
+    access: AccessPolicy = AnyCard()
+    if config.access.policy == "enrolled":
+        try:
+            access = load_enrolled(config.access.enrolled)
+        except EnrolledFileError as exc:
+            errors.append(f"access.enrolled: {exc}")
+    if errors or trust is None:
+        raise ConfigError(errors)
+    try:
+        settings = config.auth_settings(reader_supports_extended=reader_supports_extended)
+    except ValueError as exc:
+        raise ConfigError([f"terminal: {exc}"]) from exc
+    authenticator = Authenticator(
+        trust,
+        settings,
+        revocation=revocation,
+        access=access.refusal,
+    )
+    return Runtime(
+        config,
+        authenticator,
+        terminal_settings(config),
+        Mode(config.terminal.mode),
+        access,
+        revocation,
+    )

@@ -1,0 +1,421 @@
+"""The gate daemon: one event loop between the card, the GPIO header and systemd.
+
+Threads only produce events: the reader monitor (card arrived / left), the card
+worker (checks / verify results), the keypad scanner and the door inputs (gpiozero
+callbacks), and the signal handlers (stop, reload). They all put on one
+``SimpleQueue``; the loop takes one event at a time, hands it to the pure
+``core.terminal.Terminal`` and carries out the commands it returns. The loop alone
+drives the relay, the LEDs and the buzzer, so their order is the machine's order.
+
+The watchdog is fed from the loop, and only while the reader monitor beats, the
+card worker is not stuck in a card call, and the GPIO layer is healthy: a wedge in
+any of them stops the pings, and systemd restarts the daemon (the relay is made safe
+by ``ExecStopPost``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from terminald.backends.gpio import GpioHardware
+from terminald.backends.pinmap import BoardPinMap
+from terminald.card.reader import CardReader
+from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
+from terminald.core.auth import CardIdentity
+from terminald.core.commands import (
+    AlarmChanged,
+    Command,
+    EndTransaction,
+    HoldRelay,
+    PlayBeep,
+    PulseRelay,
+    Record,
+    ReleaseRelay,
+    RunChecks,
+    RunVerify,
+    ShowLight,
+)
+from terminald.core.hardware import DoorInput, InputChanged, KeyPressed
+from terminald.core.reasons import DESCRIPTIONS
+from terminald.core.terminal import (
+    CardArrived,
+    CardLeft,
+    ChecksDone,
+    Mode,
+    ModeSet,
+    PinPrompt,
+    Terminal,
+    VerifyDone,
+)
+from terminald.daemon.card_worker import CardWorker
+from terminald.daemon.logfmt import log_event
+from terminald.daemon.notify import Notifier
+from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
+from terminald.daemon.runtime import Runtime, build_runtime
+
+logger = logging.getLogger("terminald.daemon")
+
+# How long a part may be silent before the watchdog is withheld. The monitor beats at
+# least once per wait slice (1 s); a card job takes well under a second with a real card.
+MONITOR_STALL_S = 5.0
+CARD_STALL_S = 15.0
+IDLE_WAKE_S = 5.0  # the loop's longest sleep with no deadline and no watchdog
+_RESTART_ONLY = (("gpio", "board"), ("gpio", "backend"), ("card", "reader"), ("card", "backend"))
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    pass
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a UI shows of the daemon (read from any thread; a consistent-enough copy)."""
+
+    state: str
+    mode: str
+    pin_digits: int
+    card_present: bool
+    alarms: frozenset[str]
+    relay_energised: bool
+    health: str | None
+
+
+Listener = Callable[[Record | AlarmChanged], None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        runtime: Runtime,
+        *,
+        hardware: GpioHardware,
+        pinmap: BoardPinMap,
+        card_reader: CardReader,
+        presence_reader: PresenceReader,
+        reader_supports_extended: bool = False,
+        notifier: Notifier | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.hardware = hardware
+        self.pinmap = pinmap
+        self._extended = reader_supports_extended
+        self.notifier = notifier or Notifier()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.terminal = Terminal(runtime.terminal, runtime.mode)
+        self.worker = CardWorker(card_reader, self.post, clock)
+        self.monitor = ReaderMonitor(presence_reader, self.post)
+        self._card_reader = card_reader
+        self._listeners: list[Listener] = []
+        self._running = False
+        self._last_ping = float("-inf")
+        self._withheld: str | None = None
+        self._identity: CardIdentity | None = None
+        self.exit_code = 0
+
+    # -- outside world -> loop ------------------------------------------------------------
+
+    def post(self, event: object) -> None:
+        """Thread-safe, and safe from a signal handler (SimpleQueue.put is reentrant)."""
+        self._queue.put(event)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Called on the loop thread with every Record and AlarmChanged (UI, tests)."""
+        self._listeners.append(listener)
+
+    def snapshot(self) -> Snapshot:
+        t = self.terminal
+        return Snapshot(
+            t.state.value,
+            t.mode.value,
+            t.pin_digits_entered,
+            self.monitor.present,
+            frozenset(a.value for a in t.door.alarms),
+            self.hardware.relay.energised,
+            self._withheld,
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Until a Stop event. Returns the process exit code."""
+        self._start()
+        try:
+            while self._running:
+                event = self._next_event()
+                if event is not None:
+                    self._guarded(self._dispatch, event)
+                now = time.monotonic()
+                deadline = self.terminal.deadline()
+                if deadline is not None and now >= deadline:
+                    self._guarded(self._tick, now)
+                self._feed_watchdog(now)
+        finally:
+            self._shutdown()
+        return self.exit_code
+
+    def _next_event(self) -> object | None:
+        now = time.monotonic()
+        wait = IDLE_WAKE_S
+        interval = self.notifier.watchdog_interval_s
+        if interval is not None:
+            wait = min(wait, max(0.0, self._last_ping + interval - now), interval)
+        deadline = self.terminal.deadline()
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - now))
+        try:
+            return self._queue.get(timeout=wait)
+        except queue.Empty:
+            return None
+
+    def _tick(self, now: float) -> None:
+        self._execute(self.terminal.tick(now))
+        self.notifier.status(self._status())
+
+    def _guarded(self, step: Callable[[Any], None], arg: object) -> None:
+        """One event's failure must not stop the terminal; it must not leave the door
+        released or a card powered either."""
+        try:
+            step(arg)
+        except Exception:
+            logger.exception("event=internal_error")
+            self.worker.end()
+            if self.terminal.mode is not Mode.EMERGENCY_OPEN:
+                self.hardware.relay.de_energise()
+
+    def _start(self) -> None:
+        hw = self.hardware
+        hw.keypad.set_handler(self.post)
+        hw.inputs.set_handler(self.post)
+        self.worker.start()
+        self.monitor.start()
+        now = time.monotonic()
+        self._running = True
+        self._execute(self.terminal.start(now))
+        # Inputs already active at start (a door left open) are reported like changes.
+        state = hw.inputs.state()
+        for which in DoorInput:
+            if state.active(which):
+                self._dispatch(InputChanged(which, True))
+        log_event(
+            logger,
+            logging.INFO,
+            "started",
+            terminal=self.config.terminal.id,
+            purpose=self.config.terminal.purpose,
+            mode=self.terminal.mode.value,
+            reader=self.config.card.reader or "(first)",
+            board=self.pinmap.board,
+            gpio=self.config.gpio.backend,
+            access=self.config.access.policy,
+        )
+        self.notifier.ready(self._status())
+
+    def _shutdown(self) -> None:
+        self._running = False
+        self.notifier.stopping("stopping")
+        hw = self.hardware
+        hw.keypad.set_handler(None)
+        hw.inputs.set_handler(None)
+        self.worker.stop()  # releases and unpowers a held card
+        self.monitor.stop()
+        hw.close()  # the relay first, de-energised
+        close = getattr(self._card_reader, "close", None)
+        if callable(close):
+            close()
+        log_event(logger, logging.INFO, "stopped")
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _dispatch(self, event: object) -> None:
+        now = time.monotonic()
+        if isinstance(event, Stop):
+            log_event(logger, logging.INFO, "stopping", why=event.why)
+            self._running = False
+            return
+        if isinstance(event, Reload):
+            self.reload()
+            return
+        if isinstance(event, CardArrived):
+            log_event(logger, logging.INFO, "card_present")
+        elif isinstance(event, CardLeft):
+            log_event(logger, logging.INFO, "card_removed")
+        elif isinstance(event, ChecksDone) and isinstance(event.outcome, PinPrompt):
+            self._identity = event.outcome.identity
+            log_event(
+                logger,
+                logging.INFO,
+                "pin_prompt",
+                serial=event.outcome.identity.serial,
+                tries_left=event.outcome.tries_left,
+            )
+        elif isinstance(event, KeyPressed):
+            logger.debug("event=key")  # never which key: it may be a PIN digit
+        elif isinstance(event, InputChanged):
+            log_event(logger, logging.INFO, "input", input=event.input.value, active=event.active)
+        elif not isinstance(event, ChecksDone | VerifyDone | ModeSet):
+            logger.warning("event=unknown_event type=%s", type(event).__name__)
+            return
+        self._execute(self.terminal.handle(event, now))
+        self.notifier.status(self._status())
+
+    def _execute(self, commands: list[Command]) -> None:
+        hw = self.hardware
+        for command in commands:
+            if isinstance(command, RunChecks):
+                self.worker.checks(self.runtime.authenticator)
+            elif isinstance(command, RunVerify):
+                self.worker.verify(command.pin)
+            elif isinstance(command, EndTransaction):
+                self.worker.end()
+            elif isinstance(command, ShowLight):
+                hw.indicator.show(command.pattern)
+            elif isinstance(command, PlayBeep):
+                hw.buzzer.play(command.pattern)
+            elif isinstance(command, PulseRelay):
+                hw.relay.pulse(command.ms)
+            elif isinstance(command, HoldRelay):
+                hw.relay.energise()
+            elif isinstance(command, ReleaseRelay):
+                hw.relay.de_energise()
+            elif isinstance(command, AlarmChanged):
+                level = logging.WARNING if command.active else logging.INFO
+                log_event(logger, level, "alarm", alarm=command.alarm, active=command.active)
+                self._tell(command)
+            else:
+                self._record(command)
+
+    def _record(self, record: Record) -> None:
+        values: dict[str, object] = {}
+        if record.reason is not None:
+            values["reason"] = record.reason.value
+            values["serial"] = record.serial
+            label = self._label(record.serial)
+            if label:
+                values["label"] = label
+            values["detail"] = record.detail or DESCRIPTIONS[record.reason]
+            values["card_ms"] = round(self.worker.timing.elapsed_ms, 1)
+            values["apdus"] = self.worker.timing.apdus
+        else:
+            values["detail"] = record.detail
+        level = logging.INFO if record.kind != "refused" else logging.WARNING
+        log_event(logger, level, record.kind, **values)
+        self._tell(record)
+
+    def _label(self, serial: int | None) -> str:
+        identity = self._identity
+        if serial is None or identity is None or identity.serial != serial:
+            return ""
+        match = getattr(self.runtime.access, "match", None)
+        card = match(identity) if callable(match) else None
+        return str(getattr(card, "label", "") or "")
+
+    def _tell(self, item: Record | AlarmChanged) -> None:
+        for listener in self._listeners:
+            try:
+                listener(item)
+            except Exception:
+                logger.exception("event=listener_failed")
+
+    # -- SIGHUP --------------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the configuration and every file it names; on any problem keep the
+        running configuration and say why. Returns whether the new one took effect."""
+        path = self.config.source
+        if path is None:
+            log_event(logger, logging.WARNING, "reload_refused", why="started without a file")
+            return False
+        self.notifier.reloading()
+        try:
+            config = load_config(path)
+            problems = relay_wiring_mismatches(
+                config, active_high=self.pinmap.relay.active_high, lock=self.pinmap.relay.lock
+            )
+            if problems:
+                raise ConfigError(problems)
+            runtime = build_runtime(config, reader_supports_extended=self._extended)
+        except ConfigError as exc:
+            for message in exc.messages:
+                log_event(logger, logging.ERROR, "reload_refused", file=str(path), problem=message)
+            log_event(logger, logging.ERROR, "reload_refused", why="kept the running configuration")
+            self.notifier.ready(self._status())
+            return False
+        for section, key in _RESTART_ONLY:
+            old = getattr(getattr(self.config, section), key)
+            new = getattr(getattr(config, section), key)
+            if old != new:
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "reload_partial",
+                    key=f"{section}.{key}",
+                    running=old,
+                    configured=new,
+                    why="takes effect after a restart",
+                )
+        previous = self.config
+        self.config, self.runtime = config, runtime
+        self.terminal.reconfigure(runtime.terminal)
+        logging.getLogger().setLevel(config.log.level.upper())
+        if config.terminal.mode != previous.terminal.mode:
+            self._dispatch(ModeSet(runtime.mode))
+        log_event(logger, logging.INFO, "reloaded", file=str(path))
+        self.notifier.ready(self._status())
+        return True
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def health_problem(self, now: float) -> str | None:
+        silent = self.monitor.silent_for(now)
+        if silent > MONITOR_STALL_S:
+            return f"reader monitor silent for {silent:.1f} s"
+        if not self.worker.alive:
+            return "card worker stopped"
+        busy = self.worker.busy_for(now)
+        if busy > CARD_STALL_S:
+            return f"card call running for {busy:.1f} s"
+        if not self.hardware.healthy:
+            return "GPIO layer unhealthy (keypad scanner stopped)"
+        return None
+
+    def _feed_watchdog(self, now: float) -> None:
+        problem = self.health_problem(now)
+        if problem != self._withheld:
+            if problem is not None:
+                log_event(logger, logging.ERROR, "watchdog_withheld", why=problem)
+            else:
+                log_event(logger, logging.INFO, "healthy")
+            self._withheld = problem
+            self.notifier.status(self._status())
+        interval = self.notifier.watchdog_interval_s
+        if problem is None and interval is not None and now - self._last_ping >= interval:
+            self.notifier.watchdog()
+            self._last_ping = now
+
+    def _status(self) -> str:
+        t = self.terminal
+        text = f"{t.state.value}; mode {t.mode.value}"
+        if t.door.alarms:
+            text += "; alarms " + ",".join(sorted(a.value for a in t.door.alarms))
+        if self._withheld:
+            text += f"; UNHEALTHY: {self._withheld}"
+        return text
