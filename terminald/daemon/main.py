@@ -47,7 +47,7 @@ def open_daemon(config_path: Path) -> Daemon:
         config = load_config(config_path)
     except ConfigError as exc:
         raise StartupError([f"{config_path}: {m}" for m in exc.messages], 2) from exc
-    configure_daemon_logging(config.log.level)
+    logging.getLogger().setLevel(config.log.level.upper())
     try:
         pinmap = load_board(config.gpio.board)
     except PinMapError as exc:
@@ -100,6 +100,7 @@ def install_signal_handlers(daemon: Daemon) -> Callable[[], None]:
 
 
 def run(config_path: Path) -> int:
+    configure_daemon_logging("info")  # the configured level once the file is read
     daemon = open_daemon(config_path)
     restore = install_signal_handlers(daemon)
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ class Daemon:
         self._withheld: str | None = None
         self._identity: CardIdentity | None = None
         self.exit_code = 0
+        self.ready = threading.Event()  # set once started (READY=1 sent)
 
     # -- outside world -> loop ------------------------------------------------------------
 
@@ -228,6 +230,7 @@ class Daemon:
             access=self.config.access.policy,
         )
         self.notifier.ready(self._status())
+        self.ready.set()
 
     def _shutdown(self) -> None:
         self._running = False

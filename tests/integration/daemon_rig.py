@@ -1,0 +1,206 @@
+"""A gate daemon on MockFactory GPIO and the real pcscd, for the daemon's tests.
+
+``GateRig`` writes a configuration next to the shared test PKI's trust directory,
+builds the daemon with ``open_daemon`` (the code ``terminald run`` runs), runs its
+loop on a thread, and gives the test hands: tap and remove virtual cards on vpcd,
+type on the matrix keypad, flip the door inputs, and wait for the daemon's records.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from terminald.core.commands import AlarmChanged, Record
+from terminald.core.hardware import DoorInput
+from terminald.core.reasons import Reason
+from terminald.daemon.main import open_daemon
+from terminald.daemon.service import Daemon, Stop
+from terminald.sim.card import VirtualJpkiCard
+from terminald.sim.pcscd import READER_0, wait_for_card_state
+from terminald.sim.testpki import TestPkiManifest
+from terminald.sim.vpcd import VpcdCard
+
+KEY_HOLD_S = 0.06  # the keypad's debounce is 20 ms at a 5 ms scan (hw/boards/rpi4.toml)
+OPEN_MS = 300
+
+
+def gate_config(
+    directory: Path,
+    pki: TestPkiManifest,
+    *,
+    enrolled: list[str],
+    mode: str = "normal",
+    extra: str = "",
+) -> Path:
+    (directory / "state").mkdir(exist_ok=True)
+    lines = []
+    for name in enrolled:
+        lines += ["[[card]]", f"serial = {pki.card(name).serial}", f'label = "{name}"']
+    (directory / "enrolled.toml").write_text("\n".join(lines) + "\n")
+    path = directory / "terminald.toml"
+    path.write_text(
+        f"""
+[terminal]
+id = "test-gate"
+mode = "{mode}"
+[card]
+reader = "{READER_0}"
+pin_timeout_s = 5.0
+extended_reads = true
+[trust]
+anchors = ["{pki.trust_dir}"]
+include_builtin = false
+[revocation]
+required = false
+[gpio]
+board = "rpi4"
+backend = "mock"
+[relay]
+open_ms = {OPEN_MS}
+[door]
+held_open_s = 1.0
+contact = true
+rex = true
+tamper = true
+[access]
+policy = "enrolled"
+[state]
+dir = "state"
+{extra}
+"""
+    )
+    return path
+
+
+@dataclass
+class GateRig:
+    daemon: Daemon
+    pki: TestPkiManifest
+    records: queue.SimpleQueue[Record | AlarmChanged] = field(default_factory=queue.SimpleQueue)
+    slot: VpcdCard | None = None
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.daemon.add_listener(self.records.put)
+        self.thread = threading.Thread(target=self.daemon.run, name="daemon-loop", daemon=True)
+        self.thread.start()
+        assert self.daemon.ready.wait(10), "the daemon did not start"
+
+    def stop(self) -> None:
+        self.daemon.post(Stop("test"))
+        if self.thread is not None:
+            self.thread.join(10)
+            assert not self.thread.is_alive(), "the daemon loop did not stop"
+        if self.slot is not None:
+            self.slot.stop()
+            wait_for_card_state(READER_0, False, 5)
+
+    @property
+    def mock(self):  # type: ignore[no-untyped-def]
+        mock = self.daemon.hardware.mock
+        assert mock is not None
+        return mock
+
+    # -- hands ---------------------------------------------------------------------------------
+
+    def tap(self, name: str) -> VirtualJpkiCard:
+        card = VirtualJpkiCard(self.pki.load_profile(name))
+        return self.tap_card(card)
+
+    def tap_card(self, card: VirtualJpkiCard) -> VirtualJpkiCard:
+        if self.slot is None:
+            self.slot = VpcdCard(card)
+            self.slot.start()
+        else:
+            self.slot.swap(card)
+        assert wait_for_card_state(READER_0, True, 10), "pcscd never saw the card"
+        return card
+
+    def remove(self) -> None:
+        assert self.slot is not None
+        self.slot.remove()
+        assert wait_for_card_state(READER_0, False, 10)
+
+    def type(self, keys: str) -> None:
+        for key in keys:
+            self.mock.press(key)
+            time.sleep(KEY_HOLD_S)
+            self.mock.release(key)
+            time.sleep(KEY_HOLD_S)
+
+    def set_input(self, which: DoorInput, active: bool) -> None:
+        self.mock.set_input(which, active)
+
+    def pin(self, name: str) -> str:
+        pin = self.pki.card(name).pin
+        assert pin is not None
+        return pin
+
+    # -- eyes ------------------------------------------------------------------------------------
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "condition not reached in time"
+            time.sleep(0.01)
+
+    def wait_state(self, state: str, timeout: float = 10.0) -> None:
+        self.wait_until(lambda: self.daemon.snapshot().state == state, timeout)
+
+    def next_record(self, kind: str | None = None, timeout: float = 10.0) -> Record:
+        """The next Record (of ``kind``), skipping alarms and other kinds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {kind or 'record'} within {timeout} s"
+            item = self.records.get(timeout=remaining)
+            if isinstance(item, Record) and (kind is None or item.kind == kind):
+                return item
+
+    def next_alarm(self, timeout: float = 10.0) -> AlarmChanged:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no alarm within {timeout} s"
+            item = self.records.get(timeout=remaining)
+            if isinstance(item, AlarmChanged):
+                return item
+
+    def verdict(self, timeout: float = 15.0) -> Reason:
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.next_record(timeout=max(0.01, deadline - time.monotonic()))
+            if record.kind in ("granted", "refused"):
+                assert record.reason is not None
+                return record.reason
+
+    def relay_energised_levels(self) -> list[bool]:
+        """Every level the relay pin has taken since it was claimed, as energised or not."""
+        active_high = self.mock.pinmap.relay.active_high
+        return [bool(s.state) == active_high for s in self.mock.relay_pin().states]
+
+    def relay_pulses(self) -> list[float]:
+        """How long (s) each completed energised period lasted.
+
+        MockPin records each change with the time since the previous one, so the entry
+        that ends an energised period carries its length.
+        """
+        active_high = self.mock.pinmap.relay.active_high
+        states = self.mock.relay_pin().states
+        return [
+            s.timestamp
+            for prev, s in itertools.pairwise(states)
+            if bool(prev.state) == active_high and bool(s.state) != active_high
+        ]
+
+
+def open_rig(config: Path, pki: TestPkiManifest) -> GateRig:
+    rig = GateRig(open_daemon(config), pki)
+    rig.start()
+    return rig
