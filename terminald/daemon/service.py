@@ -388,14 +388,13 @@ class Daemon:
     # -- health ---------------------------------------------------------------------------------
 
     def health_problem(self, now: float) -> str | None:
-        silent = self.monitor.silent_for(now)
-        if silent > MONITOR_STALL_S:
-            return f"reader monitor silent for {silent:.1f} s"
+        # Stable texts: a change of text is what gets logged and sent as STATUS.
+        if self.monitor.silent_for(now) > MONITOR_STALL_S:
+            return f"reader monitor silent for more than {MONITOR_STALL_S:g} s"
         if not self.worker.alive:
             return "card worker stopped"
-        busy = self.worker.busy_for(now)
-        if busy > CARD_STALL_S:
-            return f"card call running for {busy:.1f} s"
+        if self.worker.busy_for(now) > CARD_STALL_S:
+            return f"a card call has run for more than {CARD_STALL_S:g} s"
         if not self.hardware.healthy:
             return "GPIO layer unhealthy (keypad scanner stopped)"
         return None

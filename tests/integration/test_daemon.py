@@ -17,7 +17,7 @@ import pytest
 
 from terminald.card.jpki import JPKI_AID
 from terminald.core.feedback import feedback_for
-from terminald.core.hardware import DoorInput
+from terminald.core.hardware import DoorInput, InputChanged
 from terminald.core.reasons import Reason
 from terminald.core.terminal import Mode, ModeSet
 from terminald.sim.pcscd import Pcscd
@@ -239,3 +239,51 @@ def test_a_new_card_after_a_verdict_starts_a_new_transaction(gate: GateRig) -> N
     gate.type(gate.pin("card-001") + "#")
     assert gate.verdict() is Reason.OK
     gate.wait_until(lambda: not first.powered and not second.powered)
+
+
+class _Boom:
+    """An event the loop was not built for: it makes the terminal raise."""
+
+
+def test_an_internal_error_relocks_and_the_terminal_keeps_working(
+    gate: GateRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate.daemon.post(ModeSet(Mode.NORMAL))
+    gate.set_input(DoorInput.REX, True)  # the relay is released...
+    gate.wait_until(lambda: gate.mock.relay_energised(), 2)
+    real_handle = gate.daemon.terminal.handle
+
+    def handle(event: object, now: float) -> list[object]:
+        if isinstance(event, InputChanged) and event.input is DoorInput.TAMPER:
+            raise RuntimeError("a bug")
+        return real_handle(event, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gate.daemon.terminal, "handle", handle)
+    gate.set_input(DoorInput.TAMPER, True)  # ...and the bug hits mid-release
+    gate.wait_until(lambda: not gate.mock.relay_energised(), 1)
+    (pulse,) = gate.relay_pulses()
+    assert pulse < OPEN_MS / 1000, "the relay was not relocked at once"
+    monkeypatch.undo()
+    gate.tap("card-001")
+    gate.wait_state("pin_entry")
+    gate.type(gate.pin("card-001") + "#")
+    assert gate.verdict() is Reason.OK
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_relay_is_released_when_the_loop_dies(
+    gate: GateRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate.set_input(DoorInput.REX, True)
+    gate.wait_until(lambda: gate.mock.relay_energised(), 2)
+
+    def die(event: object, now: float) -> list[object]:
+        raise SystemExit("killed")  # not an Exception: escapes the per-event guard
+
+    monkeypatch.setattr(gate.daemon.terminal, "handle", die)
+    gate.set_input(DoorInput.REX, False)
+    assert gate.thread is not None
+    gate.thread.join(5)
+    assert not gate.thread.is_alive()
+    assert not gate.mock.relay_energised()
+    assert gate.daemon.hardware.closed
