@@ -26,6 +26,12 @@ FILES = {
     "etc/udev/rules.d/99-terminald.rules": "hw/udev/99-terminald.rules",
     "usr/share/doc/terminald/operations.md": "docs/operations.md",
     "etc/terminald/terminald.toml": "systemd/terminald.toml.example",
+    # Where an installed terminald looks for them (pinmap.default_hw_dir).
+    "usr/share/terminald/hw/readers.toml": "hw/readers.toml",
+    **{
+        f"usr/share/terminald/hw/boards/{board.name}": f"hw/boards/{board.name}"
+        for board in (REPO / "hw" / "boards").glob("*.toml")
+    },
 }
 
 
@@ -75,6 +81,13 @@ def test_files_land_with_their_content_and_modes(tmp_path: Path) -> None:
     assert link.is_symlink()
     assert os.readlink(link) == "/opt/terminald/bin/terminald"  # the target, not the staging path
     assert not (root / "opt").exists()  # --no-venv
+    assert any("boards/rpi4.toml" in dest for dest in FILES)
+
+
+def test_the_installed_hw_dir_is_where_the_package_looks() -> None:
+    # An installed package is not in a checkout: pinmap.default_hw_dir falls back to this.
+    source = (REPO / "terminald/backends/pinmap.py").read_text()
+    assert 'Path("/usr/share/terminald/hw")' in source
 
 
 def test_the_config_txt_block_is_added_once_across_two_runs(tmp_path: Path) -> None:
