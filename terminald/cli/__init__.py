@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "terminald.cli.check_config_cmd",
     "terminald.cli.run_cmd",
     "terminald.cli.relay_safe_cmd",
+    "terminald.cli.doctor_cmd",
 )
 
 _GROUPS = {
