@@ -26,6 +26,7 @@ from typing import Any
 
 from terminald.backends.gpio import GpioHardware
 from terminald.backends.pinmap import BoardPinMap
+from terminald.backends.systemd_notify import Notifier
 from terminald.card.reader import CardReader
 from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
 from terminald.core.auth import CardIdentity
@@ -56,7 +57,6 @@ from terminald.core.terminal import (
 )
 from terminald.daemon.card_worker import CardWorker
 from terminald.daemon.logfmt import log_event
-from terminald.daemon.notify import Notifier
 from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
 from terminald.daemon.runtime import Runtime, build_runtime
 

@@ -47,3 +47,21 @@ def test_bench_auth_quick_prints_its_tables_and_a_cached_card_takes_at_most_5_ap
     cached = apdu_cells(done.stdout, "cached")
     assert len(cached) == 4  # short and extended reads, in process and through pcscd
     assert all(int(cell) <= 5 for cell in cached), cached
+
+
+def test_bench_daemon_quick_prints_its_tables(pcscd: Pcscd) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench-daemon"), "--quick", "--reuse-pcscd"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| start to READY=1 (s) |" in done.stdout
+    assert "| idle CPU over 2 s (% of one core) |" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| first", "| cached"))]
+    assert [r.split("|")[1].strip() for r in rows] == ["first seen", "cached"]
+    first, cached = ([c.strip() for c in r.strip("|").split("|")] for r in rows)
+    assert (first[1], cached[1]) == ("3", "2")  # three first taps, two cached
+    assert int(cached[2]) == 5  # a cached card: 5 APDUs through the daemon too
+    assert float(cached[3]) > 350  # the modelled signature alone takes 350 ms
