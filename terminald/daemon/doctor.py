@@ -15,10 +15,10 @@ machine (the clock, pcscd, ``/dev``, the disk, imports) comes through an
 from __future__ import annotations
 
 import contextlib
-import getpass
 import importlib
 import logging
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -111,9 +111,10 @@ def _now() -> datetime:
 
 
 def _user() -> str:
+    """The effective user's name: the one the access checks are made for."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
         return str(os.geteuid())
 
 
