@@ -92,7 +92,7 @@ def test_doctor_finds_the_vpcd_reader_while_the_card_is_held_exclusively(
     throwaway_profile: CardProfile,
     config_path: Path,
 ) -> None:
-    """As with a running daemon holding the card: the doctor lists, never connects."""
+    """As when the daemon holds the card: the reader is reported and the card stays held."""
     vpcd_card(throwaway_profile)
     context, handle = _hold_exclusively(READER_0)
     try:
