@@ -62,24 +62,16 @@ class PcscUnreachable(Exception):
 
 def pcsc_list_readers() -> list[str]:
     """The readers pcscd lists. Establishes a context and lists: never connects to a card."""
-    from smartcard import scard
+    from terminald.backends.pcsc import PcscReader
+    from terminald.card.errors import CardError
 
-    def message(hresult: int) -> str:
-        text = str(scard.SCardGetErrorMessage(hresult)).rstrip(".")
-        return f"{text} (0x{hresult & 0xFFFFFFFF:08X})"
-
-    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    if hresult != scard.SCARD_S_SUCCESS:
-        raise PcscUnreachable(message(hresult))
+    reader = PcscReader()
     try:
-        hresult, readers = scard.SCardListReaders(context, [])
-        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
-            return []
-        if hresult != scard.SCARD_S_SUCCESS:
-            raise PcscUnreachable(f"listing readers: {message(hresult)}")
-        return [str(r) for r in readers]
+        return [str(r) for r in reader.list_readers()]
+    except CardError as exc:  # ReaderUnavailableError and the rest, with pcscd's own words
+        raise PcscUnreachable(str(exc)) from exc
     finally:
-        scard.SCardReleaseContext(context)
+        reader.close()
 
 
 def timedatectl_ntp_synchronized() -> str | None:
