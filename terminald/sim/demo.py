@@ -530,7 +530,9 @@ def run_demo(
             if interactive:
                 from terminald.sim.demo_ui import run_ui
 
-                return run_ui(rig)
+                code = run_ui(rig)
+                print("Stopping: the daemon de-energises the relay; pcscd stops.", file=out)
+                return code
             print(
                 f"Gate daemon {rig.the_daemon.config.terminal.id!r} running "
                 f"(config {rig.config_path}); pin_timeout_s={timings.pin_timeout_s:g}, "

@@ -43,7 +43,7 @@ from terminald.sim.pcscd import (
 )
 from terminald.sim.profile import TimingModel
 from terminald.sim.testpki import CardEntry, TestPkiManifest
-from terminald.sim.vpcd import VpcdCard
+from terminald.sim.vpcd import SWAP_GAP, VpcdCard
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ NOT_ENROLLED_CARD = "card-003"  # a good card the demo deliberately leaves out o
 # board in hw/boards) and up as long again: hold each for more than three times that.
 KEY_HOLD_S = 0.07
 CARD_WAIT_S = 10.0
+RETAP_AFTER_S = 4.0  # pcscd reports a tapped card within ~0.5 s
 LETTERS = "abcefghijklnopsuvwyz"  # card keys in the UI: no d, m, q, r, t, x (commands)
 
 Item = Record | AlarmChanged
@@ -93,7 +94,7 @@ class LogTail(logging.Handler):
         self.setFormatter(LogfmtFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("terminald.sim"):
+        if record.name.startswith("terminald.sim") and record.levelno < logging.WARNING:
             return  # the virtual card's own chatter is not the terminal's log
         try:
             line = self.format(record)
@@ -338,6 +339,7 @@ class DemoRig:
         self._thread: threading.Thread | None = None
         self._restore_logging: Callable[[], None] | None = None
         self._slot_lock = threading.Lock()
+        self._removed_at = float("-inf")
 
     # -- life -----------------------------------------------------------------------------
 
@@ -430,8 +432,19 @@ class DemoRig:
             if self.on_reader is not None:
                 self._remove(slot)
             slot.swap(card.card)
+            # pcscd's vpcd driver can miss a card put back right after one was taken
+            # away (the reader stays "empty" with the card linked); no hand is that fast.
+            gap = self._removed_at + SWAP_GAP - time.monotonic()
+            if gap > 0:
+                time.sleep(gap)
             slot.insert()
             self.on_reader = card
+            if wait_for_card_state(READER_0, True, RETAP_AFTER_S):
+                return
+            logger.warning('event=demo_retap why="pcscd did not see the card; tapping again"')
+            slot.remove()
+            time.sleep(SWAP_GAP)
+            slot.insert()
             if not wait_for_card_state(READER_0, True, CARD_WAIT_S):
                 raise RuntimeError("pcscd did not report the virtual card")
 
@@ -444,6 +457,7 @@ class DemoRig:
     def _remove(self, slot: VpcdCard) -> None:
         slot.remove()
         self.on_reader = None
+        self._removed_at = time.monotonic()
         if not wait_for_card_state(READER_0, False, CARD_WAIT_S):
             raise RuntimeError("pcscd did not report the card removed")
 

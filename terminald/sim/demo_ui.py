@@ -185,18 +185,23 @@ class PinWatch:
     every 100 ms would miss them by sampling, so the pin's history is read instead.
     """
 
-    def __init__(self, pin: Any, active_high: bool) -> None:
+    def __init__(self, pin: Any, active_high: bool, hold_s: float = 0.0) -> None:
         self._pin = pin
         self._active_high = active_high
         self._seen = len(pin.states)
+        self._hold_s = hold_s  # keep showing a blip this long, so an eye catches it
+        self._last = float("-inf")
 
     def active(self) -> bool:
         states = self._pin.states
         new = states[self._seen :]
         self._seen = len(states)
-        return any(bool(s.state) == self._active_high for s in new) or (
+        now = time.monotonic()
+        if any(bool(s.state) == self._active_high for s in new) or (
             bool(self._pin.state) == self._active_high
-        )
+        ):
+            self._last = now
+        return now - self._last <= self._hold_s
 
 
 def card_rows(cards: Sequence[DemoCard], on_reader: DemoCard | None) -> list[CardRow]:
@@ -225,7 +230,7 @@ class Watches:
         leds = mock.pinmap.leds
         return cls(
             {c: PinWatch(mock.pin(leds.pins[c]), leds.active_high) for c in leds.pins},
-            PinWatch(mock.pin(mock.pinmap.buzzer.pin), mock.pinmap.buzzer.active_high),
+            PinWatch(mock.pin(mock.pinmap.buzzer.pin), mock.pinmap.buzzer.active_high, 0.25),
         )
 
 
@@ -388,6 +393,8 @@ def _loop(screen: Any, rig: DemoRig, hands: Hands, ascii_only: bool) -> None:
     watches = Watches.of(rig)
     while True:
         note = hands.current_note()
+        if not note and rig.the_daemon.snapshot().state == "pin_entry":
+            note = "type the 4-digit PIN, then # (* clears)"
         if not rig.running:
             note = "the daemon has stopped; see the log; q quits"
         height, width = screen.getmaxyx()

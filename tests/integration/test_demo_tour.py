@@ -1,0 +1,79 @@
+"""The demo's scripted tour against the real gate daemon, pcscd and vpcd.
+
+The tour (``terminald sim demo --tour``) runs in-process here on the suite's own pcscd:
+the rig sees pcscd already listing the vpcd reader and does not start a second one
+(one pcscd per sandbox: its socket path is fixed). Every step must reach the verdict,
+alarm or relay pulse it promises a newcomer.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from terminald.core.reasons import Reason
+from terminald.sim.demo import run_tour
+from terminald.sim.demo_rig import TOUR_TIMINGS, DemoRig, enrolled_names
+from terminald.sim.pcscd import Pcscd
+from terminald.sim.testpki import TestPkiManifest
+
+pytestmark = pytest.mark.pcscd
+
+EXPECTED: dict[str, Reason | None] = {
+    "A good card and its PIN": Reason.OK,
+    "A mistyped PIN": Reason.PIN_WRONG,
+    "A good card that is not enrolled here": Reason.NOT_ENROLLED,
+    "One PIN try left": Reason.PIN_TRIES_LOW,
+    "A blocked PIN": Reason.PIN_BLOCKED,
+    "A face-authentication card": Reason.FACE_AUTH_CARD,
+    "Some other smart card": Reason.NOT_JPKI_CARD,
+    "An expired certificate": Reason.CERT_EXPIRED,
+    "A forged issuer": Reason.CERT_SIGNATURE_INVALID,
+    "An unknown issuer": Reason.UNKNOWN_ISSUER,
+    "No PIN in time": Reason.PIN_TIMEOUT,
+    "The card pulled during PIN entry": Reason.CARD_REMOVED,
+    "Request to exit": None,
+    "The door forced open": None,
+    "The door held open": None,
+    "Tamper": None,
+    "Lockdown": Reason.LOCKDOWN,
+    "Emergency open": Reason.EMERGENCY_OPEN,
+}
+
+
+def test_the_tour_shows_every_outcome(
+    tmp_path: Path, test_pki: TestPkiManifest, pcscd: Pcscd
+) -> None:
+    out = io.StringIO()
+    rig = DemoRig(tmp_path, test_pki, timings=TOUR_TIMINGS, realtime=False)
+    with rig:
+        assert rig.pcscd is None, "the demo started a second pcscd beside the suite's"
+        results = run_tour(rig, out)
+        assert not rig.relay_energised(), "the tour left the door released"
+    text = out.getvalue()
+    failed = [f"{r.title}: {r.observed}" for r in results if not r.ok]
+    assert not failed, text
+    assert {r.title: r.reason for r in results} == EXPECTED, text
+    assert f"{len(EXPECTED)}/{len(EXPECTED)} steps as expected" in text
+
+    open_s = TOUR_TIMINGS.open_ms / 1000
+    by_title = {r.title: r for r in results}
+    for title in ("A good card and its PIN", "Request to exit", "Lockdown"):
+        pulse = by_title[title].pulse_s
+        assert pulse is not None and open_s <= pulse < open_s + 0.25, (title, pulse)
+    assert "relay RELEASED" in by_title["A good card and its PIN"].observed
+    assert "PIN tries left 2" in by_title["A mistyped PIN"].observed
+    assert "relay stayed LOCKED" in by_title["A good card that is not enrolled here"].observed
+    # The daemon's own log lines are shown, and no PIN is in them.
+    assert "event=granted reason=ok" in text
+    pin = test_pki.card("card-001").pin
+    assert pin is not None
+    assert not [line for line in text.splitlines() if "log " in line and pin in line]
+
+
+def test_the_demo_enrols_all_but_one_good_card(test_pki: TestPkiManifest) -> None:
+    names = enrolled_names(test_pki)
+    assert "card-001" in names and "card-002" in names and "card-003" not in names
+    assert "non-jpki" not in names  # no certificate, no serial
