@@ -1,0 +1,196 @@
+"""The demo screen's rendering (a pure function of a View), its keys and its config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from terminald.cli import build_parser
+from terminald.config import load_config
+from terminald.core.auth import CardIdentity
+from terminald.daemon.service import Snapshot
+from terminald.sim.demo_rig import NOT_ENROLLED_CARD, TOUR_TIMINGS, write_demo_config
+from terminald.sim.demo_ui import CardRow, Hands, PinWatch, View, plain, render
+from terminald.sim.testpki import TestPkiManifest
+from terminald.store.enrolled import load_enrolled
+
+CARDS = (
+    CardRow("a", "card-001", "good card", "1234", 3, on_reader=True),
+    CardRow("b", "card-002", "good card", "5678", 2),
+    CardRow("c", "card-003", "good, NOT enrolled", "4321", 3, enrolled=False),
+    *(
+        CardRow(letter, name, "something wrong")
+        for letter, name in zip(
+            "efghijklno",
+            [f"bad-{i}" for i in range(10)],
+            strict=True,
+        )
+    ),
+)
+
+
+def view(**changes: Any) -> View:
+    fields: dict[str, Any] = {
+        "snapshot": Snapshot(
+            state="pin_entry",
+            mode="normal",
+            pin_digits=2,
+            card_present=True,
+            alarms=frozenset({"forced_open"}),
+            relay_energised=True,
+            health=None,
+        ),
+        "leds": {"green": False, "red": False, "amber": True},
+        "buzzer": True,
+        "door_open": True,
+        "rex_pressed": False,
+        "tamper": False,
+        "cards": CARDS,
+        "log": tuple(f"12:00:{i:02d} event=line{i}" for i in range(30)),
+        "verdict": ("refused pin_wrong", False),
+        "note": "card-001 on the reader",
+        "terminal_id": "demo-gate",
+    }
+    fields.update(changes)
+    return View(**fields)
+
+
+def text(v: View, width: int = 80, height: int = 24) -> str:
+    return "\n".join(plain(render(v, width, height)))
+
+
+def test_an_80x24_screen_shows_the_whole_terminal() -> None:
+    rows = render(view(), 80, 24)
+    lines = plain(rows)
+    assert len(lines) == 24
+    assert all(len(line) <= 80 for line in lines)
+    screen = "\n".join(lines)
+    for shown in (
+        "TERMINAL demo-gate",
+        "pin_entry",
+        "••__  2 of 4",
+        "RELEASED",
+        "BEEP",
+        "door     OPEN",
+        "forced_open",
+        "refused pin_wrong",
+        "reader   card-001",
+        "PIN 1234 (3 left)",
+        "PIN 4321, NOT enrolled",
+        "card-001 on the reader",
+        "q: quit",
+    ):
+        assert shown in screen, shown
+    # Every card is listed with its letter; the one on the reader is marked.
+    assert ">a card-001" in screen
+    assert all(f"{c.letter} {c.name}" in screen for c in CARDS)
+    # The log panel shows the newest lines that fit, oldest first.
+    log = [line for line in lines if "event=line" in line]
+    assert log and log[-1].endswith("event=line29")
+    assert "event=line0 " not in screen
+
+
+def test_leds_are_coloured_blocks_and_styles_say_state() -> None:
+    rows = render(view(), 80, 24)
+    segments = [seg for row in rows for seg in row]
+    assert ("██", "amber") in segments
+    assert ("░░", "dim") in segments  # green and red are off
+    assert ("RELEASED", "green") in segments
+    assert ("refused pin_wrong", "red") in segments
+    idle = view(
+        snapshot=Snapshot("idle", "lockdown", 0, False, frozenset(), False, "keypad stopped"),
+        buzzer=False,
+        door_open=False,
+        verdict=("granted ok", True),
+    )
+    screen = text(idle)
+    assert "LOCKED" in screen and "silent" in screen and "CLOSED" in screen
+    assert "alarms   none" in screen and "keypad stopped" in screen
+    segments = [seg for row in render(idle) for seg in row]
+    assert ("lockdown", "alert") in segments and ("granted ok", "green") in segments
+
+
+def test_ascii_and_small_terminals() -> None:
+    screen = text(view(ascii=True))
+    assert "**__" in screen and "##" in screen and "•" not in screen and "█" not in screen
+    narrow = plain(render(view(), 50, 40))
+    assert all(len(line) <= 50 for line in narrow)
+    assert any("pin_entry" in line for line in narrow)
+    assert any("card-002" in line for line in narrow)
+    short = plain(render(view(), 80, 10))
+    assert len(short) == 10
+    assert plain(render(view(), 10, 5)) == ["terminal t"]
+
+
+@dataclass
+class FakePin:
+    state: bool = False
+    states: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class PinState:
+    timestamp: float
+    state: bool
+
+
+def test_a_pin_watch_catches_a_blip_between_frames() -> None:
+    pin = FakePin()
+    watch = PinWatch(pin, active_high=True)
+    assert not watch.active()
+    pin.states += [PinState(0.0, True), PinState(0.04, False)]  # a 40 ms beep
+    assert watch.active()
+    assert not watch.active()
+    pin.state = True
+    assert watch.active()
+
+
+@dataclass
+class FakeRig:
+    typed: list[str] = field(default_factory=list)
+    by_letter: dict[str, Any] = field(default_factory=dict)
+
+    def type(self, keys: str) -> None:
+        self.typed.append(keys)
+
+
+def test_keys_go_to_the_keypad_and_q_quits() -> None:
+    rig: Any = FakeRig()
+    hands = Hands(rig)
+    hands.start()
+    try:
+        for key in "12*#":
+            assert hands.handle(key)
+        assert not hands.handle("q")
+        assert hands.handle("?")  # unknown keys are ignored
+    finally:
+        hands.stop()
+    assert rig.typed == ["1", "2", "*", "#"]
+
+
+def test_the_demo_config_loads_and_leaves_one_good_card_out(
+    tmp_path: Path, test_pki: TestPkiManifest
+) -> None:
+    path = write_demo_config(tmp_path, test_pki, TOUR_TIMINGS)
+    config = load_config(path)
+    assert config.gpio.backend == "mock" and config.access.policy == "enrolled"
+    assert config.card.pin_timeout_s == TOUR_TIMINGS.pin_timeout_s
+    assert config.relay.open_ms == TOUR_TIMINGS.open_ms
+    assert config.door.held_open_s == TOUR_TIMINGS.held_open_s
+    enrolled = load_enrolled(config.access.enrolled)
+    serial = test_pki.card(NOT_ENROLLED_CARD).serial
+    good = test_pki.card("card-001").serial
+    assert serial is not None and good is not None
+    assert enrolled.refusal(CardIdentity(good)) is None
+    assert enrolled.refusal(CardIdentity(serial)) is not None
+
+
+def test_the_demo_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["sim", "demo", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--tour" in out and "--pace" in out and "--fast" in out
