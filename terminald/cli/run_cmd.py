@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before the daemon's imports: some start threads (numpy's BLAS pool), and every thread
+    # must inherit the blocked signals that terminald.daemon.main takes with sigwait.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     from terminald.daemon.main import StartupError
     from terminald.daemon.main import run as run_daemon
 

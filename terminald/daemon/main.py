@@ -3,16 +3,16 @@
 Start-up refuses (exit 2) on a configuration that does not load or whose relay
 assertions disagree with the board's pin map, and (exit 1) when the GPIO backend
 cannot start: in both cases before any pin is driven except the relay's claim at
-its off level. Signals: SIGTERM/SIGINT stop, SIGHUP reloads.
+its off level. Signals: SIGTERM/SIGINT stop, SIGHUP reloads (see _relay_signals).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
+import threading
 from pathlib import Path
-from types import FrameType
+from typing import Final
 
 from terminald.backends.gpio import GpioBackendError, open_gpio
 from terminald.backends.pcsc import PcscReader
@@ -77,34 +77,32 @@ def open_daemon(config_path: Path) -> Daemon:
     )
 
 
-def install_signal_handlers(daemon: Daemon) -> Callable[[], None]:
-    """SIGTERM/SIGINT → Stop, SIGHUP → Reload; returns a function restoring the old ones."""
+SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        daemon.post(Stop(signal.Signals(signum).name))
 
-    def reload(_signum: int, _frame: FrameType | None) -> None:
-        daemon.post(Reload())
+def _relay_signals(daemon: Daemon) -> None:
+    """The one thread that receives SIGTERM/SIGINT/SIGHUP, as loop events.
 
-    previous = {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, stop),
-        signal.SIGINT: signal.signal(signal.SIGINT, stop),
-        signal.SIGHUP: signal.signal(signal.SIGHUP, reload),
-    }
-
-    def restore() -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    return restore
+    A Python signal handler runs only when the main thread next wakes, and the kernel
+    may deliver the signal to any thread, so a handler could wait for the loop's next
+    timeout. Blocked in every thread and taken here with sigwait, a signal wakes the
+    loop at once, like any other event.
+    """
+    while True:
+        signum = signal.sigwait(SIGNALS)
+        if signum == signal.SIGHUP:
+            daemon.post(Reload())
+        else:
+            daemon.post(Stop(signal.Signals(signum).name))
 
 
 def run(config_path: Path) -> int:
+    # Before any thread exists, so every thread (ours, gpiozero's, pyscard's) inherits it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     configure_daemon_logging("info")  # the configured level once the file is read
     daemon = open_daemon(config_path)
-    restore = install_signal_handlers(daemon)
+    threading.Thread(target=_relay_signals, args=(daemon,), name="signals", daemon=True).start()
     try:
         return daemon.run()
     finally:
-        restore()
         log_event(logger, logging.INFO, "exit", code=daemon.exit_code)

@@ -185,3 +185,38 @@ def test_refuses_to_start_on_a_bad_configuration(
     assert daemon.process.returncode == 2
     assert message in err
     assert "READY=1" not in daemon.notify.collect(0.2)
+
+
+def test_signals_wake_the_loop_at_once(
+    tmp_path: Path,
+    test_pki: TestPkiManifest,
+    pcscd: Pcscd,
+    notify_socket: tuple[Path, Notifications],
+) -> None:
+    """Without a watchdog the idle loop sleeps up to 5 s; a signal must not wait for that."""
+    path, notify = notify_socket
+    env = dict(os.environ, NOTIFY_SOCKET=str(path))
+    env.pop("WATCHDOG_USEC", None)
+    config = gate_config(tmp_path, test_pki, enrolled=["card-001"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "terminald", "run", "--config", str(config)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        notify.wait_for("READY=1", 20)
+        for _ in range(3):
+            time.sleep(0.7)  # somewhere inside the loop's long sleep
+            process.send_signal(signal.SIGHUP)
+            notify.wait_for("RELOADING=1", 1.5)
+            notify.wait_for("READY=1", 1.5)
+        process.send_signal(signal.SIGTERM)
+        notify.wait_for("STOPPING=1", 1.5)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
