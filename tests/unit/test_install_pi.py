@@ -26,6 +26,7 @@ FILES = {
     "etc/udev/rules.d/99-terminald.rules": "hw/udev/99-terminald.rules",
     "usr/share/doc/terminald/operations.md": "docs/operations.md",
     "etc/terminald/terminald.toml": "systemd/terminald.toml.example",
+    "etc/terminald/enrolled.toml": "systemd/enrolled.toml.example",
     # Where an installed terminald looks for them (pinmap.default_hw_dir).
     "usr/share/terminald/hw/readers.toml": "hw/readers.toml",
     **{
@@ -152,6 +153,18 @@ def test_an_existing_configuration_is_never_overwritten(tmp_path: Path) -> None:
     staged(root)
     assert config.read_text() == '[terminal]\nid = "door-9"\n'
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+def test_the_enrolled_list_starts_empty_and_is_never_overwritten(tmp_path: Path) -> None:
+    from terminald.store.enrolled import load_enrolled
+
+    root = pi_root(tmp_path)
+    staged(root)
+    enrolled = root / "etc/terminald/enrolled.toml"
+    assert len(load_enrolled(enrolled)) == 0  # a valid file: the daemon starts, no one passes
+    enrolled.write_text("[[card]]\nserial = 5\n")
+    staged(root)
+    assert len(load_enrolled(enrolled)) == 1
 
 
 def test_a_changed_source_file_is_updated(tmp_path: Path) -> None:
