@@ -35,7 +35,7 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from terminald.daemon.main import StartupError
-    from terminald.sim.demo import run_demo
+    from terminald.sim.demo import DemoError, run_demo
     from terminald.sim.pcscd import PcscdError, SandboxRequiredError
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.tour
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             pace=max(0.0, pace),
             realtime=not args.fast,
         )
-    except SandboxRequiredError as exc:
+    except (SandboxRequiredError, DemoError) as exc:
         raise CliError(str(exc)) from exc
     except StartupError as exc:
         raise CliError("the demo daemon did not start: " + "; ".join(exc.messages)) from exc

@@ -46,6 +46,24 @@ GOOD = "card-001"
 CARD_WAIT_S = 15.0  # a tap to its verdict, with the NFC timing model and a full read
 
 
+TOUR_CARDS = (
+    GOOD,
+    "card-002",
+    NOT_ENROLLED_CARD,
+    "last-try",
+    "blocked",
+    "face-auth",
+    "non-jpki",
+    "expired",
+    "forged-issuer",
+    "unknown-issuer",
+)
+
+
+class DemoError(Exception):
+    """The demo cannot run as asked (a test PKI without the cards it needs)."""
+
+
 class StepFailed(Exception):
     """What the tour saw instead of what it expected."""
 
@@ -522,6 +540,12 @@ def run_demo(
             manifest = build_test_pki(Path(tmp) / "pki", cards=3)
         else:
             manifest = TestPkiManifest.load(pki_dir)
+        missing = sorted({*TOUR_CARDS} - {c.name for c in manifest.cards})
+        if missing and not interactive:
+            raise DemoError(
+                f"the tour needs the cards {', '.join(missing)}: use a test PKI built with "
+                "`terminald sim pki --cards 3` (or more), or no --pki"
+            )
         timings = DemoTimings() if interactive else TOUR_TIMINGS
         rig = DemoRig(Path(tmp) / "terminal", manifest, timings=timings, realtime=realtime)
         print("Starting pcscd with the vpcd reader, and the gate daemon on mock GPIO ...", file=out)
