@@ -1,7 +1,8 @@
-"""The demo screen's rendering (a pure function of a View), its keys and its config."""
+"""The demo: its screen's rendering (a pure function of a View), keys, config and tour."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ import pytest
 from terminald.cli import build_parser
 from terminald.config import load_config
 from terminald.core.auth import CardIdentity
+from terminald.core.reasons import Reason
 from terminald.daemon.service import Snapshot
-from terminald.sim.demo_rig import NOT_ENROLLED_CARD, TOUR_TIMINGS, write_demo_config
+from terminald.sim.demo import Seen, Step, StepFailed, Tour
+from terminald.sim.demo_rig import NOT_ENROLLED_CARD, TOUR_TIMINGS, LogTail, write_demo_config
 from terminald.sim.demo_ui import CardRow, Hands, PinWatch, View, plain, render
 from terminald.sim.testpki import TestPkiManifest
 from terminald.store.enrolled import load_enrolled
@@ -194,3 +197,42 @@ def test_the_demo_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "--tour" in out and "--pace" in out and "--fast" in out
+
+
+@dataclass
+class FakeDaemon:
+    def snapshot(self) -> Snapshot:
+        return Snapshot("idle", "normal", 0, False, frozenset(), False, None)
+
+
+@dataclass
+class TourRig:
+    timings: Any = TOUR_TIMINGS
+    log: LogTail = field(default_factory=LogTail)
+    the_daemon: FakeDaemon = field(default_factory=FakeDaemon)
+    removed: int = 0
+
+    def remove(self) -> None:
+        self.removed += 1
+
+    def relay_energised(self) -> bool:
+        return False
+
+
+def test_a_step_that_sees_something_else_fails_the_tour(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> Seen:
+        raise StepFailed("no verdict within 15 s")
+
+    steps = [
+        Step("fine", "story", "granted ok", lambda: Seen("granted ok", True, Reason.OK)),
+        Step("broken", "story", "refused pin_wrong", broken),
+        Step("wrong", "story", "refused pin_wrong", lambda: Seen("refused ok", False)),
+    ]
+    monkeypatch.setattr(Tour, "steps", lambda self: steps)
+    rig: Any = TourRig()
+    out = io.StringIO()
+    results = Tour(rig, out).run()
+    assert [r.ok for r in results] == [True, False, False]
+    assert results[1].observed == "FAILED: no verdict within 15 s"
+    assert rig.removed == 3, "every step is tidied up, a failed one too"
+    assert "1/3 steps as expected" in out.getvalue()
