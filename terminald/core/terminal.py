@@ -215,11 +215,11 @@ class Terminal:
         if self.state not in (State.IDLE, State.VERDICT):
             return []
         self._verdict_until = None
+        self._identity = None  # a verdict about this card must never name the previous one
         if self.mode is not Mode.NORMAL:
             reason = Reason.LOCKDOWN if self.mode is Mode.LOCKDOWN else Reason.EMERGENCY_OPEN
             return self._verdict(AuthResult(reason), now, card_held=False)
         self.state = State.CHECKING
-        self._identity = None
         return [ShowLight(CHECKING_LIGHT), RunChecks()]
 
     def _card_left(self, now: float) -> list[Command]:

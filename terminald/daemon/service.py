@@ -55,7 +55,7 @@ from terminald.core.terminal import (
     Terminal,
     VerifyDone,
 )
-from terminald.daemon.card_worker import CardWorker
+from terminald.daemon.card_worker import CardTiming, CardWorker
 from terminald.daemon.logfmt import log_event
 from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
 from terminald.daemon.runtime import Runtime, build_runtime
@@ -258,6 +258,9 @@ class Daemon:
             self.reload()
             return
         if isinstance(event, CardArrived):
+            # Nothing of the previous card may be logged against this one.
+            self._identity = None
+            self.worker.timing = CardTiming()
             log_event(logger, logging.INFO, "card_present")
         elif isinstance(event, CardLeft):
             log_event(logger, logging.INFO, "card_removed")

@@ -222,3 +222,15 @@ def test_tamper_raises_and_clears_an_alarm() -> None:
 def test_unwired_door_contact_is_ignored() -> None:
     t = Terminal(TerminalSettings(door=DoorSettings(contact_wired=False)))
     assert t.handle(InputChanged(DoorInput.DOOR, True), 1.0) == []
+
+
+def test_a_refusal_by_mode_never_names_the_previous_card() -> None:
+    t = Terminal(SETTINGS)
+    t.start(0.0)
+    to_pin_entry(t)  # IDENT's PIN prompt...
+    t.handle(CardLeft(), 1.0)  # ...abandoned
+    t.handle(ModeSet(Mode.LOCKDOWN), 2.0)
+    out = t.handle(CardArrived(), 3.0)
+    (record,) = of(out, Record)
+    assert record.reason is Reason.LOCKDOWN  # type: ignore[attr-defined]
+    assert record.serial is None  # type: ignore[attr-defined]
