@@ -17,6 +17,11 @@ class Notifier:
     def __init__(self) -> None:
         self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
         self._notifier = sdnotify.SystemdNotifier() if self.enabled else None
+        sock = getattr(self._notifier, "socket", None)
+        if sock is not None:
+            # A receiver that stops reading (its queue holds ~10 datagrams) must never
+            # block the loop: a message that does not fit is dropped, not waited on.
+            sock.setblocking(False)
         self.watchdog_interval_s = _watchdog_interval()
         self._last_status = ""
 

@@ -42,6 +42,7 @@ class DoorSupervisor:
     def __init__(self, settings: DoorSettings) -> None:
         self.settings = settings
         self._released_until: float | None = None  # end of the current lock release
+        self._release_by_rex = False  # the current release is an exit, not a card grant
         self._held_open = False  # the lock is held released (emergency open)
         self._door_open = False
         self._opened_authorised_at: float | None = None
@@ -49,9 +50,37 @@ class DoorSupervisor:
 
     # -- what the terminal tells it ----------------------------------------------------------
 
-    def released(self, now: float) -> None:
+    def released(self, now: float, *, by_rex: bool = False) -> None:
         """The lock was just pulsed open for ``open_ms``."""
         self._released_until = now + self.settings.open_ms / 1000
+        self._release_by_rex = by_rex
+
+    def relocked(self) -> None:
+        """The relay was de-energised outside the door logic (an error, a mode change):
+        an opening from now on is forced, not authorised."""
+        self._released_until = None
+        self._release_by_rex = False
+
+    def cancel_grant(self, now: float) -> bool:
+        """End a card grant's release early (lockdown); an exit (REX) is left to run.
+        True when a grant was cut, so the relay must be de-energised."""
+        if self._is_released(now) and not self._held_open and not self._release_by_rex:
+            self.relocked()
+            return True
+        return False
+
+    def unwire(self) -> list[Command]:
+        """After a reconfiguration: clear the alarms of inputs no longer wired (they
+        can never be cleared by their input again)."""
+        commands: list[Command] = []
+        if not self.settings.contact_wired:
+            self._door_open = False
+            self._opened_authorised_at = None
+            commands += self._alarm(Alarm.FORCED_OPEN, False)
+            commands += self._alarm(Alarm.HELD_OPEN, False)
+        if not self.settings.tamper_wired:
+            commands += self._alarm(Alarm.TAMPER, False)
+        return commands
 
     def hold(self, held: bool) -> None:
         """Emergency open on (lock held released) or off."""
@@ -74,7 +103,7 @@ class DoorSupervisor:
     def _rex(self, now: float) -> list[Command]:
         if self._held_open:
             return [Record("rex", "door already held open")]
-        self.released(now)
+        self.released(now, by_rex=True)
         return [PulseRelay(self.settings.open_ms), Record("rex", "request to exit")]
 
     def _door(self, opened: bool, now: float) -> list[Command]:

@@ -15,7 +15,7 @@ NO contact (hw/README.md), never by keeping the coil energised while idle.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
@@ -28,9 +28,11 @@ KEYS_4X4 = ("1", "2", "3", "A", "4", "5", "6", "B", "7", "8", "9", "C", "*", "0"
 
 @dataclass(frozen=True, slots=True)
 class KeyPressed:
-    """One debounced key press: ``0``-``9``, ``*``, ``#`` (and ``A``-``D`` on a 4x4)."""
+    """One debounced key press: ``0``-``9``, ``*``, ``#`` (and ``A``-``D`` on a 4x4).
 
-    key: str
+    The key is kept out of the repr: a digit may be part of a PIN."""
+
+    key: str = field(repr=False)
 
 
 class DoorInput(Enum):

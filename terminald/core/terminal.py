@@ -54,6 +54,9 @@ class Mode(Enum):
     EMERGENCY_OPEN = "emergency_open"
 
 
+_MODE_REASONS = {Mode.LOCKDOWN: Reason.LOCKDOWN, Mode.EMERGENCY_OPEN: Reason.EMERGENCY_OPEN}
+
+
 # --- events the daemon feeds in (hardware events come from core.hardware) -----------------
 
 
@@ -118,6 +121,10 @@ class Terminal:
         self._pin_deadline: float | None = None
         self._verdict_until: float | None = None
         self._card_present = False
+        # The card left while its checks or verify ran (a result then is not about the
+        # card now present), and another was put down since (it must be checked next).
+        self._left_during_job = False
+        self._arrival_pending = False
         self._identity: CardIdentity | None = None
         self._pending_mode = mode
 
@@ -129,11 +136,21 @@ class Terminal:
             commands.append(ShowLight(IDLE_LIGHT))
         return commands
 
-    def reconfigure(self, settings: TerminalSettings) -> None:
+    def reconfigure(self, settings: TerminalSettings) -> list[Command]:
         """New timings and door wiring (a reloaded configuration); a PIN entry or a
-        release in progress keeps the deadline it already has."""
+        release in progress keeps the deadline it already has. Alarms of inputs that
+        are no longer wired are cleared."""
         self.settings = settings
         self.door.settings = settings.door
+        return self.door.unwire()
+
+    def abort(self, detail: str, now: float) -> list[Command]:
+        """The daemon failed to carry out a command: end any transaction with a card
+        error (releasing the card) rather than wait forever for a result."""
+        self.door.relocked()
+        if self.state in (State.CHECKING, State.PIN_ENTRY, State.VERIFYING):
+            return self._verdict(AuthResult(Reason.CARD_ERROR, detail), now)
+        return []
 
     @property
     def pin_digits_entered(self) -> int:
@@ -153,7 +170,9 @@ class Terminal:
         if isinstance(event, ChecksDone):
             return self._checks_done(event.outcome, now)
         if isinstance(event, VerifyDone):
-            return self._verdict(event.result, now) if self.state is State.VERIFYING else []
+            if self.state is not State.VERIFYING:
+                return [EndTransaction()]  # never leave a verified card powered
+            return self._verdict(event.result, now)
         return self._key(event.key, now)
 
     def deadline(self) -> float | None:
@@ -202,9 +221,12 @@ class Terminal:
         elif previous is Mode.EMERGENCY_OPEN:
             self.door.hold(False)
             commands.append(ReleaseRelay())
-        if mode is Mode.LOCKDOWN:
-            commands.append(ReleaseRelay())  # a running pulse ends now
-        if self.state in (State.IDLE, State.VERDICT):
+        if mode is Mode.LOCKDOWN and self.door.cancel_grant(now):
+            commands.append(ReleaseRelay())  # a card grant ends now; an exit runs on
+        if self.state is State.PIN_ENTRY and mode is not Mode.NORMAL:
+            # No PIN is asked for, or sent, once no one can be admitted.
+            commands += self._verdict(AuthResult(_MODE_REASONS[mode], identity=self._identity), now)
+        elif self.state in (State.IDLE, State.VERDICT):
             commands.append(ShowLight(self._resting_light()))
         return commands
 
@@ -213,12 +235,14 @@ class Terminal:
     def _card_arrived(self, now: float) -> list[Command]:
         self._card_present = True
         if self.state not in (State.IDLE, State.VERDICT):
+            if self._left_during_job:
+                self._arrival_pending = True
             return []
+        self._left_during_job = self._arrival_pending = False
         self._verdict_until = None
         self._identity = None  # a verdict about this card must never name the previous one
         if self.mode is not Mode.NORMAL:
-            reason = Reason.LOCKDOWN if self.mode is Mode.LOCKDOWN else Reason.EMERGENCY_OPEN
-            return self._verdict(AuthResult(reason), now, card_held=False)
+            return self._verdict(AuthResult(_MODE_REASONS[self.mode]), now, card_held=False)
         self.state = State.CHECKING
         return [ShowLight(CHECKING_LIGHT), RunChecks()]
 
@@ -226,16 +250,25 @@ class Terminal:
         self._card_present = False
         if self.state is State.PIN_ENTRY:
             return self._verdict(AuthResult(Reason.CARD_REMOVED, identity=self._identity), now)
-        # While checking or verifying, the daemon's card call fails and reports removal.
+        if self.state in (State.CHECKING, State.VERIFYING):
+            # The card call fails and reports removal, or its result is for a card that
+            # has gone: either way the verdict is card_removed.
+            self._left_during_job = True
+            self._arrival_pending = False
         return []
 
     def _checks_done(self, outcome: AuthResult | PinPrompt, now: float) -> list[Command]:
         if self.state is not State.CHECKING:
             return [EndTransaction()]
+        if self._left_during_job:
+            identity = outcome.identity
+            return self._verdict(AuthResult(Reason.CARD_REMOVED, identity=identity), now)
         if isinstance(outcome, AuthResult):
             return self._verdict(outcome, now)
-        if not self._card_present:
-            return self._verdict(AuthResult(Reason.CARD_REMOVED, identity=outcome.identity), now)
+        if self.mode is not Mode.NORMAL:  # the mode changed while the card was checked
+            return self._verdict(
+                AuthResult(_MODE_REASONS[self.mode], identity=outcome.identity), now
+            )
         self.state = State.PIN_ENTRY
         self._identity = outcome.identity
         self._digits = ""
@@ -267,7 +300,7 @@ class Terminal:
     def _verdict(self, result: AuthResult, now: float, *, card_held: bool = True) -> list[Command]:
         reason = result.reason
         if reason is Reason.OK and self.mode is not Mode.NORMAL:
-            reason = Reason.LOCKDOWN if self.mode is Mode.LOCKDOWN else Reason.EMERGENCY_OPEN
+            reason = _MODE_REASONS[self.mode]
         self.state = State.VERDICT
         self._digits = ""
         self._pin_deadline = None
@@ -288,4 +321,7 @@ class Terminal:
                 identity.serial if identity else None,
             ),
         ]
+        self._left_during_job = False
+        if self._arrival_pending:  # a card put down while the previous one was finishing
+            commands += self._card_arrived(now)
         return commands

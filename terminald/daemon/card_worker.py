@@ -95,7 +95,8 @@ class CardWorker:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._jobs.put(_Stop())
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def busy_for(self, now: float) -> float:
         """Seconds the current job has been running (0 when idle): for the watchdog."""

@@ -15,6 +15,7 @@ by ``ExecStopPost``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -159,8 +160,8 @@ class Daemon:
 
     def run(self) -> int:
         """Until a Stop event. Returns the process exit code."""
-        self._start()
         try:
+            self._start()
             while self._running:
                 event = self._next_event()
                 if event is not None:
@@ -178,7 +179,7 @@ class Daemon:
         now = time.monotonic()
         wait = IDLE_WAKE_S
         interval = self.notifier.watchdog_interval_s
-        if interval is not None:
+        if interval is not None and self._withheld is None:  # no ping is due while unhealthy
             wait = min(wait, max(0.0, self._last_ping + interval - now), interval)
         deadline = self.terminal.deadline()
         if deadline is not None:
@@ -194,14 +195,33 @@ class Daemon:
 
     def _guarded(self, step: Callable[[Any], None], arg: object) -> None:
         """One event's failure must not stop the terminal; it must not leave the door
-        released or a card powered either."""
+        released, a card powered, or the state machine waiting for a result either."""
         try:
             step(arg)
-        except Exception:
+        except Exception as exc:
             logger.exception("event=internal_error")
-            self.worker.end()
-            if self.terminal.mode is not Mode.EMERGENCY_OPEN:
-                self.hardware.relay.de_energise()
+            self._recover(f"internal error: {type(exc).__name__}")
+
+    def _recover(self, detail: str) -> None:
+        """Each step on its own: a failing one must not stop the others."""
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("terminal", lambda: self._execute_each(self.terminal.abort(detail, time.monotonic()))),
+            ("card", self.worker.end),
+        ]
+        if self.terminal.mode is not Mode.EMERGENCY_OPEN:
+            steps.insert(0, ("relay", self.hardware.relay.de_energise))
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                log_event(logger, logging.ERROR, "recovery_failed", part=name)
+
+    def _execute_each(self, commands: list[Command]) -> None:
+        for command in commands:
+            try:
+                self._execute([command])
+            except Exception:
+                logger.exception("event=command_failed command=%s", type(command).__name__)
 
     def _start(self) -> None:
         hw = self.hardware
@@ -238,11 +258,19 @@ class Daemon:
         hw = self.hardware
         hw.keypad.set_handler(None)
         hw.inputs.set_handler(None)
-        self.worker.stop()  # releases and unpowers a held card
-        self.monitor.stop()
-        hw.close()  # the relay first, de-energised
+        for name, part in (
+            ("card", self.worker.stop),  # releases and unpowers a held card
+            ("reader", self.monitor.stop),
+            ("gpio", hw.close),  # the relay first, de-energised
+        ):
+            try:
+                part()
+            except Exception:
+                logger.exception("event=shutdown_failed part=%s", name)
         close = getattr(self._card_reader, "close", None)
-        if callable(close):
+        # A card call still stuck inside pcscd holds the context's lock: closing it
+        # from here would hang the stop until systemd's TimeoutStopSec.
+        if callable(close) and not self.worker.alive:
             close()
         log_event(logger, logging.INFO, "stopped")
 
@@ -365,6 +393,10 @@ class Daemon:
             log_event(logger, logging.ERROR, "reload_refused", why="kept the running configuration")
             self.notifier.ready(self._status())
             return False
+        except Exception:  # a bug in reading: the running configuration still stands
+            logger.exception('event=reload_refused why="unexpected error"')
+            self.notifier.ready(self._status())
+            return False
         for section, key in _RESTART_ONLY:
             old = getattr(getattr(self.config, section), key)
             new = getattr(getattr(config, section), key)
@@ -378,9 +410,17 @@ class Daemon:
                     configured=new,
                     why="takes effect after a restart",
                 )
+        # What only a restart changes stays as it runs, so self.config says what runs.
+        config = dataclasses.replace(
+            config,
+            gpio=self.config.gpio,
+            card=dataclasses.replace(
+                config.card, reader=self.config.card.reader, backend=self.config.card.backend
+            ),
+        )
         previous = self.config
         self.config, self.runtime = config, runtime
-        self.terminal.reconfigure(runtime.terminal)
+        self._execute_each(self.terminal.reconfigure(runtime.terminal))
         logging.getLogger().setLevel(config.log.level.upper())
         if config.terminal.mode != previous.terminal.mode:
             self._dispatch(ModeSet(runtime.mode))

@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,24 @@ def test_reconfigure_applies_to_the_next_pin_entry() -> None:
     terminal.reconfigure(TerminalSettings(pin_timeout_s=5))
     assert terminal.settings.pin_timeout_s == 5
     assert terminal.door.settings is terminal.settings.door
+
+
+def test_a_receiver_that_stops_reading_never_blocks_the_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))  # and never read: its queue fills after ~10 datagrams
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    notifier = Notifier()
+    done = threading.Event()
+
+    def ping() -> None:
+        for _ in range(200):
+            notifier.watchdog()
+        done.set()
+
+    thread = threading.Thread(target=ping, daemon=True)
+    thread.start()
+    assert done.wait(10), "sd_notify blocked on a full socket"
+    sock.close()

@@ -234,3 +234,85 @@ def test_a_refusal_by_mode_never_names_the_previous_card() -> None:
     (record,) = of(out, Record)
     assert record.reason is Reason.LOCKDOWN  # type: ignore[attr-defined]
     assert record.serial is None  # type: ignore[attr-defined]
+
+
+# --- races and recoveries (from the daemon review) --------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [Mode.LOCKDOWN, Mode.EMERGENCY_OPEN])
+def test_a_mode_change_during_checks_or_pin_entry_asks_for_no_pin(mode: Mode) -> None:
+    t = Terminal(SETTINGS)
+    t.start(0.0)
+    t.handle(CardArrived(), 0.0)
+    t.handle(ModeSet(mode), 0.5)  # while the card is being checked
+    out = t.handle(ChecksDone(PinPrompt(IDENT, 3)), 1.0)
+    assert EndTransaction() in out and t.state is State.VERDICT
+    assert of(out, Record)[-1].reason is Reason(mode.value)  # type: ignore[attr-defined]
+
+    t = Terminal(SETTINGS)
+    t.start(0.0)
+    to_pin_entry(t)
+    type_keys(t, "12")
+    out = t.handle(ModeSet(mode), 2.0)  # while the PIN is being typed
+    assert EndTransaction() in out and t.state is State.VERDICT
+    assert not of(type_keys(t, "34#", 2.5), RunVerify)
+
+
+def test_a_card_swapped_during_the_checks_is_checked_next() -> None:
+    t = Terminal(SETTINGS)
+    t.start(0.0)
+    t.handle(CardArrived(), 0.0)  # card A, being checked
+    t.handle(CardLeft(), 0.2)
+    assert t.handle(CardArrived(), 0.4) == []  # card B: waits for A's result
+    # A's checks ended before they saw the removal: their PIN prompt is not for B.
+    out = t.handle(ChecksDone(PinPrompt(IDENT, 3)), 0.5)
+    records = of(out, Record)
+    assert records[0].reason is Reason.CARD_REMOVED  # type: ignore[attr-defined]
+    assert out.index(EndTransaction()) < out.index(RunChecks())  # A released, then B checked
+    assert t.state is State.CHECKING
+    t.handle(ChecksDone(PinPrompt(IDENT, 3)), 0.8)
+    assert t.state is State.PIN_ENTRY  # B's own prompt
+
+
+def test_a_verify_result_out_of_turn_still_releases_the_card() -> None:
+    t = Terminal(SETTINGS)
+    t.start(0.0)
+    assert t.handle(VerifyDone(AuthResult(Reason.OK, identity=IDENT)), 1.0) == [EndTransaction()]
+
+
+def test_lockdown_cuts_a_grant_but_not_an_exit_and_the_door_is_then_forced() -> None:
+    t = Terminal(SETTINGS)
+    t.start(0.0)
+    to_pin_entry(t)
+    type_keys(t, "1234#")
+    t.handle(VerifyDone(AuthResult(Reason.OK, identity=IDENT)), 1.0)  # 5 s release
+    assert ReleaseRelay() in t.handle(ModeSet(Mode.LOCKDOWN), 1.5)
+    out = t.handle(InputChanged(DoorInput.DOOR, True), 2.0)
+    assert AlarmChanged("forced_open", True) in out
+
+    t = Terminal(SETTINGS)
+    t.start(0.0)
+    t.handle(InputChanged(DoorInput.REX, True), 1.0)
+    assert ReleaseRelay() not in t.handle(ModeSet(Mode.LOCKDOWN), 1.5)
+    assert not of(t.handle(InputChanged(DoorInput.DOOR, True), 2.0), AlarmChanged)
+
+
+def test_abort_ends_a_transaction_with_a_card_error_and_relocks() -> None:
+    t = Terminal(SETTINGS)
+    t.start(0.0)
+    t.handle(CardArrived(), 0.0)
+    out = t.abort("internal error: RuntimeError", 0.5)
+    assert EndTransaction() in out and t.state is State.VERDICT
+    assert of(out, Record)[0].reason is Reason.CARD_ERROR  # type: ignore[attr-defined]
+    assert t.abort("again", 0.6) == []  # nothing in progress
+
+
+def test_unwiring_an_input_clears_its_alarm() -> None:
+    t = Terminal(SETTINGS)
+    t.start(0.0)
+    t.handle(InputChanged(DoorInput.TAMPER, True), 1.0)
+    assert t.door.alarms
+    door = DoorSettings(open_ms=5000, held_open_s=30, tamper_wired=False)
+    out = t.reconfigure(TerminalSettings(pin_timeout_s=20, verdict_hold_s=3, door=door))
+    assert out == [AlarmChanged("tamper", False)]
+    assert not t.door.alarms
