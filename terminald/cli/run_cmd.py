@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from pathlib import Path
 
 from terminald.cli.common import Groups, Subparsers
 from terminald.config import DEFAULT_CONFIG_PATH
+
+TRAFFIC = 5  # -vvv: every APDU, PIN data masked (terminald.backends.pcsc.TRAFFIC)
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -19,7 +22,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "decide, and drive the relay, LEDs and buzzer. Logs go to stderr as key=value "
         "lines (journald). SIGHUP re-reads the configuration and the files it names and "
         "keeps the running one if anything is wrong; SIGTERM stops cleanly. Exit status: "
-        "0 stopped, 1 the hardware could not be opened, 2 the configuration is unusable.",
+        "0 stopped, 1 the hardware could not be opened, 2 the configuration is unusable. "
+        "terminald -v/-vv/-vvv run ... logs more than [log] level says.",
     )
     run_parser.add_argument(
         "--config",
@@ -39,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from terminald.daemon.main import run as run_daemon
 
     try:
-        return run_daemon(args.config)
+        floor = (None, logging.INFO, logging.DEBUG, TRAFFIC)[min(args.verbose, 3)]
+        return run_daemon(args.config, floor)
     except StartupError as exc:
         for message in exc.messages:
             print(f"terminald run: {message}", file=sys.stderr)

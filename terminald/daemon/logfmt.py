@@ -53,3 +53,9 @@ def configure_daemon_logging(level: str, stream: TextIO = sys.stderr) -> None:
     handler.setFormatter(LogfmtFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+def set_level(configured: str, floor: int | None = None) -> None:
+    """The configured level, or a more verbose one from the command line (``-v``)."""
+    level = logging.getLevelName(configured.upper())
+    logging.getLogger().setLevel(min(level, floor) if floor is not None else level)

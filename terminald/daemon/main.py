@@ -19,7 +19,7 @@ from terminald.backends.pcsc import PcscReader
 from terminald.backends.pinmap import PinMapError, load_board
 from terminald.backends.reader_profiles import ReaderProfileError, load_reader_profiles
 from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
-from terminald.daemon.logfmt import configure_daemon_logging, log_event
+from terminald.daemon.logfmt import configure_daemon_logging, log_event, set_level
 from terminald.daemon.runtime import build_runtime
 from terminald.daemon.service import Daemon, Reload, Stop
 
@@ -41,13 +41,13 @@ def reader_supports_extended(config: Config) -> bool:
         return False
 
 
-def open_daemon(config_path: Path) -> Daemon:
+def open_daemon(config_path: Path, log_floor: int | None = None) -> Daemon:
     """Everything ``terminald run`` builds before the loop; StartupError says why not."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         raise StartupError([f"{config_path}: {m}" for m in exc.messages], 2) from exc
-    logging.getLogger().setLevel(config.log.level.upper())
+    set_level(config.log.level, log_floor)
     try:
         pinmap = load_board(config.gpio.board)
     except PinMapError as exc:
@@ -66,7 +66,7 @@ def open_daemon(config_path: Path) -> Daemon:
         hardware = open_gpio(pinmap, config.gpio.backend)
     except GpioBackendError as exc:
         raise StartupError([f"gpio: {exc}"], 1) from exc
-    return Daemon(
+    daemon = Daemon(
         config,
         runtime,
         hardware=hardware,
@@ -75,6 +75,8 @@ def open_daemon(config_path: Path) -> Daemon:
         presence_reader=PcscReader(config.card.reader),
         reader_supports_extended=extended,
     )
+    daemon.log_floor = log_floor
+    return daemon
 
 
 SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
@@ -96,11 +98,12 @@ def _relay_signals(daemon: Daemon) -> None:
             daemon.post(Stop(signal.Signals(signum).name))
 
 
-def run(config_path: Path) -> int:
+def run(config_path: Path, log_floor: int | None = None) -> int:
+    """``log_floor``: a level from ``-v`` that overrides a less verbose ``[log] level``."""
     # Before any thread exists, so every thread (ours, gpiozero's, pyscard's) inherits it.
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     configure_daemon_logging("info")  # the configured level once the file is read
-    daemon = open_daemon(config_path)
+    daemon = open_daemon(config_path, log_floor)
     threading.Thread(target=_relay_signals, args=(daemon,), name="signals", daemon=True).start()
     try:
         return daemon.run()

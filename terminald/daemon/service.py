@@ -57,7 +57,7 @@ from terminald.core.terminal import (
     VerifyDone,
 )
 from terminald.daemon.card_worker import CardTiming, CardWorker
-from terminald.daemon.logfmt import log_event
+from terminald.daemon.logfmt import log_event, set_level
 from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
 from terminald.daemon.runtime import Runtime, build_runtime
 
@@ -132,6 +132,7 @@ class Daemon:
         self._withheld: str | None = None
         self._identity: CardIdentity | None = None
         self.exit_code = 0
+        self.log_floor: int | None = None  # -v on the command line beats [log] level
         self.ready = threading.Event()  # set once started (READY=1 sent)
 
     # -- outside world -> loop ------------------------------------------------------------
@@ -421,7 +422,7 @@ class Daemon:
         previous = self.config
         self.config, self.runtime = config, runtime
         self._execute_each(self.terminal.reconfigure(runtime.terminal))
-        logging.getLogger().setLevel(config.log.level.upper())
+        set_level(config.log.level, self.log_floor)
         if config.terminal.mode != previous.terminal.mode:
             self._dispatch(ModeSet(runtime.mode))
         log_event(logger, logging.INFO, "reloaded", file=str(path))

@@ -198,8 +198,8 @@ def test_signals_wake_the_loop_at_once(
     env = dict(os.environ, NOTIFY_SOCKET=str(path))
     env.pop("WATCHDOG_USEC", None)
     config = gate_config(tmp_path, test_pki, enrolled=["card-001"])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "terminald", "run", "--config", str(config)],
+    process = subprocess.Popen(  # -vv: more verbose than the file's [log] level = info
+        [sys.executable, "-m", "terminald", "-vv", "run", "--config", str(config)],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -215,8 +215,10 @@ def test_signals_wake_the_loop_at_once(
             notify.wait_for("READY=1", 1.5)
         process.send_signal(signal.SIGTERM)
         notify.wait_for("STOPPING=1", 1.5)
-        assert process.wait(10) == 0
+        _, err = process.communicate(timeout=10)
+        assert process.returncode == 0
+        assert "level=debug" in err  # -vv beats the file's [log] level = info
     finally:
         if process.poll() is None:
             process.kill()
-        process.communicate()
+            process.communicate()
