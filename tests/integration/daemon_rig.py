@@ -37,6 +37,7 @@ def gate_config(
     enrolled: list[str],
     mode: str = "normal",
     extra: str = "",
+    revocation: str = "required = false",
 ) -> Path:
     (directory / "state").mkdir(exist_ok=True)
     lines = []
@@ -57,7 +58,7 @@ extended_reads = true
 anchors = ["{pki.trust_dir}"]
 include_builtin = false
 [revocation]
-required = false
+{revocation}
 [gpio]
 board = "rpi4"
 backend = "mock"
