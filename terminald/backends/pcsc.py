@@ -135,6 +135,9 @@ class PcscReader:
         self._wanted = name
         self._context: Any = None
         self._resolved: str | None = None
+        # Why the last wait could not watch the reader (None: it could). Read by the
+        # daemon for its STATUS; changes are logged once, not on every retry.
+        self.problem: str | None = None
 
     @property
     def name(self) -> str:
@@ -198,6 +201,7 @@ class PcscReader:
                 context = self._ensure_context()
                 reader = self._resolve()
                 if reader is None:
+                    self._set_problem(f"no reader matching {self.name!r}")
                     if not want_present:
                         return True
                     # No reader: sleep until one is plugged in.
@@ -208,6 +212,7 @@ class PcscReader:
                     )
                     continue
                 state = self._state(reader)
+                self._set_problem(None)
                 present = (
                     bool(state & scard.SCARD_STATE_PRESENT) and not state & scard.SCARD_STATE_MUTE
                 )
@@ -219,9 +224,20 @@ class PcscReader:
                 if hresult not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
                     _raise_for(hresult, "waiting for the card")
             except ReaderUnavailableError as exc:
-                logger.info("PC/SC unavailable, rebuilding the context: %s", exc)
+                self._set_problem(f"PC/SC unavailable: {exc}")
                 self._drop_context()
                 time.sleep(min(_RETRY_AFTER_SERVICE_LOSS, max(0.0, deadline - time.monotonic())))
+
+    def _set_problem(self, problem: str | None) -> None:
+        if problem == self.problem:
+            return
+        if problem is None:
+            logger.info("reader %s available again", self.name)
+        elif self.problem is None:
+            logger.warning("%s; waiting for it", problem)
+        else:
+            logger.debug("%s", problem)
+        self.problem = problem
 
     def wait_for_card(self, timeout: float) -> bool:
         return self._wait(True, timeout)

@@ -32,6 +32,12 @@ class PresenceReader(Protocol):
     def close(self) -> None: ...
 
 
+def reader_problem(reader: object) -> str | None:
+    """What the reader says is wrong (``PcscReader.problem``), if it says anything."""
+    problem = getattr(reader, "problem", None)
+    return problem if isinstance(problem, str) else None
+
+
 class ReaderMonitor:
     def __init__(
         self, reader: PresenceReader, post: Callable[[object], None], slice_s: float = 1.0
@@ -52,6 +58,10 @@ class ReaderMonitor:
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self._reader.close()
+
+    @property
+    def problem(self) -> str | None:
+        return reader_problem(self._reader)
 
     def silent_for(self, now: float) -> float:
         return now - self.beat if self._thread.is_alive() else float("inf")

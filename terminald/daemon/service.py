@@ -92,6 +92,7 @@ class Snapshot:
     alarms: frozenset[str]
     relay_energised: bool
     health: str | None
+    reader_problem: str | None = None
 
 
 Listener = Callable[[Record | AlarmChanged], None]
@@ -155,6 +156,7 @@ class Daemon:
             frozenset(a.value for a in t.door.alarms),
             self.hardware.relay.energised,
             self._withheld,
+            self.monitor.problem,
         )
 
     # -- the loop ---------------------------------------------------------------------------
@@ -451,7 +453,7 @@ class Daemon:
             else:
                 log_event(logger, logging.INFO, "healthy")
             self._withheld = problem
-            self.notifier.status(self._status())
+        self.notifier.status(self._status())  # sent only when it changed
         interval = self.notifier.watchdog_interval_s
         if problem is None and interval is not None and now - self._last_ping >= interval:
             self.notifier.watchdog()
@@ -462,6 +464,8 @@ class Daemon:
         text = f"{t.state.value}; mode {t.mode.value}"
         if t.door.alarms:
             text += "; alarms " + ",".join(sorted(a.value for a in t.door.alarms))
+        if self.monitor.problem:
+            text += f"; reader: {self.monitor.problem}"
         if self._withheld:
             text += f"; UNHEALTHY: {self._withheld}"
         return text

@@ -44,8 +44,9 @@ class Notifications:
                 break
         return lines
 
-    def wait_for(self, wanted: str, seconds: float = 10.0) -> list[str]:
-        """Lines received up to and including the first that starts with ``wanted``."""
+    def wait_for(self, wanted: str, seconds: float = 10.0, *, exact: bool = False) -> list[str]:
+        """Lines received up to and including the first that starts with (or, ``exact``,
+        equals) ``wanted``."""
         deadline = time.monotonic() + seconds
         seen: list[str] = []
         while (remaining := deadline - time.monotonic()) > 0:
@@ -54,7 +55,7 @@ class Notifications:
                 seen += self.sock.recv(4096).decode().splitlines()
             except TimeoutError:
                 break
-            if any(line.startswith(wanted) for line in seen):
+            if any(line == wanted if exact else line.startswith(wanted) for line in seen):
                 return seen
         raise AssertionError(f"no {wanted!r} within {seconds} s; got {seen}")
 
@@ -222,3 +223,22 @@ def test_signals_wake_the_loop_at_once(
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_pcscd_gone_is_said_once_and_in_status_and_the_daemon_recovers(
+    running: DaemonProcess, pcscd: Pcscd
+) -> None:
+    notify = running.notify
+    notify.wait_for("READY=1", 20)
+    pcscd.stop()
+    try:
+        notify.wait_for("STATUS=idle; mode normal; reader: PC/SC unavailable", 10)
+        time.sleep(2)  # the monitor retries several times a second meanwhile
+    finally:
+        pcscd.start()
+    notify.wait_for("STATUS=idle; mode normal", 10, exact=True)
+    assert "WATCHDOG=1" in notify.collect(1.0)  # pcscd gone is not a wedged daemon
+    running.process.send_signal(signal.SIGTERM)
+    err = running.stderr_after_exit()
+    assert err.count("PC/SC unavailable") == 1, err  # said once, not per retry
+    assert "available again" in err
