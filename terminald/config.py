@@ -156,6 +156,8 @@ class LogSection:
 @dataclass(frozen=True)
 class StateSection:
     dir: Path = DEFAULT_STATE_DIR
+    # Rows kept in the audit trail (state/audit.sqlite); the oldest go first.
+    audit_keep: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,10 @@ def config_from_dict(
     s.finish()
 
     s = section("state")
-    state = StateSection(s.path("dir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR)
+    state = StateSection(
+        s.path("dir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR,
+        s.integer("audit_keep", 100_000, 1000, 10_000_000),
+    )
     s.finish()
 
     s = section("revocation")

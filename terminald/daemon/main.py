@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Final
@@ -22,6 +23,7 @@ from terminald.config import Config, ConfigError, load_config, relay_wiring_mism
 from terminald.daemon.logfmt import configure_daemon_logging, log_event, set_level
 from terminald.daemon.runtime import build_runtime
 from terminald.daemon.service import Daemon, Reload, Stop
+from terminald.store.audit import AUDIT_NAME, AuditLog
 
 logger = logging.getLogger("terminald.daemon")
 
@@ -74,9 +76,20 @@ def open_daemon(config_path: Path, log_floor: int | None = None) -> Daemon:
         card_reader=PcscReader(config.card.reader),
         presence_reader=PcscReader(config.card.reader),
         reader_supports_extended=extended,
+        audit=open_audit(config),
     )
     daemon.log_floor = log_floor
     return daemon
+
+
+def open_audit(config: Config) -> AuditLog | None:
+    """The audit trail in the state directory; without it the terminal still works."""
+    path = config.state.dir / AUDIT_NAME
+    try:
+        return AuditLog(path, keep=config.state.audit_keep)
+    except (OSError, sqlite3.Error) as exc:
+        log_event(logger, logging.ERROR, "audit_unavailable", file=str(path), problem=str(exc))
+        return None
 
 
 SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})

@@ -60,6 +60,7 @@ from terminald.daemon.card_worker import CardTiming, CardWorker
 from terminald.daemon.logfmt import log_event, set_level
 from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
 from terminald.daemon.runtime import Runtime, build_runtime
+from terminald.store.audit import AuditEntry, AuditError, AuditLog
 
 logger = logging.getLogger("terminald.daemon")
 
@@ -115,6 +116,7 @@ class Daemon:
         reader_supports_extended: bool = False,
         notifier: Notifier | None = None,
         clock: Callable[[], datetime] = utc_now,
+        audit: AuditLog | None = None,
     ) -> None:
         self.config = config
         self.runtime = runtime
@@ -127,6 +129,9 @@ class Daemon:
         self.worker = CardWorker(card_reader, self.post, clock)
         self.monitor = ReaderMonitor(presence_reader, self.post)
         self._card_reader = card_reader
+        self._clock = clock
+        self.audit = audit
+        self._audit_failing = False
         self._listeners: list[Listener] = []
         self._running = False
         self._last_ping = float("-inf")
@@ -265,6 +270,7 @@ class Daemon:
             ("card", self.worker.stop),  # releases and unpowers a held card
             ("reader", self.monitor.stop),
             ("gpio", hw.close),  # the relay first, de-energised
+            ("audit", self.audit.close if self.audit else lambda: None),
         ):
             try:
                 part()
@@ -336,12 +342,15 @@ class Daemon:
             elif isinstance(command, AlarmChanged):
                 level = logging.WARNING if command.active else logging.INFO
                 log_event(logger, level, "alarm", alarm=command.alarm, active=command.active)
+                state = "raised" if command.active else "cleared"
+                self._audit("alarm", None, None, None, f"{command.alarm} {state}")
                 self._tell(command)
             else:
                 self._record(command)
 
     def _record(self, record: Record) -> None:
         values: dict[str, object] = {}
+        label = ""
         if record.reason is not None:
             values["reason"] = record.reason.value
             values["serial"] = record.serial
@@ -355,7 +364,34 @@ class Daemon:
             values["detail"] = record.detail
         level = logging.INFO if record.kind != "refused" else logging.WARNING
         log_event(logger, level, record.kind, **values)
+        self._audit(
+            record.kind,
+            record.reason.value if record.reason else None,
+            record.serial,
+            label or None,
+            str(values["detail"]),
+        )
         self._tell(record)
+
+    def _audit(
+        self, kind: str, reason: str | None, serial: int | None, label: str | None, detail: str
+    ) -> None:
+        """A row in the audit trail; a failing trail is logged (once) and never stops a door."""
+        if self.audit is None:
+            return
+        entry = AuditEntry(
+            self._clock(), self.config.terminal.id, kind, reason, serial, label, detail
+        )
+        try:
+            self.audit.append(entry)
+        except AuditError as exc:
+            if not self._audit_failing:
+                log_event(logger, logging.ERROR, "audit_failed", problem=str(exc))
+            self._audit_failing = True
+        else:
+            if self._audit_failing:
+                log_event(logger, logging.INFO, "audit_recovered")
+            self._audit_failing = False
 
     def _label(self, serial: int | None) -> str:
         identity = self._identity

@@ -69,6 +69,15 @@ def test_a_full_door_cycle(gate: GateRig, caplog: pytest.LogCaptureFixture) -> N
     assert all(pin not in r.getMessage() for r in caplog.records)
     granted = [r.getMessage() for r in caplog.records if "event=granted" in r.getMessage()]
     assert granted and "reason=ok" in granted[0] and "label=card-001" in granted[0]
+    # The audit trail has the decision, for whoever asks later who came in.
+    assert gate.daemon.audit is not None
+    (row,) = gate.daemon.audit.recent(kind="granted")
+    assert (row.terminal, row.reason, row.serial, row.label) == (
+        "test-gate",
+        "ok",
+        gate.pki.card("card-001").serial,
+        "card-001",
+    )
 
 
 @pytest.mark.parametrize(
@@ -99,6 +108,9 @@ def test_refused_before_any_pin(gate: GateRig, name: str, reason: Reason) -> Non
     assert gate.relay_energised_levels() == [False]
     if name != "non-jpki":
         assert JPKI_AID in card.selected_aids()
+    assert gate.daemon.audit is not None
+    (row,) = gate.daemon.audit.recent(kind="refused")
+    assert row.reason == reason.value
 
 
 def test_wrong_pin_counts_one_try_and_keeps_the_door_shut(gate: GateRig) -> None:
@@ -174,6 +186,9 @@ def test_rex_opens_without_a_card_and_tamper_raises_an_alarm(gate: GateRig) -> N
     gate.set_input(DoorInput.TAMPER, True)
     alarm = gate.next_alarm()
     assert (alarm.alarm, alarm.active) == ("tamper", True)
+    assert gate.daemon.audit is not None
+    kinds = [(r.kind, r.detail) for r in gate.daemon.audit.recent()]
+    assert ("rex", "request to exit") in kinds and ("alarm", "tamper raised") in kinds
 
 
 def test_lockdown_admits_no_one_and_never_asks_for_a_pin(gate: GateRig) -> None:

@@ -1,0 +1,70 @@
+"""``terminald audit``: the newest rows of the terminal's audit trail."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from terminald.cli.common import CliError, Groups, Subparsers
+from terminald.config import DEFAULT_CONFIG_PATH
+
+
+def register(commands: Subparsers, groups: Groups) -> None:
+    audit = commands.add_parser(
+        "audit",
+        help="show the audit trail (every decision, exit, alarm and mode change)",
+        description="Print the newest rows of the audit trail, oldest first: time (UTC), "
+        "kind, reason code, certificate serial, label, detail. Safe while the daemon runs. "
+        "Exit status: 0 shown, 2 no trail or no configuration.",
+    )
+    where = audit.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        metavar="FILE",
+        help=f"read [state] dir from this configuration (default {DEFAULT_CONFIG_PATH})",
+    )
+    where.add_argument("--db", type=Path, metavar="FILE", help="the audit.sqlite file itself")
+    audit.add_argument("--limit", type=int, default=50, metavar="N", help="rows (default 50)")
+    audit.add_argument("--kind", metavar="KIND", help="only this kind, e.g. granted or refused")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from terminald.config import ConfigError, load_config
+    from terminald.store.audit import AUDIT_NAME, AuditError, AuditLog
+
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
+    path: Path = args.db
+    if path is None:
+        try:
+            path = load_config(args.config).state.dir / AUDIT_NAME
+        except ConfigError as exc:
+            raise CliError(f"{args.config}: " + "; ".join(exc.messages)) from exc
+    if not path.is_file():
+        raise CliError(f"no audit trail at {path} (the daemon creates it when it starts)")
+    try:
+        log = AuditLog(path)
+        entries = log.recent(args.limit, args.kind)
+        log.close()
+    except (AuditError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    for entry in entries:
+        if args.json:
+            print(json.dumps(entry.as_dict(), ensure_ascii=False))
+            continue
+        fields = [
+            entry.at.strftime("%Y-%m-%d %H:%M:%S"),
+            entry.kind,
+            entry.reason or "-",
+            str(entry.serial) if entry.serial is not None else "-",
+            entry.label or "-",
+            entry.detail,
+        ]
+        print("  ".join(fields))
+    return 0
