@@ -29,6 +29,12 @@ def register(commands: Subparsers, groups: Groups) -> None:
     audit.add_argument("--limit", type=int, default=50, metavar="N", help="rows (default 50)")
     audit.add_argument("--kind", metavar="KIND", help="only this kind, e.g. granted or refused")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.add_argument(
+        "--verify",
+        action="store_true",
+        help="check each grant's evidence: the card's signature over the challenge, with the "
+        "key of its certificate (adds 'evidence valid' / 'evidence INVALID' / 'no evidence')",
+    )
     audit.set_defaults(func=run)
 
 
@@ -36,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from terminald.config import ConfigError, load_config
-    from terminald.store.audit import AUDIT_NAME, AuditError, AuditLog
+    from terminald.store.audit import AUDIT_NAME, AuditEntry, AuditError, AuditLog
 
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
@@ -54,9 +60,22 @@ def run(args: argparse.Namespace) -> int:
         log.close()
     except (AuditError, OSError) as exc:
         raise CliError(str(exc)) from exc
+    from terminald.pki.challenge import evidence_valid
+
+    def evidence(entry: AuditEntry) -> str:
+        if entry.evidence is None:
+            return "no evidence"
+        message, signature, certificate = entry.evidence
+        valid = evidence_valid(certificate, message, signature)
+        return "evidence valid" if valid else "evidence INVALID"
+
     for entry in entries:
+        verdict = evidence(entry) if args.verify and entry.kind == "granted" else None
         if args.json:
-            print(json.dumps(entry.as_dict(), ensure_ascii=False))
+            shown = entry.as_dict()
+            if verdict is not None:
+                shown["evidence_valid"] = verdict == "evidence valid"
+            print(json.dumps(shown, ensure_ascii=False))
             continue
         fields = [
             entry.at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -66,5 +85,7 @@ def run(args: argparse.Namespace) -> int:
             entry.label or "-",
             entry.detail,
         ]
+        if verdict is not None:
+            fields.append(f"[{verdict}]")
         print("  ".join(fields))
     return 0

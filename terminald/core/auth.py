@@ -99,6 +99,9 @@ class AuthResult:
     revocation: str = "not_checked"
     challenge: Challenge | None = None
     signature: bytes | None = None
+    # The verified certificate (DER) whose key made ``signature``: with the challenge,
+    # evidence anyone can check later that this card was presented here.
+    certificate: bytes | None = field(default=None, repr=False)
 
     @property
     def granted(self) -> bool:
@@ -133,6 +136,7 @@ class PinRequest:
             self.revocation,
             challenge,
             signature,
+            self.certificate.der if signature is not None else None,
         )
 
 

@@ -61,6 +61,15 @@ class AlarmChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """What proves a grant: the signed challenge, the card's signature, its certificate."""
+
+    message: bytes
+    signature: bytes
+    certificate: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """One line for the log / audit trail. Never carries a PIN."""
 
@@ -68,6 +77,7 @@ class Record:
     detail: str
     reason: Reason | None = None
     serial: int | None = None
+    evidence: Evidence | None = field(default=None, repr=False, compare=False)
 
 
 Command = (

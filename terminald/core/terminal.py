@@ -21,6 +21,7 @@ from terminald.core.auth import AuthResult, CardIdentity
 from terminald.core.commands import (
     Command,
     EndTransaction,
+    Evidence,
     HoldRelay,
     PlayBeep,
     PulseRelay,
@@ -319,9 +320,16 @@ class Terminal:
                 result.detail,
                 reason,
                 identity.serial if identity else None,
+                _evidence(result) if reason is Reason.OK else None,
             ),
         ]
         self._left_during_job = False
         if self._arrival_pending:  # a card put down while the previous one was finishing
             commands += self._card_arrived(now)
         return commands
+
+
+def _evidence(result: AuthResult) -> Evidence | None:
+    if result.challenge is None or result.signature is None or result.certificate is None:
+        return None
+    return Evidence(result.challenge.message, result.signature, result.certificate)

@@ -364,23 +364,31 @@ class Daemon:
             values["detail"] = record.detail
         level = logging.INFO if record.kind != "refused" else logging.WARNING
         log_event(logger, level, record.kind, **values)
+        evidence = record.evidence
         self._audit(
             record.kind,
             record.reason.value if record.reason else None,
             record.serial,
             label or None,
             str(values["detail"]),
+            (evidence.message, evidence.signature, evidence.certificate) if evidence else None,
         )
         self._tell(record)
 
     def _audit(
-        self, kind: str, reason: str | None, serial: int | None, label: str | None, detail: str
+        self,
+        kind: str,
+        reason: str | None,
+        serial: int | None,
+        label: str | None,
+        detail: str,
+        evidence: tuple[bytes, bytes, bytes] | None = None,
     ) -> None:
         """A row in the audit trail; a failing trail is logged (once) and never stops a door."""
         if self.audit is None:
             return
         entry = AuditEntry(
-            self._clock(), self.config.terminal.id, kind, reason, serial, label, detail
+            self._clock(), self.config.terminal.id, kind, reason, serial, label, detail, evidence
         )
         try:
             self.audit.append(entry)

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -59,8 +60,24 @@ class Challenge:
 
 
 def signature_valid(public_key: rsa.RSAPublicKey, challenge: Challenge, signature: bytes) -> bool:
+    return message_signature_valid(public_key, challenge.message, signature)
+
+
+def message_signature_valid(public_key: rsa.RSAPublicKey, message: bytes, signature: bytes) -> bool:
+    """For evidence kept in the audit trail: the message as it was signed."""
     try:
-        public_key.verify(signature, challenge.message, padding.PKCS1v15(), hashes.SHA256())
+        public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:
         return False
     return True
+
+
+def evidence_valid(certificate_der: bytes, message: bytes, signature: bytes) -> bool:
+    """Did the key of this certificate sign this challenge message? (Any parse error: no.)"""
+    try:
+        key = x509.load_der_x509_certificate(certificate_der).public_key()
+    except ValueError:
+        return False
+    if not isinstance(key, rsa.RSAPublicKey):
+        return False
+    return message_signature_valid(key, message, signature)

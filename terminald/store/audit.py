@@ -14,12 +14,14 @@ working, and the old file is kept for whoever investigates.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,16 @@ CREATE TABLE IF NOT EXISTS events (
     reason   TEXT,
     serial   TEXT,              -- decimal: serials can exceed SQLite's 64-bit integers
     label    TEXT,
-    detail   TEXT NOT NULL DEFAULT ''
+    detail   TEXT NOT NULL DEFAULT '',
+    -- a grant's evidence: the challenge message the card signed, its signature, and the
+    -- SHA-256 of its certificate (the DER is kept once, in certificates)
+    challenge BLOB,
+    signature BLOB,
+    cert_sha256 BLOB
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    sha256 BLOB PRIMARY KEY,
+    der    BLOB NOT NULL
 );
 """
 
@@ -54,6 +65,8 @@ class AuditEntry:
     serial: int | None = None
     label: str | None = None
     detail: str = ""
+    # A grant's evidence: (challenge message, signature, certificate DER).
+    evidence: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -64,6 +77,7 @@ class AuditEntry:
             "serial": self.serial,
             "label": self.label,
             "detail": self.detail,
+            "evidence": self.evidence is not None,
         }
 
 
@@ -103,10 +117,19 @@ class AuditLog:
 
     def append(self, entry: AuditEntry) -> None:
         """One row, one transaction. Raises AuditError (the caller logs and goes on)."""
+        challenge = signature = digest = None
         try:
+            self._db.execute("BEGIN")
+            if entry.evidence is not None:
+                challenge, signature, der = entry.evidence
+                digest = hashlib.sha256(der).digest()
+                self._db.execute(
+                    "INSERT OR IGNORE INTO certificates (sha256, der) VALUES (?, ?)",
+                    (digest, der),
+                )
             self._db.execute(
-                "INSERT INTO events (at, terminal, kind, reason, serial, label, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (at, terminal, kind, reason, serial, label, detail, "
+                "challenge, signature, cert_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.at.astimezone(UTC).isoformat(),
                     entry.terminal,
@@ -115,24 +138,37 @@ class AuditLog:
                     None if entry.serial is None else str(entry.serial),
                     entry.label,
                     entry.detail,
+                    challenge,
+                    signature,
+                    digest,
                 ),
             )
+            self._db.execute("COMMIT")
             self._since_trim += 1
             if self._since_trim >= _TRIM_EVERY:
                 self._since_trim = 0
                 self.trim()
         except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise AuditError(f"audit log {self.path}: {exc}") from exc
 
     def trim(self) -> None:
+        self._db.execute("BEGIN")
         self._db.execute(
             "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?", (self.keep,)
         )
+        self._db.execute(
+            "DELETE FROM certificates WHERE sha256 NOT IN "
+            "(SELECT cert_sha256 FROM events WHERE cert_sha256 IS NOT NULL)"
+        )
+        self._db.execute("COMMIT")
 
     def recent(self, limit: int = 50, kind: str | None = None) -> list[AuditEntry]:
         """The newest ``limit`` rows (of ``kind``), oldest first."""
         rows = self._db.execute(
-            "SELECT at, terminal, kind, reason, serial, label, detail FROM events "
+            "SELECT at, terminal, kind, reason, serial, label, detail, challenge, signature, "
+            "der FROM events LEFT JOIN certificates ON sha256 = cert_sha256 "
             "WHERE ?1 IS NULL OR kind = ?1 ORDER BY id DESC LIMIT ?2",
             (kind, limit),
         ).fetchall()
@@ -145,8 +181,9 @@ class AuditLog:
         self._db.close()
 
 
-def _entry(row: tuple[str, str, str, str | None, str | None, str | None, str]) -> AuditEntry:
-    at, terminal, kind, reason, serial, label, detail = row
+def _entry(row: tuple[Any, ...]) -> AuditEntry:
+    at, terminal, kind, reason, serial, label, detail, challenge, signature, der = row
+    evidence = (challenge, signature, der) if challenge and signature and der else None
     return AuditEntry(
         datetime.fromisoformat(at),
         terminal,
@@ -155,4 +192,5 @@ def _entry(row: tuple[str, str, str, str | None, str | None, str | None, str]) -
         None if serial is None else int(serial),
         label,
         detail,
+        evidence,
     )

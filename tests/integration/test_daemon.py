@@ -20,6 +20,7 @@ from terminald.core.feedback import feedback_for
 from terminald.core.hardware import DoorInput, InputChanged
 from terminald.core.reasons import Reason
 from terminald.core.terminal import Mode, ModeSet
+from terminald.pki.challenge import evidence_valid
 from terminald.sim.pcscd import Pcscd
 from terminald.sim.testpki import TestPkiManifest
 from tests.integration.daemon_rig import OPEN_MS, GateRig, gate_config, open_rig
@@ -78,6 +79,12 @@ def test_a_full_door_cycle(gate: GateRig, caplog: pytest.LogCaptureFixture) -> N
         gate.pki.card("card-001").serial,
         "card-001",
     )
+    # With the evidence that the card was here: its signature over this terminal's challenge.
+    assert row.evidence is not None
+    message, signature, certificate = row.evidence
+    assert b"test-gate" in message
+    assert evidence_valid(certificate, message, signature)
+    assert not evidence_valid(certificate, message.replace(b"test-gate", b"test-gat3"), signature)
 
 
 @pytest.mark.parametrize(

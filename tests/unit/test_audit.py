@@ -81,3 +81,51 @@ def test_the_cli_reads_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert json.loads(line)["reason"] == "not_enrolled"
     assert main(["audit", "--db", str(tmp_path / "none.sqlite")]) == 2
     assert "no audit trail" in capsys.readouterr().err
+
+
+def _signed(message: bytes) -> tuple[bytes, bytes]:
+    """A throwaway RSA key's self-signed certificate (DER) and its signature of ``message``."""
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audit test")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(4660)
+        .not_valid_before(AT)
+        .not_valid_after(AT + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    signature = key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.DER), signature
+
+
+def test_a_grants_evidence_is_kept_and_can_be_checked_later(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path, keep=1000)
+    der, signature = _signed(b"challenge-1")
+    for _ in range(3):  # the same card three times: its certificate is stored once
+        log.append(entry(evidence=(b"challenge-1", signature, der)))
+    log.append(entry(evidence=(b"challenge-2", signature, der)))  # not what was signed
+    log.append(entry("granted", 5))  # a grant recorded without evidence
+    rows = log.recent()
+    assert rows[0].evidence == (b"challenge-1", signature, der)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT count(*) FROM certificates").fetchone() == (1,)
+    assert main(["audit", "--db", str(path), "--verify"]) == 0
+    verdicts = [line.rsplit("[", 1)[1] for line in capsys.readouterr().out.splitlines()]
+    assert verdicts == ["evidence valid]"] * 3 + ["evidence INVALID]", "no evidence]"]
+    # Once no row refers to a certificate, trimming drops it too.
+    small = AuditLog(path, keep=1)
+    small.trim()
+    assert db.execute("SELECT count(*) FROM certificates").fetchone() == (0,)
