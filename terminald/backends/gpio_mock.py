@@ -12,6 +12,7 @@ keypad and flip door inputs from a UI). Never picked unless asked for by name.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -146,6 +147,29 @@ class MockGpioDriver:
     def relay_energised(self) -> bool:
         """From the electrical level, not from the adapter's idea of it."""
         return bool(self.relay_pin().state) == self.pinmap.relay.active_high
+
+    def relay_mark(self) -> int:
+        """A position in the relay pin's history, for :meth:`relay_pulses`."""
+        return len(self.relay_pin().states)
+
+    def relay_levels(self) -> list[bool]:
+        """Every level the relay pin has taken since it was claimed, as energised or not."""
+        active_high = self.pinmap.relay.active_high
+        return [bool(s.state) == active_high for s in self.relay_pin().states]
+
+    def relay_pulses(self, since: int = 0) -> list[float]:
+        """Length (s) of each energised period that ended after ``relay_mark()`` was ``since``.
+
+        MockPin records each change with the time since the previous one, so the entry
+        that ends an energised period carries its length.
+        """
+        active_high = self.pinmap.relay.active_high
+        states = self.relay_pin().states[max(since - 1, 0) :]
+        return [
+            s.timestamp
+            for prev, s in itertools.pairwise(states)
+            if bool(prev.state) == active_high and bool(s.state) != active_high
+        ]
 
     def led_lit(self, color: str) -> bool:
         leds = self.pinmap.leds

@@ -59,13 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
             dest=f"{name}_command", metavar="SUBCOMMAND", required=True
         )
     for module_name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # a command module not yet present in this build
-        module.register(commands, groups)
+        importlib.import_module(module_name).register(commands, groups)
     return parser
 
 

@@ -31,11 +31,10 @@ class PresenceReader(Protocol):
 
     def close(self) -> None: ...
 
-
-def reader_problem(reader: object) -> str | None:
-    """What the reader says is wrong (``PcscReader.problem``), if it says anything."""
-    problem = getattr(reader, "problem", None)
-    return problem if isinstance(problem, str) else None
+    @property
+    def problem(self) -> str | None:
+        """Why the last wait could not watch the reader; None when it could."""
+        ...
 
 
 class ReaderMonitor:
@@ -61,7 +60,7 @@ class ReaderMonitor:
 
     @property
     def problem(self) -> str | None:
-        return reader_problem(self._reader)
+        return self._reader.problem
 
     def silent_for(self, now: float) -> float:
         return now - self.beat if self._thread.is_alive() else float("inf")

@@ -486,19 +486,7 @@ class DemoRig:
         return self.mock.relay_energised()
 
     def relay_mark(self) -> int:
-        return len(self.mock.relay_pin().states)
+        return self.mock.relay_mark()
 
     def relay_pulses(self, since: int) -> list[float]:
-        """Length (s) of each energised period that ended after ``relay_mark()`` was read.
-
-        MockPin records each change with the time since the previous one, so the entry
-        ending an energised period carries its length.
-        """
-        active_high = self.mock.pinmap.relay.active_high
-        states = self.mock.relay_pin().states
-        start = max(since - 1, 0)
-        return [
-            s.timestamp
-            for prev, s in zip(states[start:], states[start + 1 :], strict=False)
-            if bool(prev.state) == active_high and bool(s.state) != active_high
-        ]
+        return self.mock.relay_pulses(since)

@@ -8,7 +8,6 @@ type on the matrix keypad, flip the door inputs, and wait for the daemon's recor
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 import time
@@ -182,23 +181,10 @@ class GateRig:
                 return record.reason
 
     def relay_energised_levels(self) -> list[bool]:
-        """Every level the relay pin has taken since it was claimed, as energised or not."""
-        active_high = self.mock.pinmap.relay.active_high
-        return [bool(s.state) == active_high for s in self.mock.relay_pin().states]
+        return self.mock.relay_levels()
 
     def relay_pulses(self) -> list[float]:
-        """How long (s) each completed energised period lasted.
-
-        MockPin records each change with the time since the previous one, so the entry
-        that ends an energised period carries its length.
-        """
-        active_high = self.mock.pinmap.relay.active_high
-        states = self.mock.relay_pin().states
-        return [
-            s.timestamp
-            for prev, s in itertools.pairwise(states)
-            if bool(prev.state) == active_high and bool(s.state) != active_high
-        ]
+        return self.mock.relay_pulses()
 
 
 def open_rig(config: Path, pki: TestPkiManifest) -> GateRig:

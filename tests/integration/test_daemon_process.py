@@ -80,11 +80,19 @@ def notify_socket(tmp_path: Path) -> Iterator[tuple[Path, Notifications]]:
     sock.close()
 
 
-def start(config: Path, notify: tuple[Path, Notifications]) -> DaemonProcess:
+def start(
+    config: Path,
+    notify: tuple[Path, Notifications],
+    *,
+    watchdog: bool = True,
+    options: tuple[str, ...] = (),
+) -> DaemonProcess:
     env = dict(os.environ, NOTIFY_SOCKET=str(notify[0]), WATCHDOG_USEC=str(WATCHDOG_USEC))
     env.pop("WATCHDOG_PID", None)
+    if not watchdog:
+        del env["WATCHDOG_USEC"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "terminald", "run", "--config", str(config)],
+        [sys.executable, "-m", "terminald", *options, "run", "--config", str(config)],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -195,18 +203,10 @@ def test_signals_wake_the_loop_at_once(
     notify_socket: tuple[Path, Notifications],
 ) -> None:
     """Without a watchdog the idle loop sleeps up to 5 s; a signal must not wait for that."""
-    path, notify = notify_socket
-    env = dict(os.environ, NOTIFY_SOCKET=str(path))
-    env.pop("WATCHDOG_USEC", None)
+    notify = notify_socket[1]
     config = gate_config(tmp_path, test_pki, enrolled=["card-001"])
-    process = subprocess.Popen(  # -vv: more verbose than the file's [log] level = info
-        [sys.executable, "-m", "terminald", "-vv", "run", "--config", str(config)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # -vv: more verbose than the file's [log] level = info
+    process = start(config, notify_socket, watchdog=False, options=("-vv",)).process
     try:
         notify.wait_for("READY=1", 20)
         for _ in range(3):
