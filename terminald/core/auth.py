@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from terminald.card.connection import CardConnection
 from terminald.card.der import DerError, certificate_serial
@@ -39,6 +39,7 @@ from terminald.card.jpki import (
 from terminald.core.cert_cache import CertificateCache
 from terminald.core.reasons import Reason
 from terminald.core.revocation_check import RevocationCheck, RevocationState
+from terminald.core.trusted_time import BUILD_EPOCH, EPOCH, SignedTime, clock_problem
 from terminald.pki.anchors import TrustStore
 from terminald.pki.certificate import (
     CertificateRejected,
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 # A Pi has no RTC: before time sync its clock reads 1970 or the last fake-hwclock
 # save. Anything earlier than this build's epoch cannot be the real time.
-DEFAULT_EARLIEST_TRUSTED_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+DEFAULT_EARLIEST_TRUSTED_TIME = BUILD_EPOCH
 
 
 @dataclass(frozen=True)
@@ -181,19 +182,25 @@ class Authenticator:
         cache: CertificateCache | None = None,
         revocation: RevocationCheck | None = None,
         access: AccessRefusal | None = None,
+        trusted_time: Callable[[], SignedTime] | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
+        """``trusted_time``: the newest signed time held (read from memory, per card);
+        a clock earlier than it refuses with ``clock_untrusted`` before any APDU."""
         self._trust = trust
         self.settings = settings
         self._cache = cache if cache is not None else CertificateCache()
         self._revocation = revocation
         self._access = access
+        self._trusted_time = trusted_time
         self._random_bytes = random_bytes
 
     def begin(self, connection: CardConnection, now: datetime) -> AuthResult | PinRequest:
         """Everything before the PIN. Card errors become refusals, never exceptions."""
-        if now < self.settings.earliest_trusted_time:
-            return AuthResult(Reason.CLOCK_UNTRUSTED, f"clock reads {now.isoformat()}")
+        floor = self._trusted_time() if self._trusted_time is not None else EPOCH
+        problem = clock_problem(now, floor, self.settings.earliest_trusted_time)
+        if problem is not None:
+            return AuthResult(Reason.CLOCK_UNTRUSTED, problem)
         try:
             return self._begin(connection, now)
         except CardError as exc:

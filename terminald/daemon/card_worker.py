@@ -77,6 +77,9 @@ class CardWorker:
         self._authenticator: Authenticator | None = None
         self._busy_since: float | None = None
         self.timing = CardTiming()
+        # Run on this thread before each card's checks (the daemon brings the revocation
+        # data up to date there, so no decision starts on data older than the disk's).
+        self.before_checks: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="card", daemon=True)
 
     def start(self) -> None:
@@ -142,6 +145,8 @@ class CardWorker:
 
     def _checks(self, authenticator: Authenticator) -> AuthResult | PinPrompt:
         self._release()  # a new card: whatever was held is let go first
+        if self.before_checks is not None:
+            self.before_checks()
         self.timing = CardTiming()
         started = time.perf_counter()
         try:

@@ -12,6 +12,8 @@ import logging
 import signal
 import sqlite3
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -22,8 +24,9 @@ from terminald.backends.reader_profiles import ReaderProfileError, load_reader_p
 from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
 from terminald.daemon.logfmt import configure_daemon_logging, log_event, set_level
 from terminald.daemon.runtime import build_runtime
-from terminald.daemon.service import Daemon, Reload, Stop
+from terminald.daemon.service import Daemon, Reload, Stop, utc_now
 from terminald.store.audit import AUDIT_NAME, AuditLog
+from terminald.store.trusted_time import TRUSTED_TIME_NAME, TrustedTimeFile
 
 logger = logging.getLogger("terminald.daemon")
 
@@ -43,8 +46,17 @@ def reader_supports_extended(config: Config) -> bool:
         return False
 
 
-def open_daemon(config_path: Path, log_floor: int | None = None) -> Daemon:
-    """Everything ``terminald run`` builds before the loop; StartupError says why not."""
+def open_daemon(
+    config_path: Path,
+    log_floor: int | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> Daemon:
+    """Everything ``terminald run`` builds before the loop; StartupError says why not.
+
+    ``clock`` is the wall clock (UTC) the daemon trusts only as far as the signed
+    times it holds allow; tests and scenarios set it to one that runs behind.
+    """
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -60,8 +72,11 @@ def open_daemon(config_path: Path, log_floor: int | None = None) -> Daemon:
     if mismatches:
         raise StartupError(mismatches, 2)
     extended = reader_supports_extended(config)
+    trusted_time = TrustedTimeFile(config.state.dir / TRUSTED_TIME_NAME)
     try:
-        runtime = build_runtime(config, reader_supports_extended=extended)
+        runtime = build_runtime(
+            config, reader_supports_extended=extended, trusted_time=trusted_time
+        )
     except ConfigError as exc:
         raise StartupError(exc.messages, 2) from exc
     try:
@@ -77,6 +92,8 @@ def open_daemon(config_path: Path, log_floor: int | None = None) -> Daemon:
         presence_reader=PcscReader(config.card.reader),
         reader_supports_extended=extended,
         audit=open_audit(config),
+        trusted_time=trusted_time,
+        clock=clock,
     )
     daemon.log_floor = log_floor
     return daemon

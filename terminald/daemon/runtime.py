@@ -15,8 +15,10 @@ from terminald.core.access import AccessPolicy, AnyCard
 from terminald.core.auth import Authenticator
 from terminald.core.door import DoorSettings
 from terminald.core.terminal import Mode, TerminalSettings
+from terminald.daemon.live_revocation import signed_floor
 from terminald.store.enrolled import EnrolledFileError, load_enrolled
 from terminald.store.revocation_store import RevocationStore
+from terminald.store.trusted_time import TrustedTimeFile
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,13 @@ def build_runtime(
     config: Config,
     *,
     reader_supports_extended: bool,
+    trusted_time: TrustedTimeFile | None = None,
 ) -> Runtime:
     """Each runtime starts with an empty certificate cache: a reload may have removed
     a trust anchor, and a cached certificate must not outlive the root that vouched
-    for it."""
+    for it. ``trusted_time`` (the persisted newest signed time) joins the revocation
+    data's issue time as the floor the clock may not fall below."""
+
     errors: list[str] = []
     trust = None
     try:
@@ -77,6 +82,7 @@ def build_runtime(
         settings,
         revocation=revocation,
         access=access.refusal,
+        trusted_time=lambda: signed_floor(trusted_time, revocation),
     )
     return Runtime(
         config,

@@ -56,11 +56,19 @@ from terminald.core.terminal import (
     Terminal,
     VerifyDone,
 )
+from terminald.core.trusted_time import clock_problem
 from terminald.daemon.card_worker import CardTiming, CardWorker
+from terminald.daemon.live_revocation import (
+    LiveRevocation,
+    RevocationPicked,
+    TrustedTimeProblem,
+    signed_floor,
+)
 from terminald.daemon.logfmt import log_event, set_level
 from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
 from terminald.daemon.runtime import Runtime, build_runtime
 from terminald.store.audit import AuditEntry, AuditError, AuditLog
+from terminald.store.trusted_time import TrustedTimeFile
 
 logger = logging.getLogger("terminald.daemon")
 
@@ -117,6 +125,7 @@ class Daemon:
         notifier: Notifier | None = None,
         clock: Callable[[], datetime] = utc_now,
         audit: AuditLog | None = None,
+        trusted_time: TrustedTimeFile | None = None,
     ) -> None:
         self.config = config
         self.runtime = runtime
@@ -128,6 +137,9 @@ class Daemon:
         self.terminal = Terminal(runtime.terminal, runtime.mode)
         self.worker = CardWorker(card_reader, self.post, clock)
         self.monitor = ReaderMonitor(presence_reader, self.post)
+        self.trusted_time = trusted_time
+        self.live = LiveRevocation(lambda: self.runtime.revocation, trusted_time, self.post)
+        self.worker.before_checks = self.live.poll
         self._card_reader = card_reader
         self._clock = clock
         self.audit = audit
@@ -237,6 +249,7 @@ class Daemon:
         hw.inputs.set_handler(self.post)
         self.worker.start()
         self.monitor.start()
+        self.live.start()
         now = time.monotonic()
         self._running = True
         self._execute(self.terminal.start(now))
@@ -268,6 +281,7 @@ class Daemon:
         hw.inputs.set_handler(None)
         for name, part in (
             ("card", self.worker.stop),  # releases and unpowers a held card
+            ("revocation", self.live.stop),
             ("reader", self.monitor.stop),
             ("gpio", hw.close),  # the relay first, de-energised
             ("audit", self.audit.close if self.audit else lambda: None),
@@ -293,6 +307,12 @@ class Daemon:
             return
         if isinstance(event, Reload):
             self.reload()
+            return
+        if isinstance(event, RevocationPicked):
+            self._revocation_picked(event)
+            return
+        if isinstance(event, TrustedTimeProblem):
+            log_event(logger, logging.ERROR, "trusted_time_unsaved", problem=event.problem)
             return
         if isinstance(event, CardArrived):
             # Nothing of the previous card may be logged against this one.
@@ -416,6 +436,29 @@ class Daemon:
             except Exception:
                 logger.exception("event=listener_failed")
 
+    def _revocation_picked(self, event: RevocationPicked) -> None:
+        header = event.outcome.installed
+        if header is None:
+            log_event(
+                logger, logging.ERROR, "revocation_not_installed", problem=event.outcome.problem
+            )
+            self._audit("revocation", None, None, None, event.outcome.problem)
+        else:
+            detail = (
+                f"{header.kind.label} version {header.version} issued "
+                f"{header.issued_at.isoformat()} valid until {header.valid_until.isoformat()}"
+            )
+            log_event(
+                logger,
+                logging.INFO,
+                "revocation_installed",
+                kind=header.kind.label,
+                version=header.version,
+                valid_until=header.valid_until.isoformat(),
+            )
+            self._audit("revocation", None, None, None, detail)
+        self.notifier.status(self._status())
+
     # -- SIGHUP --------------------------------------------------------------------------------
 
     def reload(self) -> bool:
@@ -433,7 +476,9 @@ class Daemon:
             )
             if problems:
                 raise ConfigError(problems)
-            runtime = build_runtime(config, reader_supports_extended=self._extended)
+            runtime = build_runtime(
+                config, reader_supports_extended=self._extended, trusted_time=self.trusted_time
+            )
         except ConfigError as exc:
             for message in exc.messages:
                 log_event(logger, logging.ERROR, "reload_refused", file=str(path), problem=message)
@@ -475,6 +520,11 @@ class Daemon:
         self.notifier.ready(self._status())
         return True
 
+    def untrusted_clock(self) -> str | None:
+        """Why the clock is not trusted now (memory only: safe on the loop)."""
+        floor = signed_floor(self.trusted_time, self.runtime.revocation)
+        return clock_problem(self._clock(), floor)
+
     # -- health ---------------------------------------------------------------------------------
 
     def health_problem(self, now: float) -> str | None:
@@ -510,6 +560,9 @@ class Daemon:
             text += "; alarms " + ",".join(sorted(a.value for a in t.door.alarms))
         if self.monitor.problem:
             text += f"; reader: {self.monitor.problem}"
+        clock = self.untrusted_clock()
+        if clock:
+            text += f"; CLOCK UNTRUSTED: {clock}"
         if self._withheld:
             text += f"; UNHEALTHY: {self._withheld}"
         return text

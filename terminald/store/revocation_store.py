@@ -29,6 +29,7 @@ import numpy as np
 from pyroaring import FrozenBitMap
 
 from terminald.core.revocation_check import RevocationCheck, RevocationState, RevocationVerdict
+from terminald.core.trusted_time import SignedTime
 from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW, Installed, check_acceptable
 from terminald.revocation.bundle import DEFAULT_MAX_SIZE, BundleHeader, BundleKind, open_bundle
 from terminald.revocation.chain import (
@@ -50,11 +51,26 @@ from terminald.revocation.keys import TrustedKeys, load_public_keys
 from terminald.revocation.serials import SerialArray
 from terminald.store.atomic_file import atomic_write, remove_stale_temporaries
 from terminald.store.heap import release_free_heap
+from terminald.store.state_file import FileIdentity, current_identity, read_state
 
 log = logging.getLogger(__name__)
 
 if array.array("I").itemsize != 4:  # pragma: no cover - every Linux/ARM ABI we target
     raise ImportError("array('I') is not 32-bit on this platform")
+
+
+# The state file is read whole into memory: a bound far above any real set (a 5 %
+# snapshot of 100 M serials is ~35 MB) that still refuses a file that is not ours
+# before it is read.
+MAX_STATE_SIZE = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What :meth:`RevocationStore.refresh` found: the newly installed header, or why not."""
+
+    installed: BundleHeader | None
+    problem: str
 
 
 def load_trusted_keys(paths: Iterable[Path]) -> TrustedKeys:
@@ -146,6 +162,9 @@ class RevocationStore:
         self._view: _View | None = None
         self._problem = "revocation data not loaded yet"
         self._stale_reported: _View | None = None
+        # What was last read or written: (device, inode, size, mtime ns) of the state
+        # file, so a cheap stat tells whether another process installed something.
+        self._seen: FileIdentity | None = None
         self.reload()
 
     # -- reading -------------------------------------------------------------------------
@@ -202,6 +221,16 @@ class RevocationStore:
         )
 
     @property
+    def signed_time(self) -> SignedTime | None:
+        """The installed data's issue time: a time the back office signed."""
+        view = self._view
+        if view is None:
+            return None
+        return SignedTime(
+            view.latest.issued_at, f"revocation data version {view.latest.version}'s issue time"
+        )
+
+    @property
     def problem(self) -> str:
         """Why there is no usable data ("" when loaded)."""
         return "" if self._view is not None else self._problem
@@ -255,19 +284,69 @@ class RevocationStore:
             for stray in remove_stale_temporaries(path):
                 log.warning("removed %s left by an interrupted write", stray)
             try:
-                data = path.read_bytes()
+                identity, data = read_state(path, MAX_STATE_SIZE)
             except FileNotFoundError:
+                self._seen = None
                 self._set_unavailable(f"no revocation data yet ({path} does not exist)")
                 return
             except OSError as exc:
-                self._set_unavailable(f"cannot read {path}: {exc.strerror}")
+                self._seen = None
+                self._set_unavailable(f"cannot read {path}: {exc.strerror or exc}")
                 return
+            self._seen = identity
             try:
                 self._view = self._load(data)
             except RevocationError as exc:
                 self._set_unavailable(f"{path} is unusable, failing closed: {exc}")
                 return
             log.info("loaded revocation data version %d from %s", self._view.latest.version, path)
+
+    def changed_on_disk(self) -> bool:
+        """Whether the state file is not the one last read or written (one ``stat``)."""
+        return current_identity(self._config.state_path) != self._seen
+
+    def refresh(self) -> Refreshed | None:
+        """Pick up a state file another process installed (``terminald revocation apply``).
+
+        None when the file is the one already read. Otherwise it is read, verified and
+        replayed into a new view *before* anything is swapped: a file that fails keeps
+        the installed data (it is still signed and in force) and is not tried again
+        until it changes. Called off the event loop: loading a large set takes a while.
+        """
+        if not self.changed_on_disk():
+            return None
+        with self._lock:
+            path = self._config.state_path
+            try:
+                identity, data = read_state(path, MAX_STATE_SIZE)
+            except FileNotFoundError:
+                if self._seen is None:
+                    return None
+                self._seen = None
+                return Refreshed(None, f"{path} was removed; the installed data stays in force")
+            except OSError as exc:
+                self._seen = None
+                return Refreshed(None, f"cannot read {path}: {exc.strerror or exc}")
+            if identity == self._seen:
+                return None  # another caller picked it up while this one waited
+            self._seen = identity
+            view = self._view
+            if view is not None and chain_digest(data) == view.digest:
+                return None  # the same bytes rewritten (e.g. touched): nothing to do
+            try:
+                new_view = self._load(data)
+            except RevocationError as exc:
+                keeps = (
+                    f"version {view.latest.version} stays installed"
+                    if view is not None
+                    else "no data is installed, failing closed"
+                )
+                return Refreshed(None, f"{path} is unusable ({exc}); {keeps}")
+            self._view = new_view
+            del view
+            release_free_heap()
+            log.info("picked up revocation data version %d from %s", new_view.latest.version, path)
+            return Refreshed(new_view.latest, "")
 
     def _set_unavailable(self, problem: str) -> None:
         # Problem first: a reader that sees no view then always finds a reason. It is
@@ -301,6 +380,12 @@ class RevocationStore:
                     RejectReason.TOO_LARGE, f"{MAX_CHAIN} deltas since the snapshot; send one"
                 )
             encoded = encode_chain(chain)
+            if len(encoded) > MAX_STATE_SIZE:
+                raise BundleRejected(
+                    RejectReason.TOO_LARGE,
+                    f"the chain would be {len(encoded)} bytes (at most {MAX_STATE_SIZE}); "
+                    "send a snapshot",
+                )
             try:
                 replayed = replay(chain, config.trusted_keys, config.max_bundle_size)
             except RevocationFormatError as exc:
@@ -308,6 +393,7 @@ class RevocationStore:
             new_view = self._build_view(replayed, len(chain) - 1, chain_digest(encoded))
             del replayed
             atomic_write(config.state_path, encoded)
+            self._seen = current_identity(config.state_path)
             self._view = new_view
             del view  # the old bitmaps go now, so the trim below can return their pages
             release_free_heap()

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from terminald.core.commands import AlarmChanged, Record
@@ -187,7 +188,9 @@ class GateRig:
         return self.mock.relay_pulses()
 
 
-def open_rig(config: Path, pki: TestPkiManifest) -> GateRig:
-    rig = GateRig(open_daemon(config), pki)
+def open_rig(
+    config: Path, pki: TestPkiManifest, clock: Callable[[], datetime] | None = None
+) -> GateRig:
+    rig = GateRig(open_daemon(config, clock=clock) if clock else open_daemon(config), pki)
     rig.start()
     return rig
