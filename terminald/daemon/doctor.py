@@ -574,6 +574,12 @@ def check_trust(config: Config, env: Environment) -> Finding:
 
 def check_revocation(config: Config, env: Environment) -> Finding:
     """What the daemon's revocation store would report now, read from a private copy."""
+    finding = _read_revocation(config, env)
+    return finding if isinstance(finding, Finding) else _judge_revocation(config, env, finding)
+
+
+def _read_revocation(config: Config, env: Environment) -> Finding | StoreStatus:
+    """A finding when there is nothing to judge; else the status of a verified copy."""
     from terminald.config import revocation_store_config
 
     section = config.revocation
@@ -614,8 +620,16 @@ def check_revocation(config: Config, env: Environment) -> Finding:
             f"cannot read {path}: {exc.strerror or exc}",
             f"make {path} readable by the daemon's user",
         )
-    now = env.now()
-    status = _status_of_copy(data, store_config, now)
+    return _status_of_copy(data, store_config, env.now())
+
+
+def _judge_revocation(config: Config, env: Environment, status: StoreStatus) -> Finding:
+    section, path, now = config.revocation, config.revocation.state_path, env.now()
+    apply_fix = (
+        "have the back office push a bundle, or run `terminald revocation apply BUNDLE "
+        f"--revocation-state {section.state_path} --backoffice-key PUB`"
+    )
+    bad: Status = "fail" if section.required else "warn"
     if not status.available:
         problem = status.problem
         return Finding("revocation", bad, f"{path} is unusable: {problem}", apply_fix)
@@ -738,8 +752,20 @@ def run_checks(config_path: Path, env: Environment | None = None) -> Report:
         findings.append(check_serial(config, env))
     findings += check_clock(env)
     if config is not None:
+        from terminald.core.trusted_time import SignedTime
+        from terminald.daemon.doctor_time import check_trusted_time
+
         findings.append(check_trust(config, env))
-        findings.append(check_revocation(config, env))
+        revocation = _read_revocation(config, env)
+        signed = None
+        if isinstance(revocation, Finding):
+            findings.append(revocation)
+        else:
+            findings.append(_judge_revocation(config, env, revocation))
+            if revocation.available and revocation.issued_at is not None:
+                label = f"revocation data version {revocation.version}'s issue time"
+                signed = SignedTime(revocation.issued_at, label)
+        findings.append(check_trusted_time(config, env.now(), signed))
         findings.append(check_state_dir(config, env))
     return Report(config_path, tuple(findings), loaded.unreadable)
 

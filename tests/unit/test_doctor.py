@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from terminald.cli import main
 from terminald.config import Config, load_config
 from terminald.core.auth import DEFAULT_EARLIEST_TRUSTED_TIME
+from terminald.core.trusted_time import SignedTime
 from terminald.daemon.doctor import (
     Environment,
     Finding,
@@ -37,6 +38,7 @@ from terminald.revocation.keys import public_key_pem
 from terminald.sim.testpki import TestPkiManifest
 from terminald.store.revocation_store import RevocationStore, RevocationStoreConfig
 from terminald.store.revocation_store import load_trusted_keys as load_keys
+from terminald.store.trusted_time import TRUSTED_TIME_NAME, TrustedTimeFile
 
 from .revocation_support import DAY, ISSUER_A, T0, revocations, snapshot
 
@@ -599,3 +601,37 @@ def test_the_report_prints_status_check_message_and_fix() -> None:
     assert lines[3].strip() == "→ fix: plug it in"
     assert lines[-1] == "1 ok, 0 warning(s), 1 failure(s)"
     assert report.exit_code == 1
+
+
+# --------------------------------------------------------------------------- trusted time
+
+
+def test_a_clock_behind_the_installed_data_fails_trusted_time(
+    revocation_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    config = revocation_config()
+    install(config)  # issued at T0
+    path = config.source
+    assert path is not None
+    behind = run_checks(path, env(tmp_path, now=lambda: T0 - 3 * DAY))
+    finding = only(list(behind.findings), "trusted-time")
+    assert finding.status == "fail" and "revocation data version 5" in finding.message
+    assert behind.exit_code == 1
+    right = run_checks(path, env(tmp_path, now=lambda: T0 + DAY))
+    finding = only(list(right.findings), "trusted-time")
+    assert finding.status == "ok" and "version 5" in finding.message
+
+
+def test_the_kept_trusted_time_counts_without_revocation_data(
+    config: Config, tmp_path: Path
+) -> None:
+    kept = TrustedTimeFile(config.state.dir / TRUSTED_TIME_NAME)
+    kept.advance(SignedTime(NOW, "the back office's signed time"))
+    assert config.source is not None
+    report = run_checks(config.source, env(tmp_path, now=lambda: NOW - DAY))
+    finding = only(list(report.findings), "trusted-time")
+    assert finding.status == "fail" and "back office's signed time" in finding.message
+    (config.state.dir / TRUSTED_TIME_NAME).write_text("garbage")
+    report = run_checks(config.source, env(tmp_path, now=lambda: NOW))
+    finding = only(list(report.findings), "trusted-time")
+    assert finding.status == "warn" and "remove" in finding.fix
