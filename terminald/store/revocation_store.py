@@ -311,11 +311,14 @@ class RevocationStore:
         None when the file is the one already read. Otherwise it is read, verified and
         replayed into a new view *before* anything is swapped: a file that fails keeps
         the installed data (it is still signed and in force) and is not tried again
-        until it changes. Called off the event loop: loading a large set takes a while.
+        until it changes. Called off the event loop: loading a large set takes a while,
+        and a call while another is loading waits for it (the data is then current).
         """
-        if not self.changed_on_disk():
-            return None
+        # Under the lock even to look: a caller that finds another one loading the new
+        # file must wait for that load to finish, not decide on the old view meanwhile.
         with self._lock:
+            if not self.changed_on_disk():
+                return None
             path = self._config.state_path
             try:
                 identity, data = read_state(path, MAX_STATE_SIZE)

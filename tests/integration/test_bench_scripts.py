@@ -65,3 +65,16 @@ def test_bench_daemon_quick_prints_its_tables(pcscd: Pcscd) -> None:
     assert (first[1], cached[1]) == ("3", "2")  # three first taps, two cached
     assert int(cached[2]) == 5  # a cached card: 5 APDUs through the daemon too
     assert float(cached[3]) > 350  # the modelled signature alone takes 350 ms
+
+
+def test_bench_live_revocation_quick_picks_up_and_refuses_the_revoked_card(pcscd: Pcscd) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench-live-revocation"), "--quick", "--reuse-pcscd"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| version | bundle | `apply` | pickup after `apply` returned |" in done.stdout
+    assert "card-001 tapped as the revoking `apply` returned: **cert_revoked**" in done.stdout
+    assert "| while `apply` runs and the daemon picks it up |" in done.stdout

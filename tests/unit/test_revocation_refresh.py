@@ -4,8 +4,13 @@ without ever losing the data in force (issue 8 §1)."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from terminald.store.atomic_file import atomic_write
 
@@ -95,3 +100,26 @@ def test_the_installed_data_carries_a_signed_time(tmp_path: Path) -> None:
     store.apply(snapshot(V1, KEY, 1), T0)
     signed = store.signed_time
     assert signed is not None and signed.at <= T0 and "version 1" in signed.source
+
+
+def test_a_refresh_during_another_ones_load_waits_for_the_new_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card worker's refresh while the watcher loads: it must not decide on the old view."""
+    store = make_store(tmp_path)
+    store.apply(snapshot(V1, KEY, 1), T0)
+    make_store(tmp_path).apply(snapshot(V2, KEY, 2), T0)
+    loading, original = threading.Event(), store._load
+
+    def slow_load(data: bytes) -> Any:
+        loading.set()
+        time.sleep(0.3)
+        return original(data)
+
+    monkeypatch.setattr(store, "_load", slow_load)
+    watcher = threading.Thread(target=store.refresh)
+    watcher.start()
+    assert loading.wait(5)
+    store.refresh()  # the worker's question, asked mid-load
+    assert store.status(T0).version == 2
+    watcher.join(5)
