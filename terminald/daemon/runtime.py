@@ -47,11 +47,16 @@ def build_runtime(
     *,
     reader_supports_extended: bool,
     trusted_time: TrustedTimeFile | None = None,
+    previous: Runtime | None = None,
 ) -> Runtime:
     """Each runtime starts with an empty certificate cache: a reload may have removed
     a trust anchor, and a cached certificate must not outlive the root that vouched
     for it. ``trusted_time`` (the persisted newest signed time) joins the revocation
-    data's issue time as the floor the clock may not fall below."""
+    data's issue time as the floor the clock may not fall below.
+
+    The revocation store of ``previous`` (the running runtime, on a reload) is kept
+    when its configuration did not change: it follows its file by itself (live pickup),
+    and loading a large set again would only cost time."""
 
     errors: list[str] = []
     trust = None
@@ -62,7 +67,11 @@ def build_runtime(
     revocation = None
     try:
         store_config = revocation_store_config(config)
-        revocation = RevocationStore(store_config) if store_config else None
+        running = previous.revocation if previous is not None else None
+        if store_config is not None and running is not None and running.config == store_config:
+            revocation = running
+        else:
+            revocation = RevocationStore(store_config) if store_config else None
     except ConfigError as exc:
         errors += exc.messages
     access: AccessPolicy = AnyCard()

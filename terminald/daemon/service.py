@@ -477,7 +477,10 @@ class Daemon:
             if problems:
                 raise ConfigError(problems)
             runtime = build_runtime(
-                config, reader_supports_extended=self._extended, trusted_time=self.trusted_time
+                config,
+                reader_supports_extended=self._extended,
+                trusted_time=self.trusted_time,
+                previous=self.runtime,
             )
         except ConfigError as exc:
             for message in exc.messages:

@@ -87,3 +87,15 @@ class TrustedKeys:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the same keys are trusted (a reload that changed none keeps its store)."""
+        if not isinstance(other, TrustedKeys):
+            return NotImplemented
+        return self._raw() == other._raw()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking; never a dict key
+
+    def _raw(self) -> dict[bytes, bytes]:
+        raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        return {key_id: key.public_bytes(*raw) for key_id, key in self._keys.items()}
