@@ -15,6 +15,18 @@ pytestmark = pytest.mark.pcscd
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
+def run_quick(script: str) -> subprocess.CompletedProcess[str]:
+    """``script --quick`` on this session's pcscd (it already owns /run/pcscd and vpcd)."""
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), "--quick", "--reuse-pcscd"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def apdu_cells(markdown: str, card: str) -> list[str]:
     """The APDUs cell of every row for ``card`` in every table that has an APDUs column."""
     cells, header = [], []
@@ -33,14 +45,7 @@ def apdu_cells(markdown: str, card: str) -> list[str]:
 def test_bench_auth_quick_prints_its_tables_and_a_cached_card_takes_at_most_5_apdus(
     pcscd: Pcscd,
 ) -> None:
-    # --reuse-pcscd: this session's pcscd already owns /run/pcscd and the vpcd ports.
-    done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench-auth"), "--quick", "--reuse-pcscd"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_quick("bench-auth")
     for heading in ("### In process", "### Through pcscd", "### OpenSC for comparison"):
         assert heading in done.stdout
     assert "| card | reads | APDUs | target |" in done.stdout
@@ -50,13 +55,7 @@ def test_bench_auth_quick_prints_its_tables_and_a_cached_card_takes_at_most_5_ap
 
 
 def test_bench_daemon_quick_prints_its_tables(pcscd: Pcscd) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench-daemon"), "--quick", "--reuse-pcscd"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_quick("bench-daemon")
     assert "| start to READY=1 (s) |" in done.stdout
     assert "| idle CPU over 2 s (% of one core) |" in done.stdout
     rows = [line for line in done.stdout.splitlines() if line.startswith(("| first", "| cached"))]
@@ -68,13 +67,7 @@ def test_bench_daemon_quick_prints_its_tables(pcscd: Pcscd) -> None:
 
 
 def test_bench_live_revocation_quick_picks_up_and_refuses_the_revoked_card(pcscd: Pcscd) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench-live-revocation"), "--quick", "--reuse-pcscd"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_quick("bench-live-revocation")
     assert "| version | bundle | `apply` | pickup after `apply` returned |" in done.stdout
     assert "card-001 tapped as the revoking `apply` returned: **cert_revoked**" in done.stdout
     assert "| while `apply` runs and the daemon picks it up |" in done.stdout
