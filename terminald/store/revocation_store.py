@@ -20,7 +20,7 @@ from __future__ import annotations
 import array
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +39,7 @@ from terminald.revocation.chain import (
     encode_chain,
     replay,
 )
+from terminald.revocation.coverage import name_text
 from terminald.revocation.errors import (
     BundleRejected,
     RejectReason,
@@ -100,12 +101,37 @@ _ANSWERS = tuple(
 _FRESH, _IN_GRACE = _ANSWERS
 
 
+def _not_covered(
+    issuer_key_id: bytes,
+    partitions: frozenset[bytes],
+    points: Sequence[bytes],
+    answers: tuple[RevocationVerdict, ...],
+) -> RevocationVerdict:
+    # Off the hot path: a refusal, so the names are rendered for the log and the person.
+    names = sorted(partitions)
+    covered = "; ".join(name_text(p) for p in names[:3])
+    if len(names) > 3:
+        covered += f"; … {len(names)} partitions in all"
+    if points:
+        missing = " / ".join(name_text(p) for p in points)
+        detail = f"revocation data does not cover CRL partition {missing}"
+    else:
+        detail = "the certificate names no CRL distribution point, and the data covers"
+        detail += " only partitions of its issuer"
+    return _verdict(
+        RevocationState.UNAVAILABLE,
+        answers is _IN_GRACE,
+        f"{detail} (issuer key {issuer_key_id.hex()} covers: {covered})",
+    )
+
+
 @dataclass(frozen=True)
 class _View:
     """One complete, immutable answer set; replaced whole, never modified."""
 
-    # Per issuer: (revoked, on hold); on hold is None when empty, saving a lookup.
-    issuers: Mapping[bytes, tuple[FrozenBitMap, FrozenBitMap | None]]
+    # Per issuer: (revoked, on hold, covered partitions); on hold is None when empty,
+    # saving a lookup; partitions is None when the data covers the whole issuer.
+    issuers: Mapping[bytes, tuple[FrozenBitMap, FrozenBitMap | None, frozenset[bytes] | None]]
     snapshot: BundleHeader
     latest: BundleHeader
     deltas: int
@@ -150,7 +176,13 @@ class RevocationStore:
 
     # -- reading -------------------------------------------------------------------------
 
-    def check(self, issuer_key_id: bytes, serial: int, now: datetime) -> RevocationVerdict:
+    def check(
+        self,
+        issuer_key_id: bytes,
+        serial: int,
+        now: datetime,
+        distribution_points: Sequence[bytes] = (),
+    ) -> RevocationVerdict:
         view = self._view  # one read: everything below uses this view
         if view is None:
             return _verdict(RevocationState.UNAVAILABLE, False, self._problem)
@@ -168,7 +200,13 @@ class RevocationStore:
                 answers is _IN_GRACE,
                 f"no revocation data for issuer key {issuer_key_id.hex()}",
             )
-        revoked, hold = lists
+        revoked, hold, partitions = lists
+        if partitions is not None:
+            for point in distribution_points:  # a loop, not a set: nothing allocated
+                if point in partitions:
+                    break
+            else:
+                return _not_covered(issuer_key_id, partitions, distribution_points, answers)
         try:  # a try costs nothing in CPython 3.11 unless it raises
             if serial in revoked:
                 return answers[0]
@@ -181,6 +219,11 @@ class RevocationStore:
                 f"serial {serial} is outside the 32-bit range revocation data covers",
             )
         return answers[2]
+
+    def coverage(self) -> dict[bytes, frozenset[bytes] | None]:
+        """Per issuer key id: covered partitions (DER names), or None for the whole issuer."""
+        view = self._view
+        return {} if view is None else {k: v[2] for k, v in view.issuers.items()}
 
     def status(self, now: datetime) -> StoreStatus:
         view = self._view
@@ -215,7 +258,11 @@ class RevocationStore:
 
     def _build_view(self, replayed: Replayed, deltas: int, digest: bytes) -> _View:
         issuers = {
-            key_id: (_bitmap(entries.revoked), _bitmap(entries.hold) if entries.hold.size else None)
+            key_id: (
+                _bitmap(entries.revoked),
+                _bitmap(entries.hold) if entries.hold.size else None,
+                entries.coverage.partitions,
+            )
             for key_id, entries in replayed.revocations.issuers.items()
         }
         revoked, hold = replayed.revocations.counts()
@@ -257,7 +304,9 @@ class RevocationStore:
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
-                self._set_unavailable(f"no revocation data yet ({path} does not exist)")
+                # Normal before the first apply: no ERROR (the status still says why).
+                problem = f"no revocation data yet ({path} does not exist)"
+                self._set_unavailable(problem, logging.INFO)
                 return
             except OSError as exc:
                 self._set_unavailable(f"cannot read {path}: {exc.strerror}")
@@ -269,12 +318,12 @@ class RevocationStore:
                 return
             log.info("loaded revocation data version %d from %s", self._view.latest.version, path)
 
-    def _set_unavailable(self, problem: str) -> None:
+    def _set_unavailable(self, problem: str, level: int = logging.ERROR) -> None:
         # Problem first: a reader that sees no view then always finds a reason. It is
         # never cleared, because it only counts while there is no view.
         self._problem = problem
         self._view = None
-        log.error("%s", problem)
+        log.log(level, "%s", problem)
 
     # -- installing ----------------------------------------------------------------------
 
