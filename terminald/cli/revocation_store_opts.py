@@ -24,9 +24,11 @@ def add_store_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
     parser.add_argument(
         "--backoffice-key",
         type=Path,
-        action="append",
+        action="extend",
+        nargs="+",
         metavar="PUB",
-        help="back-office Ed25519 public key(s) whose signatures count (PEM; repeatable)",
+        help="back-office Ed25519 public key(s) whose signatures count (PEM; several after "
+        "one flag or the flag repeated)",
     )
     parser.add_argument(
         "--revocation-grace",
