@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import array
 import logging
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,15 @@ class RevocationStoreConfig:
     freshness: FreshnessPolicy = field(default_factory=FreshnessPolicy)
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     max_bundle_size: int = DEFAULT_MAX_SIZE
+
+
+def _owner_for(directory: Path) -> tuple[int, int] | None:
+    """As root, the new state file goes to the directory's owner: a root-run install must
+    not leave a 0600 file the daemon's user cannot read. Otherwise the writer's own."""
+    if os.geteuid() != 0:
+        return None
+    info = directory.stat()
+    return info.st_uid, info.st_gid
 
 
 def _bitmap(serials: SerialArray) -> FrozenBitMap:
@@ -356,7 +366,7 @@ class RevocationStore:
                 raise BundleRejected(RejectReason.INCONSISTENT_DELTA, str(exc)) from exc
             new_view = self._build_view(replayed, len(chain) - 1, chain_digest(encoded))
             del replayed
-            atomic_write(config.state_path, encoded)
+            atomic_write(config.state_path, encoded, _owner_for(config.state_path.parent))
             self._view = new_view
             del view  # the old bitmaps go now, so the trim below can return their pages
             release_free_heap()
