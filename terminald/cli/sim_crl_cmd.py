@@ -208,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.revoke is not None and args.random is not None:
         raise CliError("give either --revoke SERIAL... or --random N --rate R, not both")
+    if not args.next_update_days > 0:
+        raise CliError("--next-update-days must be more than 0 (nextUpdate follows thisUpdate)")
     cert, key = _load_ca(args)
     idp = partition_idp(_idp_name(args.idp)) if args.idp is not None else None
     # Neither: an empty CRL, which a CA with nothing revoked still publishes.
