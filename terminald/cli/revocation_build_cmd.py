@@ -37,7 +37,13 @@ def add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "several values accept them after one flag or with the flag repeated.",
     )
     build.add_argument(
-        "--crl", type=Path, action="extend", nargs="+", required=True, metavar="FILE"
+        "--crl",
+        type=Path,
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="DER CRLs, all kept (full CRLs; partitioned ones by their IDP)",
     )
     build.add_argument("--key", type=Path, required=True, help="back-office private key (PEM)")
     build.add_argument("--version", type=int, required=True, metavar="N", help="bundle version")
@@ -56,7 +62,8 @@ def add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="extend",
         nargs="+",
         metavar="CERT",
-        help="CA certificates that may sign the CRLs (PEM or DER); without it, --trust's",
+        help="CA certificates that may have signed the CRLs (PEM or DER); without it the "
+        "trust anchors (--trust) are used, with --trust both",
     )
     add_trust_argument(build)
     build.add_argument(
