@@ -33,6 +33,8 @@ def _check_owner(directory: Path) -> None:
 
     try:
         info = directory.stat()
+    except FileNotFoundError:
+        raise CliError(f"--revocation-state: directory {directory} does not exist") from None
     except OSError as exc:
         raise CliError(f"--revocation-state: cannot use {directory}: {exc.strerror}") from exc
     euid = os.geteuid()

@@ -92,9 +92,13 @@ class VerifiedCertificate:
 
 def parse_certificate(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        cert = x509.load_der_x509_certificate(der)
+        # Extensions are parsed lazily: decode them now, so an undecodable one (a broken
+        # AKI or CRLDP) is "malformed" here rather than an exception in a later check.
+        _ = cert.extensions
     except ValueError as exc:
         raise CertificateRejected(CertProblem.MALFORMED, str(exc)) from exc
+    return cert
 
 
 def authority_key_id(cert: x509.Certificate) -> bytes | None:

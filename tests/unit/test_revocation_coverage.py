@@ -30,6 +30,7 @@ from terminald.revocation import (
     serial_array,
 )
 from terminald.revocation.bundle import HEADER_SIZE
+from terminald.revocation.chain import encode_chain
 from terminald.revocation.codec import decode_coverage, encode_coverage
 from terminald.revocation.coverage import (
     WHOLE,
@@ -297,6 +298,18 @@ def test_a_delta_adds_a_partition_in_the_store(tmp_path: Path) -> None:
     assert restarted.check(ISSUER_A, 11, T0, [OSAKA]).state is RevocationState.REVOKED
     assert restarted.coverage()[ISSUER_A] == frozenset({KIYOSE, SAPPORO, OSAKA})
     assert restarted.coverage()[ISSUER_B] is None
+
+
+def test_a_store_holding_a_format_1_bundle_fails_closed_asking_for_a_rebuild(
+    tmp_path: Path,
+) -> None:
+    old = bytearray(snapshot(sample(), KEY, 1))
+    old[4] = 1
+    struct.pack_into(">I", old, 54, zlib.crc32(bytes(old[:54])))
+    (tmp_path / "rev.state").write_bytes(encode_chain([bytes(old)]))
+    verdict = store_with(tmp_path).check(ISSUER_B, 3, T0)
+    assert verdict.state is RevocationState.UNAVAILABLE
+    assert "format 1" in verdict.detail and "rebuild" in verdict.detail
 
 
 def test_a_store_not_yet_written_logs_no_error(
