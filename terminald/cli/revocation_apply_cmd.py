@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from terminald.revocation.errors import BundleRejected, RejectReason, RevocationError
 
     _check_owner(args.revocation_state.parent)
-    store = open_store(args)
+    store = open_store(args, creating=True)
     assert store is not None  # --revocation-state is required here
     try:
         data = args.bundle.read_bytes()

@@ -76,6 +76,9 @@ class RevocationStoreConfig:
     freshness: FreshnessPolicy = field(default_factory=FreshnessPolicy)
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     max_bundle_size: int = DEFAULT_MAX_SIZE
+    # True for an installer (the first `revocation apply` creates the file): a missing
+    # file is then expected and logged at INFO. A terminal running without one is an ERROR.
+    creating: bool = False
 
 
 def _owner_for(directory: Path) -> tuple[int, int] | None:
@@ -314,9 +317,9 @@ class RevocationStore:
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
-                # Normal before the first apply: no ERROR (the status still says why).
                 problem = f"no revocation data yet ({path} does not exist)"
-                self._set_unavailable(problem, logging.INFO)
+                level = logging.INFO if self._config.creating else logging.ERROR
+                self._set_unavailable(problem, level)
                 return
             except OSError as exc:
                 self._set_unavailable(f"cannot read {path}: {exc.strerror}")

@@ -259,8 +259,9 @@ def test_status_and_covers_follow_the_distribution_points() -> None:
 # -- the store -----------------------------------------------------------------------------
 
 
-def store_with(tmp_path: Path, *bundles: bytes) -> RevocationStore:
-    store = RevocationStore(RevocationStoreConfig(tmp_path / "rev.state", TRUSTED))
+def store_with(tmp_path: Path, *bundles: bytes, creating: bool = False) -> RevocationStore:
+    config = RevocationStoreConfig(tmp_path / "rev.state", TRUSTED, creating=creating)
+    store = RevocationStore(config)
     for bundle in bundles:
         store.apply(bundle, T0)
     return store
@@ -316,7 +317,10 @@ def test_a_store_not_yet_written_logs_no_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO):
-        store = store_with(tmp_path)
+        store = store_with(tmp_path, creating=True)  # an installer: the file comes next
     assert store.check(ISSUER_A, 1, T0).state is RevocationState.UNAVAILABLE
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert "no revocation data yet" in caplog.text
+    caplog.clear()
+    store_with(tmp_path)  # a terminal running without data: that is an ERROR
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
