@@ -6,6 +6,16 @@ Key Identifier, the same value the terminal takes from a card certificate's AKI,
 the three J-LIS root generations share one DN and only the key tells them apart
 (DESIGN.md §2).
 
+Coverage: a CRL without an IssuingDistributionPoint covers its whole issuer; one with an
+IDP naming a distribution point covers that partition only (revocation/coverage.py). An IDP
+whose scope cannot be stated soundly as "these user certificates of this issuer" is refused,
+never guessed: onlySomeReasons (other reasons would be missing), indirectCRL (entries of
+other issuers), onlyContainsCACerts / onlyContainsAttributeCerts (not user certificates),
+or a point named only by something other than a directoryName.
+
+Authenticity: with issuer certificates given, the CRL's issuer is the certificate whose
+key id is its AKI, whose subject is its issuer name, and whose key verifies its signature.
+
 Reasons (RFC 5280 §5.3.1; J-LIS usage in reference revocation-and-serial.md): every reason
 but two means "revoked"; certificateHold means "on hold" (J-LIS never releases a hold, but
 the format can); removeFromCRL takes a serial off hold.
@@ -22,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from terminald.pki.anchors import key_identifier
+from terminald.revocation.coverage import WHOLE, Coverage, name_text
 from terminald.revocation.serials import (
     MAX_SERIAL,
     IssuerEntries,
@@ -59,6 +70,7 @@ class CrlContents:
     released: SerialArray
     this_update: datetime
     next_update: datetime | None
+    coverage: Coverage = WHOLE
 
 
 def _issuer_key_id(crl: x509.CertificateRevocationList, source: str) -> bytes:
@@ -84,37 +96,145 @@ def _check_signature(
     if not matching:
         raise CrlRefused(
             f"{source}: issued by key {key_id.hex()}, which none of the given issuer "
-            "certificates has"
+            "certificates or trust anchors has (unknown issuer)"
         )
-    public_key: CertificateIssuerPublicKeyTypes = matching[0].public_key()  # type: ignore[assignment]
-    if not crl.is_signature_valid(public_key):
+    # By key id first, then the name: the J-LIS generations share one DN, so the name
+    # alone proves nothing, but a CRL must also name the issuer whose key signed it.
+    named = [cert for cert in matching if cert.subject == crl.issuer]
+    if not named:
         raise CrlRefused(
-            f"{source}: signature does not verify with the issuer's key {key_id.hex()}"
+            f"{source}: names issuer {crl.issuer.rfc4514_string()}, but the certificate "
+            f"with key {key_id.hex()} is {matching[0].subject.rfc4514_string()}"
+        )
+    for cert in named:
+        public_key: CertificateIssuerPublicKeyTypes = cert.public_key()  # type: ignore[assignment]
+        if crl.is_signature_valid(public_key):
+            return
+    raise CrlRefused(f"{source}: signature does not verify with the issuer's key {key_id.hex()}")
+
+
+def _coverage(crl: x509.CertificateRevocationList, source: str) -> Coverage:
+    """WHOLE for a CRL without IDP, the partition its IDP names, or CrlRefused."""
+    try:
+        idp = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return WHOLE
+    unsound = [
+        flag
+        for flag, present in (
+            ("onlySomeReasons", idp.only_some_reasons is not None),
+            ("indirectCRL", idp.indirect_crl),
+            ("onlyContainsCACerts", idp.only_contains_ca_certs),
+            ("onlyContainsAttributeCerts", idp.only_contains_attribute_certs),
+        )
+        if present
+    ]
+    if unsound:
+        raise CrlRefused(
+            f"{source}: its IssuingDistributionPoint has {', '.join(unsound)}, so it does not "
+            "list every revoked user certificate of its scope; give complete CRLs"
+        )
+    names: list[bytes] = []
+    if idp.relative_name is not None:
+        # RFC 5280 §5.2.5: a relative name is appended to the CRL issuer's name.
+        names.append(x509.Name([*crl.issuer.rdns, idp.relative_name]).public_bytes())
+    others = []
+    for general in idp.full_name or ():
+        if isinstance(general, x509.DirectoryName):
+            names.append(general.value.public_bytes())
+        else:
+            others.append(str(general.value))
+    if others and not names:
+        raise CrlRefused(
+            f"{source}: its IssuingDistributionPoint names the partition only as "
+            f"{', '.join(others)}; terminald matches partitions by directoryName, as J-LIS "
+            "certificates name them"
+        )
+    if not names:
+        # No distributionPoint (only onlyContainsUserCerts at most): all user certificates
+        # of the issuer, which is all a terminal checks.
+        return WHOLE
+    try:
+        return Coverage.of(names)
+    except ValueError as exc:
+        raise CrlRefused(f"{source}: unusable partition name: {exc}") from None
+
+
+def _check_extensions(crl: x509.CertificateRevocationList, source: str) -> None:
+    try:
+        extensions = list(crl.extensions)
+    except ValueError as exc:
+        raise CrlRefused(f"{source}: undecodable CRL extension ({exc})") from exc
+    for extension in extensions:
+        if isinstance(extension.value, x509.DeltaCRLIndicator):
+            raise CrlRefused(f"{source}: is a delta CRL; give the full CRLs")
+        if extension.critical and isinstance(extension.value, x509.UnrecognizedExtension):
+            raise CrlRefused(
+                f"{source}: has an unknown critical extension {extension.oid.dotted_string} "
+                "(RFC 5280: such a CRL must not be used)"
+            )
+
+
+def _check_fresh(
+    crl: x509.CertificateRevocationList, source: str, now: datetime | None, allow_expired: bool
+) -> None:
+    if now is None or allow_expired:
+        return
+    next_update = crl.next_update_utc
+    if next_update is None:
+        raise CrlRefused(
+            f"{source}: has no nextUpdate, so nobody says until when it holds "
+            "(--allow-expired-crl to use it anyway)"
+        )
+    if now >= next_update:
+        raise CrlRefused(
+            f"{source}: expired at its nextUpdate {next_update.isoformat()}; fetch the current "
+            "CRL (or --allow-expired-crl to use it anyway)"
         )
 
 
-def _entry_kind(entry: x509.RevokedCertificate) -> RevokeKind:
-    for extension in entry.extensions:
+def _entry_kind(entry: x509.RevokedCertificate, source: str) -> RevokeKind:
+    kind = "revoked"  # no reasonCode means unspecified (RFC 5280 §5.3.1)
+    try:
+        extensions = list(entry.extensions)
+    except ValueError as exc:
+        raise CrlRefused(f"{source}: entry {entry.serial_number}: undecodable ({exc})") from exc
+    for extension in extensions:
         if isinstance(extension.value, x509.CRLReason):
-            return REASON_KIND[extension.value.reason]
-    return "revoked"  # no reasonCode means unspecified (RFC 5280 §5.3.1)
+            kind = REASON_KIND[extension.value.reason]
+        elif isinstance(extension.value, x509.CertificateIssuer) or extension.critical:
+            # certificateIssuer: an entry of another issuer (an indirect CRL).
+            raise CrlRefused(
+                f"{source}: entry {entry.serial_number} has a {extension.oid.dotted_string} "
+                "extension terminald cannot honour (indirect or unknown critical)"
+            )
+    return kind
 
 
-def read_crl(der: bytes, source: str, issuer_certs: Sequence[x509.Certificate] = ()) -> CrlContents:
-    """Parse one DER CRL. With ``issuer_certs``, its signature must verify against one."""
+def read_crl(
+    der: bytes,
+    source: str,
+    issuer_certs: Sequence[x509.Certificate] | None = None,
+    *,
+    now: datetime | None = None,
+    allow_expired: bool = False,
+) -> CrlContents:
+    """Parse one DER CRL and read its coverage; refuse what cannot be used soundly.
+
+    ``issuer_certs``: None skips the authenticity check (the caller warns); otherwise the
+    CRL's issuer must be one of them and its signature verify. ``now``: a CRL at or past
+    its nextUpdate is refused unless ``allow_expired``.
+    """
     try:
         crl = x509.load_der_x509_crl(der)
     except ValueError as exc:
         raise CrlRefused(f"{source}: not a DER X.509 CRL ({exc})") from exc
-    try:
-        crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
-    except x509.ExtensionNotFound:
-        pass
-    else:
-        raise CrlRefused(f"{source}: is a delta CRL; give the full CRLs")
+    _check_extensions(crl, source)
     key_id = _issuer_key_id(crl, source)
-    if issuer_certs:
+    if issuer_certs is not None:
         _check_signature(crl, key_id, issuer_certs, source)
+    _check_fresh(crl, source, now, allow_expired)
+    coverage = _coverage(crl, source)
     serials: dict[RevokeKind, list[int]] = {"revoked": [], "hold": [], "release": []}
     for entry in crl:
         serial = entry.serial_number
@@ -123,7 +243,7 @@ def read_crl(der: bytes, source: str, issuer_certs: Sequence[x509.Certificate] =
                 f"{source}: serial {serial} does not fit in 32 bits; the revocation set "
                 "covers 4-byte JPKI serials"
             )
-        serials[_entry_kind(entry)].append(serial)
+        serials[_entry_kind(entry, source)].append(serial)
     return CrlContents(
         source=source,
         issuer_key_id=key_id,
@@ -132,11 +252,22 @@ def read_crl(der: bytes, source: str, issuer_certs: Sequence[x509.Certificate] =
         released=serial_array(serials["release"]),
         this_update=crl.last_update_utc,
         next_update=crl.next_update_utc,
+        coverage=coverage,
     )
 
 
+def describe_coverage(coverage: Coverage) -> str:
+    if coverage.whole:
+        return "whole issuer"
+    return "partition(s) " + "; ".join(name_text(n) for n in coverage.names())
+
+
 def build_revocation_set(crls: Iterable[CrlContents]) -> RevocationSet:
-    """Merge CRLs per issuer key. Revoked wins over hold; a release takes a serial off hold."""
+    """Merge CRLs per issuer key. Revoked wins over hold; a release takes a serial off hold.
+
+    Coverage is the union: partitions add up, and one CRL without IDP makes it the whole
+    issuer (that CRL lists every revoked certificate of the issuer, whatever its partition).
+    """
     grouped: dict[bytes, list[CrlContents]] = {}
     for crl in crls:
         grouped.setdefault(crl.issuer_key_id, []).append(crl)
@@ -146,5 +277,8 @@ def build_revocation_set(crls: Iterable[CrlContents]) -> RevocationSet:
         hold = serial_array(np.concatenate([p.hold for p in parts]))
         released = serial_array(np.concatenate([p.released for p in parts]))
         hold = serial_array(np.setdiff1d(np.setdiff1d(hold, revoked), released))
-        issuers[key_id] = IssuerEntries(revoked, hold)
+        coverage = parts[0].coverage
+        for part in parts[1:]:
+            coverage = coverage.union(part.coverage)
+        issuers[key_id] = IssuerEntries(revoked, hold, coverage)
     return RevocationSet(issuers)

@@ -79,7 +79,10 @@ def run_show(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     if len(certs) != 1:
         raise CliError(f"{args.file}: holds {len(certs)} certificates; give one")
-    info = describe(certs[0], args)
+    try:
+        info = describe(certs[0], args)
+    except ValueError as exc:  # cryptography decodes extensions lazily
+        raise CliError(f"{args.file}: undecodable certificate extension ({exc})") from exc
     if args.json:
         print_json(info)
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,17 +17,60 @@ def register(commands: Subparsers, groups: Groups) -> None:
         help="verify a signed snapshot or delta and install it into a terminal store",
         description="Verify the bundle's signature, version (no rollback), validity (no "
         "freeze) and delta base, then install it durably (write, fsync, rename). On any "
-        "refusal the installed data stays as it was.",
+        "refusal the installed data stays as it was. Installing the version already "
+        "installed is a no-op (exit 0). The store file belongs to the owner of its "
+        "directory: run as that user, or as root (the file is handed to that user).",
     )
     apply.add_argument("bundle", type=Path, metavar="BUNDLE")
     add_store_arguments(apply, required=True)
     apply.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_owner(directory: Path) -> None:
+    """Refuse to leave a store the daemon's user may not be able to read or replace."""
+    import pwd
+    import stat
+
+    try:
+        info = directory.stat()
+    except FileNotFoundError:
+        raise CliError(f"--revocation-state: directory {directory} does not exist") from None
+    except OSError as exc:
+        raise CliError(f"--revocation-state: cannot use {directory}: {exc.strerror}") from exc
+    euid = os.geteuid()
+    shared = info.st_mode & stat.S_ISVTX and info.st_mode & stat.S_IWOTH  # e.g. /tmp
+    if euid in (0, info.st_uid) or shared:
+        return
+
+    def user(uid: int) -> str:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return f"uid {uid}"
+
+    owner = user(info.st_uid)
+    raise CliError(
+        f"{directory} belongs to {owner}, and this is {user(euid)}: the store would end up "
+        f"owned by the wrong user; run apply as {owner} (or as root, which hands the file "
+        f"to {owner})"
+    )
+
+
+def _already_installed(state: Path, data: bytes) -> bool:
+    from terminald.revocation.chain import decode_chain
     from terminald.revocation.errors import RevocationError
 
-    store = open_store(args)
+    try:
+        return decode_chain(state.read_bytes())[-1] == data
+    except (OSError, RevocationError):
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from terminald.revocation.errors import BundleRejected, RejectReason, RevocationError
+
+    _check_owner(args.revocation_state.parent)
+    store = open_store(args, creating=True)
     assert store is not None  # --revocation-state is required here
     try:
         data = args.bundle.read_bytes()
@@ -34,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read bundle {args.bundle}: {exc.strerror}") from exc
     try:
         header = store.apply(data, datetime.now(UTC))
+    except BundleRejected as exc:
+        # Idempotent: the very bundle that is installed last is "done", not a rollback.
+        if exc.reason is RejectReason.ROLLBACK and _already_installed(args.revocation_state, data):
+            version = store.status(datetime.now(UTC)).version
+            print(f"version {version} is already installed ({args.bundle}); nothing to do")
+            return 0
+        raise CliError(f"{args.bundle}: not installed: {exc}") from exc
     except (RevocationError, OSError) as exc:
         raise CliError(f"{args.bundle}: not installed: {exc}") from exc
     print(

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.revocation_build_cmd import add_build
 
 # cryptography, numpy and pyroaring come with terminald.revocation and the back-office
 # builder: each command imports what it uses when it runs, so building the parser is cheap.
 if TYPE_CHECKING:
-    from cryptography import x509
-
     from terminald.revocation.bundle import Bundle
-    from terminald.revocation.serials import RevocationSet
+    from terminald.revocation.coverage import Coverage
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -31,31 +29,14 @@ def register(commands: Subparsers, groups: Groups) -> None:
     keygen.add_argument("--out", type=Path, required=True, metavar="KEY")
     keygen.set_defaults(func=run_keygen)
 
-    build = sub.add_parser(
-        "build",
-        help="CRLs → a signed snapshot, or a delta against --base",
-        description="Read DER CRLs, build the revocation set, and sign it as a snapshot; "
-        "with --base (a snapshot bundle), write a delta from that version instead.",
-    )
-    build.add_argument("--crl", type=Path, nargs="+", required=True, metavar="FILE")
-    build.add_argument("--key", type=Path, required=True, help="back-office private key (PEM)")
-    build.add_argument("--version", type=int, required=True, metavar="N", help="bundle version")
-    build.add_argument("--base", type=Path, metavar="OLD_BUNDLE", help="snapshot to diff against")
-    build.add_argument("--valid-days", type=float, default=7.0, metavar="D", help="default 7")
-    build.add_argument(
-        "--issuer-cert",
-        type=Path,
-        nargs="+",
-        metavar="CERT",
-        help="CA certificates: each CRL's signature must verify against the one with its key id",
-    )
-    build.add_argument("--out", type=Path, required=True, metavar="BUNDLE")
-    build.set_defaults(func=run_build)
+    add_build(sub)
 
     inspect = sub.add_parser(
         "inspect",
-        help="kind, versions, counts, size, times and signature status of a bundle",
-        description="Describe a bundle. With --pubkey, check its signature.",
+        help="kind, versions, counts, coverage, size, times and signature status of a bundle",
+        description="Describe a bundle, with what it covers per issuer (the whole issuer or "
+        "named CRL partitions). With --pubkey, check its signature: exit 1 when it is "
+        "invalid or by a key not in PUB.",
     )
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE")
     inspect.add_argument("--pubkey", type=Path, metavar="PUB", help="back-office public key(s)")
@@ -64,12 +45,24 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
     check = sub.add_parser(
         "check",
-        help="look up one certificate in a snapshot bundle: revoked, hold or good",
-        description="Print revoked, hold or good for (issuer key id, serial); exit 0.",
+        help="look up one certificate in a snapshot bundle: revoked, hold, good or not covered",
+        description="Print revoked, hold or good (exit 0) for a certificate, given as --cert "
+        "or as --issuer and --serial (with --crldp for its CRL partition); print 'not "
+        "covered' (exit 1) when the bundle has no data for its issuer or partition, as the "
+        "terminal would answer revocation_unavailable.",
     )
     check.add_argument("bundle", type=Path, metavar="BUNDLE")
-    check.add_argument("--issuer", required=True, metavar="KEYID_HEX")
-    check.add_argument("--serial", required=True, metavar="N", help="decimal or 0x hex")
+    check.add_argument("--cert", type=Path, metavar="FILE", help="the certificate (PEM or DER)")
+    check.add_argument("--issuer", metavar="KEYID_HEX", help="issuer key id (the cert's AKI)")
+    check.add_argument("--serial", metavar="N", help="decimal or 0x hex")
+    check.add_argument(
+        "--crldp",
+        action="extend",
+        nargs="+",
+        metavar="NAME",
+        help="the certificate's CRL distribution point(s), RFC 4514 "
+        "(without it, only whole-issuer data covers the certificate)",
+    )
     check.set_defaults(func=run_check)
 
 
@@ -80,7 +73,7 @@ def _read(path: Path, what: str) -> bytes:
         raise CliError(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
-def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "wb") as handle:
@@ -89,7 +82,7 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise CliError(f"cannot write {path}: {exc.strerror}") from exc
 
 
-def _bundle(path: Path) -> tuple[bytes, Bundle]:
+def load_bundle(path: Path) -> tuple[bytes, Bundle]:
     from terminald.revocation.bundle import read_unverified
     from terminald.revocation.errors import RevocationError
 
@@ -110,100 +103,10 @@ def run_keygen(args: argparse.Namespace) -> int:
         if path.exists():
             raise CliError(f"{path} exists; refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()
-    _write(args.out, private_key_pem(key), 0o600)
-    _write(public_path, public_key_pem(key.public_key()))
+    write_file(args.out, private_key_pem(key), 0o600)
+    write_file(public_path, public_key_pem(key.public_key()))
     print(f"wrote {args.out} (private) and {public_path} (public)")
     print(f"key id {key_id_of(key.public_key()).hex()}")
-    return 0
-
-
-def _issuer_certs(paths: list[Path] | None) -> list[x509.Certificate]:
-    from cryptography import x509
-
-    certs = []
-    for path in paths or []:
-        raw = _read(path, "issuer certificate")
-        try:
-            certs.append(
-                x509.load_pem_x509_certificate(raw)
-                if raw.lstrip().startswith(b"-----")
-                else x509.load_der_x509_certificate(raw)
-            )
-        except ValueError as exc:
-            raise CliError(f"{path}: not a PEM or DER certificate ({exc})") from exc
-    return certs
-
-
-def _base_set(path: Path, version: int) -> tuple[int, RevocationSet]:
-    from terminald.revocation.bundle import BundleKind
-
-    _, base = _bundle(path)
-    if base.header.kind is not BundleKind.SNAPSHOT:
-        raise CliError(
-            f"--base {path} is a delta (version {base.header.version}); a delta is built "
-            "against a snapshot, so build a snapshot of that version too and pass it"
-        )
-    if version <= base.header.version:
-        raise CliError(f"--version {version} must be greater than the base's {base.header.version}")
-    return base.header.version, base.snapshot
-
-
-def run_build(args: argparse.Namespace) -> int:
-    from terminald.backoffice.revocation_builder import (
-        CrlRefused,
-        build_revocation_set,
-        read_crl,
-    )
-    from terminald.revocation.bundle import encode_bundle
-    from terminald.revocation.keys import KeyFileError, load_private_key
-    from terminald.revocation.serials import diff
-
-    if args.version < 1:
-        raise CliError("--version must be >= 1")
-    if not args.valid_days > 0:
-        raise CliError("--valid-days must be more than 0")
-    try:
-        key = load_private_key(_read(args.key, "key"), str(args.key))
-    except KeyFileError as exc:
-        raise CliError(str(exc)) from exc
-    issuers = _issuer_certs(args.issuer_cert)
-    try:
-        crls = [read_crl(_read(p, "CRL"), str(p), issuers) for p in args.crl]
-    except CrlRefused as exc:
-        raise CliError(str(exc)) from exc
-    revocations = build_revocation_set(crls)
-    now = datetime.now(UTC).replace(microsecond=0)
-    valid_until = now + timedelta(days=args.valid_days)
-    if args.base is None:
-        data = encode_bundle(
-            revocations,
-            version=args.version,
-            issued_at=now,
-            valid_until=valid_until,
-            signing_key=key,
-        )
-    else:
-        base_version, base = _base_set(args.base, args.version)
-        try:
-            change = diff(base, revocations)
-        except ValueError as exc:
-            raise CliError(f"cannot express this as a delta: {exc}; build a snapshot") from exc
-        data = encode_bundle(
-            change,
-            version=args.version,
-            base_version=base_version,
-            issued_at=now,
-            valid_until=valid_until,
-            signing_key=key,
-        )
-    _write(args.out, data)
-    revoked, hold = revocations.counts()
-    kind = "snapshot" if args.base is None else f"delta from version {base_version}"
-    print(
-        f"wrote {args.out}: {kind}, version {args.version}, {len(data)} bytes; "
-        f"{len(revocations.issuers)} issuer(s), {revoked} revoked, {hold} on hold; "
-        f"valid until {valid_until.isoformat()}"
-    )
     return 0
 
 
@@ -240,20 +143,46 @@ def describe(data: bytes, bundle: Bundle, pubkey: Path | None) -> dict[str, Any]
     }
     if header.kind is BundleKind.SNAPSHOT:
         info["revoked"], info["hold"] = bundle.snapshot.counts()
+        info["coverage"] = {
+            k.hex(): _coverage_json(e.coverage) for k, e in sorted(bundle.snapshot.issuers.items())
+        }
     else:
         info["revoked"], info["hold"] = bundle.delta.counts()
         info["revoked_removed"], info["hold_removed"] = bundle.delta.removed_counts()
+        info["coverage_added"] = {
+            k.hex(): _coverage_json(c.coverage_added)
+            for k, c in sorted(bundle.delta.issuers.items())
+            if c.coverage_added is not None
+        }
     return info
+
+
+def _coverage_json(coverage: Coverage) -> str | list[str]:
+    """ "whole" for the whole issuer, else the partition names as RFC 4514."""
+    return "whole" if coverage.whole else coverage.describe()
+
+
+def _print_coverage(title: str, coverage: dict[str, str | list[str]]) -> None:
+    print(f"{title}:{'' if coverage else ' none'}")
+    for key_id, scope in coverage.items():
+        if isinstance(scope, str):
+            print(f"  issuer {key_id}: whole issuer")
+            continue
+        print(f"  issuer {key_id}: {len(scope)} partition(s)")
+        for name in scope:
+            print(f"    {name}")
 
 
 def run_inspect(args: argparse.Namespace) -> int:
     from terminald.revocation.bundle import BundleKind
 
-    data, bundle = _bundle(args.bundle)
+    data, bundle = load_bundle(args.bundle)
     info = describe(data, bundle, args.pubkey)
+    # A bundle the given key does not vouch for must not pass a script's `&&`.
+    status = 1 if info["signature"].startswith(("INVALID", "unknown key")) else 0
     if args.json:
         print_json(info)
-        return 0
+        return status
     base = f" (delta from version {info['base_version']})" if info["base_version"] else ""
     added = " added" if bundle.header.kind is BundleKind.DELTA else ""
     print(f"kind:          {info['kind']}{base}")
@@ -269,13 +198,44 @@ def run_inspect(args: argparse.Namespace) -> int:
     print(f"valid until:   {info['valid_until']}")
     print(f"signer key id: {info['signer_key_id']}")
     print(f"signature:     {info['signature']}")
-    return 0
+    if "coverage" in info:
+        _print_coverage("coverage", info["coverage"])
+    else:
+        _print_coverage("coverage added", info["coverage_added"])
+    return status
 
 
-def run_check(args: argparse.Namespace) -> int:
-    from terminald.revocation.bundle import BundleKind
-    from terminald.revocation.serials import MAX_SERIAL
+def _certificate_query(path: Path) -> tuple[bytes, int, tuple[bytes, ...]]:
+    """(issuer key id, serial, CRLDP names) of a certificate file."""
+    from cryptography import x509
 
+    from terminald.pki.certificate import (
+        CertificateRejected,
+        authority_key_id,
+        crl_distribution_points,
+    )
+
+    raw = _read(path, "certificate")
+    try:
+        cert = (
+            x509.load_pem_x509_certificate(raw)
+            if raw.lstrip().startswith(b"-----")
+            else x509.load_der_x509_certificate(raw)
+        )
+        issuer = authority_key_id(cert)
+        points = crl_distribution_points(cert)
+    except (ValueError, CertificateRejected) as exc:
+        raise CliError(f"--cert {path}: not a usable certificate ({exc})") from exc
+    if issuer is None:
+        raise CliError(f"--cert {path}: has no Authority Key Identifier key id")
+    return issuer, cert.serial_number, points
+
+
+def _named_query(args: argparse.Namespace) -> tuple[bytes, int, tuple[bytes, ...]]:
+    from terminald.revocation.coverage import parse_name_text
+
+    if args.issuer is None or args.serial is None:
+        raise CliError("give --cert FILE, or --issuer KEYID_HEX and --serial N")
     try:
         issuer = bytes.fromhex(args.issuer.removeprefix("0x").replace(":", ""))
     except ValueError:
@@ -284,16 +244,40 @@ def run_check(args: argparse.Namespace) -> int:
         serial = int(args.serial, 0)
     except ValueError:
         raise CliError(f"--serial {args.serial!r} is not a number") from None
+    try:
+        points = tuple(parse_name_text(text) for text in args.crldp or [])
+    except ValueError as exc:
+        raise CliError(f"--crldp: {exc}") from None
+    return issuer, serial, points
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from terminald.revocation.bundle import BundleKind
+    from terminald.revocation.coverage import name_text
+    from terminald.revocation.serials import MAX_SERIAL
+
+    if args.cert is not None:
+        if args.issuer or args.serial or args.crldp:
+            raise CliError("--cert gives issuer, serial and CRLDP; leave out the others")
+        issuer, serial, points = _certificate_query(args.cert)
+    else:
+        issuer, serial, points = _named_query(args)
     if not 0 <= serial <= MAX_SERIAL:
-        raise CliError(f"--serial {serial} is outside 0..2**32-1 (JPKI serials are 4 bytes)")
-    _, bundle = _bundle(args.bundle)
+        raise CliError(f"serial {serial} is outside 0..2**32-1 (JPKI serials are 4 bytes)")
+    _, bundle = load_bundle(args.bundle)
     if bundle.header.kind is not BundleKind.SNAPSHOT:
         raise CliError(f"{args.bundle} is a delta; check needs a snapshot bundle")
-    answer = bundle.snapshot.status(issuer, serial)
+    snapshot = bundle.snapshot
+    entries = snapshot.issuers.get(issuer)
+    if entries is None:
+        covered = ", ".join(k.hex() for k in sorted(snapshot.issuers)) or "none"
+        print(f"not covered: no data for issuer {issuer.hex()} (the bundle has: {covered})")
+        return 1
+    answer = snapshot.status(issuer, serial, points)
     if answer is None:
-        covered = ", ".join(k.hex() for k in sorted(bundle.snapshot.issuers)) or "none"
-        raise CliError(
-            f"{args.bundle} has no data for issuer {issuer.hex()} (it covers: {covered})"
-        )
+        wanted = " / ".join(name_text(p) for p in points) or "no CRL distribution point"
+        have = "; ".join(entries.coverage.describe())
+        print(f"not covered: partition {wanted} (issuer {issuer.hex()} covers: {have})")
+        return 1
     print(answer)
     return 0

@@ -24,9 +24,11 @@ def add_store_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
     parser.add_argument(
         "--backoffice-key",
         type=Path,
-        action="append",
+        action="extend",
+        nargs="+",
         metavar="PUB",
-        help="back-office Ed25519 public key(s) whose signatures count (PEM; repeatable)",
+        help="back-office Ed25519 public key(s) whose signatures count (PEM; several after "
+        "one flag or the flag repeated)",
     )
     parser.add_argument(
         "--revocation-grace",
@@ -38,8 +40,11 @@ def add_store_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
     )
 
 
-def open_store(args: argparse.Namespace) -> RevocationStore | None:
-    """The store named on the command line, or None when none was asked for."""
+def open_store(args: argparse.Namespace, *, creating: bool = False) -> RevocationStore | None:
+    """The store named on the command line, or None when none was asked for.
+
+    ``creating``: for an installer, to which a store file not there yet is no error.
+    """
     # numpy, pyroaring and cryptography come with these: imported only when a command runs.
     from terminald.revocation.freshness import FreshnessPolicy
     from terminald.revocation.keys import KeyFileError
@@ -64,4 +69,5 @@ def open_store(args: argparse.Namespace) -> RevocationStore | None:
         policy = FreshnessPolicy(grace=timedelta(hours=args.revocation_grace))
     except (OSError, KeyFileError, ValueError) as exc:
         raise CliError(f"revocation store: {exc}") from exc
-    return RevocationStore(RevocationStoreConfig(args.revocation_state, keys, policy))
+    config = RevocationStoreConfig(args.revocation_state, keys, policy, creating=creating)
+    return RevocationStore(config)

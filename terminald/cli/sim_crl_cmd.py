@@ -50,6 +50,7 @@ def register(commands: Subparsers, groups: Groups) -> None:
     picked = crl.add_argument_group("entries")
     picked.add_argument(
         "--revoke",
+        action="extend",
         nargs="+",
         metavar="SERIAL[:REASON]",
         help="serials to list (decimal or 0x hex); REASON is an RFC 5280 name such as "
@@ -67,6 +68,13 @@ def register(commands: Subparsers, groups: Groups) -> None:
     picked.add_argument("--seed", type=int, default=None, help="random seed (reproducible CRLs)")
     crl.add_argument("--crl-number", type=int, default=1, metavar="N")
     crl.add_argument("--next-update-days", type=float, default=1.0, metavar="D")
+    crl.add_argument(
+        "--idp",
+        metavar="NAME",
+        help="make a partitioned CRL: a critical IssuingDistributionPoint naming a test-PKI "
+        "municipality (city as in the CRLDP, e.g. Kiyose-shi, or its 5-digit code) or an "
+        "RFC 4514 directory name (e.g. 'CN=Kiyose-shi CRLDP,OU=Tokyo,...')",
+    )
     crl.add_argument(
         "--no-aki",
         action="store_true",
@@ -162,15 +170,48 @@ def _random_entries(args: argparse.Namespace) -> list[CrlEntry]:
     return synthetic_entries(serials, args.hold_fraction, rng)
 
 
+def idp_text(idp: x509.IssuingDistributionPoint) -> str:
+    from cryptography import x509
+
+    names = [g.value for g in idp.full_name or () if isinstance(g, x509.DirectoryName)]
+    return "; ".join(n.rfc4514_string() for n in names)
+
+
+def _idp_name(text: str) -> x509.Name:
+    """A municipality of the test PKI (by CRLDP city or code), or an RFC 4514 name."""
+    from cryptography import x509
+
+    from terminald.sim.testpki import MUNICIPALITIES, crl_distribution_point_name
+
+    for town in MUNICIPALITIES:
+        if text.lower() in (town.city.lower(), town.code):
+            return crl_distribution_point_name(town)
+    if "=" not in text:
+        towns = ", ".join(t.city for t in MUNICIPALITIES)
+        raise CliError(
+            f"--idp {text!r}: not a test-PKI municipality ({towns}) nor an RFC 4514 name"
+        )
+    try:
+        name = x509.Name.from_rfc4514_string(text)
+    except ValueError as exc:
+        raise CliError(f"--idp {text!r}: not an RFC 4514 name ({exc})") from None
+    if not name.rdns:
+        raise CliError("--idp: the name is empty")
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
     from cryptography import x509
 
     from terminald.pki.anchors import key_identifier
-    from terminald.sim.crl import make_crl
+    from terminald.sim.crl import make_crl, partition_idp
 
     if args.revoke is not None and args.random is not None:
         raise CliError("give either --revoke SERIAL... or --random N --rate R, not both")
+    if not args.next_update_days > 0:
+        raise CliError("--next-update-days must be more than 0 (nextUpdate follows thisUpdate)")
     cert, key = _load_ca(args)
+    idp = partition_idp(_idp_name(args.idp)) if args.idp is not None else None
     # Neither: an empty CRL, which a CA with nothing revoked still publishes.
     entries = (
         _random_entries(args) if args.random is not None else _listed_entries(args.revoke or [])
@@ -186,14 +227,16 @@ def run(args: argparse.Namespace) -> int:
         now + timedelta(days=args.next_update_days),
         args.crl_number,
         with_authority_key_id=not args.no_aki,
+        issuing_distribution_point=idp,
     )
     try:
         args.out.write_bytes(der)
     except OSError as exc:
         raise CliError(f"cannot write {args.out}: {exc.strerror}") from exc
     hold = sum(e.reason is x509.ReasonFlags.certificate_hold for e in entries)
+    scope = f"partition {idp_text(idp)}" if idp is not None else "whole issuer"
     print(
         f"wrote {args.out}: {len(entries)} entries ({hold} on hold), {len(der)} bytes, "
-        f"issuer key id {key_identifier(cert).hex()}"
+        f"issuer key id {key_identifier(cert).hex()}, {scope}"
     )
     return 0

@@ -16,10 +16,12 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust",
         type=Path,
-        action="append",
+        action="extend",
+        nargs="+",
         metavar="DIR",
-        help="trust anchors: a directory of PEM/DER root certificates, or one file "
-        "(repeatable; default: the J-LIS user-authentication roots shipped with terminald)",
+        help="trust anchors: directories of PEM/DER root certificates, or files "
+        "(several after one --trust or repeated; default: the J-LIS user-authentication "
+        "roots shipped with terminald)",
     )
 
 

@@ -230,7 +230,9 @@ class Authenticator:
 
         revocation = "not_checked"
         if self._revocation is not None:
-            verdict = self._revocation.check(cert.issuer_key_id, cert.serial, now)
+            verdict = self._revocation.check(
+                cert.issuer_key_id, cert.serial, now, cert.crl_distribution_points
+            )
             if verdict.state is not RevocationState.GOOD:
                 reason = _REVOCATION_REASONS[verdict.state]
                 return AuthResult(reason, verdict.detail, identity, revocation=verdict.state.value)

@@ -7,6 +7,7 @@ depend on the question, not on how bitmaps or bundles answer it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -33,6 +34,18 @@ class RevocationVerdict:
 
 
 class RevocationCheck(Protocol):
-    def check(self, issuer_key_id: bytes, serial: int, now: datetime) -> RevocationVerdict:
-        """Answer for the certificate identified by (issuer key id, serial) at ``now``."""
+    def check(
+        self,
+        issuer_key_id: bytes,
+        serial: int,
+        now: datetime,
+        distribution_points: Sequence[bytes] = (),
+    ) -> RevocationVerdict:
+        """Answer for the certificate identified by (issuer key id, serial) at ``now``.
+
+        ``distribution_points``: the DER names of the certificate's CRL distribution
+        points. Data built from partitioned CRLs answers only for a certificate naming a
+        covered partition (UNAVAILABLE otherwise); a certificate naming none is covered
+        only by data for its whole issuer.
+        """
         ...

@@ -56,6 +56,9 @@ class VerifiedCertificate:
     serial: int
     issuer_key_id: bytes
     anchor: TrustAnchor
+    # DER of each CRL distribution point name (revocation/coverage.py): which CRL
+    # partition speaks for this certificate. Empty: only whole-issuer data covers it.
+    crl_distribution_points: tuple[bytes, ...] = ()
 
     @property
     def public_key(self) -> rsa.RSAPublicKey:
@@ -89,9 +92,13 @@ class VerifiedCertificate:
 
 def parse_certificate(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        cert = x509.load_der_x509_certificate(der)
+        # Extensions are parsed lazily: decode them now, so an undecodable one (a broken
+        # AKI or CRLDP) is "malformed" here rather than an exception in a later check.
+        _ = cert.extensions
     except ValueError as exc:
         raise CertificateRejected(CertProblem.MALFORMED, str(exc)) from exc
+    return cert
 
 
 def authority_key_id(cert: x509.Certificate) -> bytes | None:
@@ -153,6 +160,32 @@ def _check_usage(cert: x509.Certificate) -> None:
         pass
 
 
+def crl_distribution_points(cert: x509.Certificate) -> tuple[bytes, ...]:
+    """DER names of the certificate's CRL distribution points (directoryName or a name
+    relative to the issuer, RFC 5280 §4.2.1.13); raises MALFORMED if undecodable.
+
+    A point with a cRLIssuer is left out: its CRL would be indirect, which the builder
+    refuses, so no revocation data can cover it.
+    """
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return ()
+    except ValueError as exc:
+        raise CertificateRejected(CertProblem.MALFORMED, f"undecodable CRLDP: {exc}") from exc
+    names: list[bytes] = []
+    for point in points:
+        if point.crl_issuer:
+            continue
+        if point.relative_name is not None:
+            resolved = x509.Name([*cert.issuer.rdns, point.relative_name])
+            names.append(resolved.public_bytes())
+        for general in point.full_name or ():
+            if isinstance(general, x509.DirectoryName):
+                names.append(general.value.public_bytes())
+    return tuple(dict.fromkeys(names))
+
+
 def find_issuer(cert: x509.Certificate, trust: TrustStore) -> TrustAnchor:
     """The anchor named by the AKI whose key verifies the signature; raises otherwise."""
     key_id = authority_key_id(cert)
@@ -178,6 +211,7 @@ def verify_certificate(der: bytes, trust: TrustStore, now: datetime) -> Verified
     _check_usage(cert)
     if cert.serial_number <= 0:
         raise CertificateRejected(CertProblem.MALFORMED, "serial number not positive")
-    verified = VerifiedCertificate(der, cert, cert.serial_number, anchor.key_id, anchor)
+    points = crl_distribution_points(cert)
+    verified = VerifiedCertificate(der, cert, cert.serial_number, anchor.key_id, anchor, points)
     verified.check_time(now)
     return verified

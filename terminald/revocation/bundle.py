@@ -3,7 +3,7 @@
 Layout (big-endian; docs/revocation.md)::
 
     magic          4   b"TDRV"
-    format         u8  1
+    format         u8  2 (1 had no coverage; refused: rebuild it)
     kind           u8  1 = snapshot, 2 = delta
     flags          u16 0 (reserved)
     version        u64 monotonic, >= 1
@@ -44,7 +44,10 @@ from terminald.revocation.keys import TrustedKeys, key_id_of
 from terminald.revocation.serials import RevocationDelta, RevocationSet
 
 MAGIC = b"TDRV"
-FORMAT_VERSION = 1
+# 2: each issuer states its coverage (whole issuer or CRL partitions). A format-1 bundle
+# is refused, not read as "whole issuer": it may have come from a partitioned CRL, and
+# nothing was deployed with it.
+FORMAT_VERSION = 2
 SIGNATURE_SIZE = 64
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 _HEAD = struct.Struct(">4sBBHQQqq8sIH")
@@ -159,8 +162,13 @@ def parse_header(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> BundleHeader:
     magic, fmt, kind, flags, version, base, issued, until, signer, body_len, issuers = fields
     if magic != MAGIC:
         raise RevocationFormatError(f"not a revocation bundle (magic {magic!r})")
+    if fmt == 1:
+        raise RevocationFormatError(
+            "bundle format 1 carries no coverage and is no longer accepted: "
+            "rebuild it with this version (terminald revocation build)"
+        )
     if fmt != FORMAT_VERSION:
-        raise RevocationFormatError(f"bundle format {fmt} is not supported (want 1)")
+        raise RevocationFormatError(f"bundle format {fmt} is not supported (want {FORMAT_VERSION})")
     (crc,) = _CRC.unpack_from(data, _HEAD.size)
     if zlib.crc32(data[: _HEAD.size]) != crc:
         raise RevocationFormatError("bundle header checksum mismatch")

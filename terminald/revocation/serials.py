@@ -7,12 +7,13 @@ user-authentication serials are 4-byte integers from one sequential counter
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from terminald.revocation.coverage import WHOLE, Coverage, coverage_change, widen
 from terminald.revocation.errors import RevocationFormatError
 
 SerialArray = npt.NDArray[np.uint32]
@@ -70,10 +71,12 @@ def check_key_id(key_id: bytes) -> None:
 
 @dataclass(frozen=True, eq=False)
 class IssuerEntries:
-    """Revoked and on-hold serials of one issuer key; the two never overlap."""
+    """Revoked and on-hold serials of one issuer key (never overlapping), and what the
+    CRLs they came from cover: the whole issuer, or named partitions (coverage.py)."""
 
     revoked: SerialArray
     hold: SerialArray
+    coverage: Coverage = WHOLE
 
     def __post_init__(self) -> None:
         if overlaps(self.revoked, self.hold):
@@ -82,7 +85,11 @@ class IssuerEntries:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IssuerEntries):
             return NotImplemented
-        return np.array_equal(self.revoked, other.revoked) and np.array_equal(self.hold, other.hold)
+        return (
+            self.coverage == other.coverage
+            and np.array_equal(self.revoked, other.revoked)
+            and np.array_equal(self.hold, other.hold)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -101,10 +108,16 @@ class RevocationSet:
         for key_id in self.issuers:
             check_key_id(key_id)
 
-    def status(self, issuer_key_id: bytes, serial: int) -> str | None:
-        """``revoked``, ``hold``, ``good``, or None when the issuer is not covered."""
+    def covers(self, issuer_key_id: bytes, points: Sequence[bytes] = ()) -> bool:
+        """Whether the set answers for a certificate of this issuer naming ``points``."""
         entries = self.issuers.get(issuer_key_id)
-        if entries is None:
+        return entries is not None and entries.coverage.covers(points)
+
+    def status(self, issuer_key_id: bytes, serial: int, points: Sequence[bytes] = ()) -> str | None:
+        """``revoked``, ``hold``, ``good``, or None when the set does not cover the certificate
+        (issuer absent, or none of its distribution ``points`` covered)."""
+        entries = self.issuers.get(issuer_key_id)
+        if entries is None or not entries.coverage.covers(points):
             return None
         for name, serials in (("revoked", entries.revoked), ("hold", entries.hold)):
             i = int(np.searchsorted(serials, serial))
@@ -121,17 +134,24 @@ class RevocationSet:
 
 @dataclass(frozen=True, eq=False)
 class IssuerChanges:
-    """What changed for one issuer between a base version and a new one."""
+    """What changed for one issuer between a base version and a new one.
+
+    ``coverage_added``: None when coverage is unchanged, WHOLE when it widens to the whole
+    issuer, or the partitions it gains. An issuer new since the base states its coverage.
+    """
 
     revoked_added: SerialArray
     revoked_removed: SerialArray
     hold_added: SerialArray
     hold_removed: SerialArray
+    coverage_added: Coverage | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IssuerChanges):
             return NotImplemented
-        return all(np.array_equal(a, b) for a, b in zip(self.lists(), other.lists(), strict=True))
+        return self.coverage_added == other.coverage_added and all(
+            np.array_equal(a, b) for a, b in zip(self.lists(), other.lists(), strict=True)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -169,8 +189,8 @@ def _frozen(array: npt.NDArray[np.uint32]) -> SerialArray:
 def diff(base: RevocationSet, new: RevocationSet) -> RevocationDelta:
     """The delta that turns ``base`` into ``new``.
 
-    Every issuer of ``base`` must still be in ``new``: a delta cannot say "this issuer is
-    no longer covered" (a snapshot must).
+    Every issuer of ``base`` must still be in ``new``, covering at least as much: a delta
+    cannot say "this issuer or partition is no longer covered" (a snapshot must).
     """
     missing = set(base.issuers) - set(new.issuers)
     if missing:
@@ -179,14 +199,24 @@ def diff(base: RevocationSet, new: RevocationSet) -> RevocationDelta:
     empty = empty_serials()
     changes: dict[bytes, IssuerChanges] = {}
     for key_id, entries in new.issuers.items():
-        old = base.issuers.get(key_id, IssuerEntries(empty, empty))
+        previous = base.issuers.get(key_id)
+        old = previous if previous is not None else IssuerEntries(empty, empty)
+        try:
+            added = (
+                coverage_change(old.coverage, entries.coverage)
+                if previous is not None
+                else entries.coverage
+            )
+        except ValueError:
+            raise ValueError(f"issuer {key_id.hex()} covers less than in the base") from None
         change = IssuerChanges(
             revoked_added=_frozen(np.setdiff1d(entries.revoked, old.revoked, assume_unique=True)),
             revoked_removed=_frozen(np.setdiff1d(old.revoked, entries.revoked, assume_unique=True)),
             hold_added=_frozen(np.setdiff1d(entries.hold, old.hold, assume_unique=True)),
             hold_removed=_frozen(np.setdiff1d(old.hold, entries.hold, assume_unique=True)),
+            coverage_added=added,
         )
-        if key_id not in base.issuers or any(a.size for a in change.lists()):
+        if previous is None or added is not None or any(a.size for a in change.lists()):
             changes[key_id] = change
     return RevocationDelta(changes)
 
@@ -208,11 +238,17 @@ def apply_delta(base: RevocationSet, delta: RevocationDelta) -> RevocationSet:
     empty = empty_serials()
     issuers = dict(base.issuers)
     for key_id, change in delta.issuers.items():
-        old = issuers.get(key_id, IssuerEntries(empty, empty))
+        previous = issuers.get(key_id)
+        old = previous if previous is not None else IssuerEntries(empty, empty)
+        try:
+            base_coverage = previous.coverage if previous is not None else None
+            coverage = widen(base_coverage, change.coverage_added)
+        except ValueError as exc:
+            raise RevocationFormatError(f"delta for issuer {key_id.hex()}: {exc}") from exc
         revoked = _apply_list(old.revoked, change.revoked_added, change.revoked_removed, "revoked")
         hold = _apply_list(old.hold, change.hold_added, change.hold_removed, "on-hold")
         try:
-            issuers[key_id] = IssuerEntries(revoked, hold)
+            issuers[key_id] = IssuerEntries(revoked, hold, coverage)
         except ValueError as exc:
             raise RevocationFormatError(f"delta result: {exc}") from exc
     return RevocationSet(issuers)

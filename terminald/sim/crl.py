@@ -96,6 +96,19 @@ def _authority_key_identifier(ca: x509.Certificate) -> x509.AuthorityKeyIdentifi
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
+def partition_idp(name: x509.Name) -> x509.IssuingDistributionPoint:
+    """The IDP of a CRL partition: the distribution point's directoryName, all reasons."""
+    return x509.IssuingDistributionPoint(
+        full_name=[x509.DirectoryName(name)],
+        relative_name=None,
+        only_contains_user_certs=True,
+        only_contains_ca_certs=False,
+        only_some_reasons=None,
+        indirect_crl=False,
+        only_contains_attribute_certs=False,
+    )
+
+
 def make_crl(
     ca: x509.Certificate,
     ca_key: CaKey,
@@ -104,8 +117,10 @@ def make_crl(
     next_update: datetime,
     crl_number: int = 1,
     with_authority_key_id: bool = True,
+    issuing_distribution_point: x509.IssuingDistributionPoint | None = None,
 ) -> bytes:
-    """A DER CRL signed by ``ca_key`` (SHA-256) with AKI and CRL number, like J-LIS's."""
+    """A DER CRL signed by ``ca_key`` (SHA-256) with AKI and CRL number, like J-LIS's;
+    with ``issuing_distribution_point``, a partitioned CRL (the IDP is critical)."""
     revocation_date = this_update - timedelta(hours=1)
     number = x509.CRLNumber(crl_number)
     extensions: list[x509.Extension[x509.ExtensionType]] = [
@@ -114,6 +129,9 @@ def make_crl(
     if with_authority_key_id:
         aki = _authority_key_identifier(ca)
         extensions.append(x509.Extension(aki.oid, False, aki))
+    if issuing_distribution_point is not None:
+        idp = issuing_distribution_point
+        extensions.append(x509.Extension(idp.oid, True, idp))
     revoked = []
     for entry in entries:
         one = x509.RevokedCertificateBuilder().serial_number(entry.serial)

@@ -28,13 +28,17 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, owner: tuple[int, int] | None = None) -> None:
+    """Replace ``path`` with ``data``; ``owner`` (uid, gid) is given to the new file before
+    the rename, so the file never appears under the name with the wrong owner."""
     directory = path.parent
     fd, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            if owner is not None:
+                os.fchown(handle.fileno(), *owner)
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import array
 import logging
+import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,7 @@ from terminald.revocation.chain import (
     encode_chain,
     replay,
 )
+from terminald.revocation.coverage import name_text
 from terminald.revocation.errors import (
     BundleRejected,
     RejectReason,
@@ -90,6 +92,18 @@ class RevocationStoreConfig:
     freshness: FreshnessPolicy = field(default_factory=FreshnessPolicy)
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     max_bundle_size: int = DEFAULT_MAX_SIZE
+    # True for an installer (the first `revocation apply` creates the file): a missing
+    # file is then expected and logged at INFO. A terminal running without one is an ERROR.
+    creating: bool = False
+
+
+def _owner_for(directory: Path) -> tuple[int, int] | None:
+    """As root, the new state file goes to the directory's owner: a root-run install must
+    not leave a 0600 file the daemon's user cannot read. Otherwise the writer's own."""
+    if os.geteuid() != 0:
+        return None
+    info = directory.stat()
+    return info.st_uid, info.st_gid
 
 
 # Serials per pyroaring call while a bitmap is built. The daemon builds bitmaps on a
@@ -128,12 +142,37 @@ _ANSWERS = tuple(
 _FRESH, _IN_GRACE = _ANSWERS
 
 
+def _not_covered(
+    issuer_key_id: bytes,
+    partitions: frozenset[bytes],
+    points: Sequence[bytes],
+    answers: tuple[RevocationVerdict, ...],
+) -> RevocationVerdict:
+    # Off the hot path: a refusal, so the names are rendered for the log and the person.
+    names = sorted(partitions)
+    covered = "; ".join(name_text(p) for p in names[:3])
+    if len(names) > 3:
+        covered += f"; … {len(names)} partitions in all"
+    if points:
+        missing = " / ".join(name_text(p) for p in points)
+        detail = f"revocation data does not cover CRL partition {missing}"
+    else:
+        detail = "the certificate names no CRL distribution point, and the data covers"
+        detail += " only partitions of its issuer"
+    return _verdict(
+        RevocationState.UNAVAILABLE,
+        answers is _IN_GRACE,
+        f"{detail} (issuer key {issuer_key_id.hex()} covers: {covered})",
+    )
+
+
 @dataclass(frozen=True)
 class _View:
     """One complete, immutable answer set; replaced whole, never modified."""
 
-    # Per issuer: (revoked, on hold); on hold is None when empty, saving a lookup.
-    issuers: Mapping[bytes, tuple[FrozenBitMap, FrozenBitMap | None]]
+    # Per issuer: (revoked, on hold, covered partitions); on hold is None when empty,
+    # saving a lookup; partitions is None when the data covers the whole issuer.
+    issuers: Mapping[bytes, tuple[FrozenBitMap, FrozenBitMap | None, frozenset[bytes] | None]]
     snapshot: BundleHeader
     latest: BundleHeader
     deltas: int
@@ -181,7 +220,13 @@ class RevocationStore:
 
     # -- reading -------------------------------------------------------------------------
 
-    def check(self, issuer_key_id: bytes, serial: int, now: datetime) -> RevocationVerdict:
+    def check(
+        self,
+        issuer_key_id: bytes,
+        serial: int,
+        now: datetime,
+        distribution_points: Sequence[bytes] = (),
+    ) -> RevocationVerdict:
         view = self._view  # one read: everything below uses this view
         if view is None:
             return _verdict(RevocationState.UNAVAILABLE, False, self._problem)
@@ -199,7 +244,13 @@ class RevocationStore:
                 answers is _IN_GRACE,
                 f"no revocation data for issuer key {issuer_key_id.hex()}",
             )
-        revoked, hold = lists
+        revoked, hold, partitions = lists
+        if partitions is not None:
+            for point in distribution_points:  # a loop, not a set: nothing allocated
+                if point in partitions:
+                    break
+            else:
+                return _not_covered(issuer_key_id, partitions, distribution_points, answers)
         try:  # a try costs nothing in CPython 3.11 unless it raises
             if serial in revoked:
                 return answers[0]
@@ -212,6 +263,11 @@ class RevocationStore:
                 f"serial {serial} is outside the 32-bit range revocation data covers",
             )
         return answers[2]
+
+    def coverage(self) -> dict[bytes, frozenset[bytes] | None]:
+        """Per issuer key id: covered partitions (DER names), or None for the whole issuer."""
+        view = self._view
+        return {} if view is None else {k: v[2] for k, v in view.issuers.items()}
 
     def status(self, now: datetime) -> StoreStatus:
         view = self._view
@@ -260,7 +316,11 @@ class RevocationStore:
 
     def _build_view(self, replayed: Replayed, deltas: int, digest: bytes) -> _View:
         issuers = {
-            key_id: (_bitmap(entries.revoked), _bitmap(entries.hold) if entries.hold.size else None)
+            key_id: (
+                _bitmap(entries.revoked),
+                _bitmap(entries.hold) if entries.hold.size else None,
+                entries.coverage.partitions,
+            )
             for key_id, entries in replayed.revocations.issuers.items()
         }
         revoked, hold = replayed.revocations.counts()
@@ -303,7 +363,9 @@ class RevocationStore:
                 identity, data = read_state(path, MAX_STATE_SIZE)
             except FileNotFoundError:
                 self._seen = None
-                self._set_unavailable(f"no revocation data yet ({path} does not exist)")
+                problem = f"no revocation data yet ({path} does not exist)"
+                level = logging.INFO if self._config.creating else logging.ERROR
+                self._set_unavailable(problem, level)
                 return
             except OSError as exc:
                 self._seen = None
@@ -367,12 +429,12 @@ class RevocationStore:
             log.info("picked up revocation data version %d from %s", new_view.latest.version, path)
             return Refreshed(new_view.latest, "")
 
-    def _set_unavailable(self, problem: str) -> None:
+    def _set_unavailable(self, problem: str, level: int = logging.ERROR) -> None:
         # Problem first: a reader that sees no view then always finds a reason. It is
         # never cleared, because it only counts while there is no view.
         self._problem = problem
         self._view = None
-        log.error("%s", problem)
+        log.log(level, "%s", problem)
 
     # -- installing ----------------------------------------------------------------------
 
@@ -411,7 +473,7 @@ class RevocationStore:
                 raise BundleRejected(RejectReason.INCONSISTENT_DELTA, str(exc)) from exc
             new_view = self._build_view(replayed, len(chain) - 1, chain_digest(encoded))
             del replayed
-            atomic_write(config.state_path, encoded)
+            atomic_write(config.state_path, encoded, _owner_for(config.state_path.parent))
             self._seen = current_identity(config.state_path)
             self._view = new_view
             del view  # the old bitmaps go now, so the trim below can return their pages

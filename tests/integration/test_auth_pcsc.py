@@ -362,6 +362,8 @@ def test_revoked_and_held_cards_are_refused_before_the_pin_by_the_cli(
             str(key),
             "--version",
             "1",
+            "--trust",
+            str(pki.trust_dir),
             "--out",
             str(bundle),
         ),

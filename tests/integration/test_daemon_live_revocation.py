@@ -16,6 +16,7 @@ import pytest
 
 from terminald.cli import main
 from terminald.core.reasons import Reason
+from terminald.core.trusted_time import BUILD_EPOCH
 from terminald.sim.pcscd import Pcscd
 from terminald.sim.testpki import TestPkiManifest
 from terminald.store.atomic_file import atomic_write
@@ -142,7 +143,9 @@ def test_a_clock_behind_the_newest_signed_time_refuses_before_the_pin(
     office.apply(office.build(1, revoke=[]))
     expired_at = test_pki.card("expired").not_after
     assert expired_at is not None
-    behind = expired_at - timedelta(days=1)  # the expired card looks valid at this time
+    # The expired card looks valid a day before it expired (unless that is before the
+    # build's epoch, which is refused on its own account); the bundle is from today.
+    behind = max(expired_at - timedelta(days=1), BUILD_EPOCH + timedelta(days=1))
     config = gate_config(tmp_path, test_pki, enrolled=CARDS, revocation=office.section())
     rig = open_rig(config, test_pki, clock=lambda: behind)
     try:

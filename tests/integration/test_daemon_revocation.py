@@ -38,6 +38,7 @@ def apply_bundle(tmp_path: Path, pki: TestPkiManifest, revoke: dict[str, str]) -
         crls.append(str(crl))
     assert main(["revocation", "keygen", "--out", str(key)]) == 0
     build = ["revocation", "build", "--crl", *crls, "--key", str(key), "--version", "1"]
+    build += ["--trust", str(pki.trust_dir)]  # the CRLs' issuers: the test PKI's roots
     assert main([*build, "--out", str(bundle)]) == 0
     apply = ["revocation", "apply", str(bundle), "--revocation-state", str(state)]
     assert main([*apply, "--backoffice-key", f"{key}.pub"]) == 0

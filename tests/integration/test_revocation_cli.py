@@ -87,6 +87,7 @@ def test_keygen_crl_build_inspect_check(
     code, out, _ = run(
         capsys, "revocation", "build", "--crl", str(crl2), "--key", str(key),
         "--version", "2", "--base", str(v1), "--out", str(v2),
+        "--issuer-cert", str(pki / "ca" / "root-2023.pem"),
     )  # fmt: skip
     assert code == 0 and "delta from version 1" in out
     trusted = TrustedKeys(load_public_keys(Path(f"{key}.pub").read_bytes(), "pub"))
@@ -101,6 +102,7 @@ def test_keygen_crl_build_inspect_check(
     code, _, err = run(
         capsys, "revocation", "build", "--crl", str(crl2), "--key", str(key),
         "--version", "3", "--base", str(v2), "--out", str(tmp_path / "x"),
+        "--issuer-cert", str(pki / "ca" / "root-2023.pem"),
     )  # fmt: skip
     assert code == 2 and "is a delta" in err
 
@@ -198,7 +200,7 @@ def test_synthetic_crl_builds_a_snapshot(
     bundle = tmp_path / "big.bundle"
     code, out, _ = run(
         capsys, "revocation", "build", "--crl", str(big), "--key", str(key),
-        "--version", "7", "--valid-days", "1", "--out", str(bundle),
+        "--version", "7", "--out", str(bundle), "--issuer-cert", str(pki / "ca" / "root-2023.pem"),
     )  # fmt: skip
     assert code == 0
     code, out, _ = run(capsys, "revocation", "inspect", str(bundle), "--json")

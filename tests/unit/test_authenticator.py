@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from terminald.core.auth import Authenticator, AuthResult, AuthSettings, PinRequ
 from terminald.core.reasons import Reason
 from terminald.core.revocation_check import RevocationState, RevocationVerdict
 from terminald.pki.anchors import TrustStore
+from terminald.revocation.coverage import parse_name_text
 from terminald.sim.card import VirtualJpkiCard
 from terminald.sim.inprocess import InProcessConnection
 from terminald.sim.testpki import TestPkiManifest
@@ -25,9 +27,17 @@ class FixedRevocation:
     def __init__(self, verdict: RevocationVerdict) -> None:
         self.verdict = verdict
         self.asked: list[tuple[bytes, int]] = []
+        self.points: list[Sequence[bytes]] = []
 
-    def check(self, issuer_key_id: bytes, serial: int, now: datetime) -> RevocationVerdict:
+    def check(
+        self,
+        issuer_key_id: bytes,
+        serial: int,
+        now: datetime,
+        distribution_points: Sequence[bytes] = (),
+    ) -> RevocationVerdict:
         self.asked.append((issuer_key_id, serial))
+        self.points.append(distribution_points)
         return self.verdict
 
 
@@ -123,6 +133,9 @@ def test_revocation_refuses_before_the_pin(
     assert result.reason is reason
     entry = test_pki.card("card-001")
     assert revocation.asked == [(bytes.fromhex(entry.issuer_key_id or ""), entry.serial)]
+    # The card's CRLDP dirName goes with it, as DER, so coverage can be checked.
+    assert entry.crl_distribution_point is not None
+    assert revocation.points == [(parse_name_text(entry.crl_distribution_point),)]
     assert not any(cmd[1] == 0x20 for cmd in c.commands())  # not even the retry query
 
 
