@@ -171,6 +171,14 @@ class Observer:
                     return None
                 self._cond.wait(remaining)
 
+    def after(self, item: Item, since: int = 0) -> int:
+        """The mark just past ``item`` (kept since ``since``), to read on from there."""
+        with self._cond:
+            for index in range(since, len(self._items)):
+                if self._items[index] is item:
+                    return index + 1
+        raise ValueError("the observer never saw this item")
+
     def verdict(self, since: int, timeout: float) -> Record | None:
         item = self.wait_for(is_verdict, since, timeout)
         return item if isinstance(item, Record) else None
@@ -360,6 +368,9 @@ class SimRig:
 
     def relay_mark(self) -> int:
         return self.mock.relay_mark()
+
+    def relay_levels(self) -> list[bool]:
+        return self.mock.relay_levels()
 
     def relay_pulses(self, since: int) -> list[float]:
         return self.mock.relay_pulses(since)

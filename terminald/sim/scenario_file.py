@@ -212,7 +212,7 @@ def _setup(index: int, raw: dict[str, Any], problems: list[str]) -> Setup | None
 def _args(value: object, where: str, problems: list[str]) -> list[str]:
     args = _strings(value, where, problems)
     if isinstance(value, list) and not value:
-        problems.append(f"{where}: must name a command, e.g. [\"audit\", \"--json\"]")
+        problems.append(f'{where}: must name a command, e.g. ["audit", "--json"]')
     return args
 
 
@@ -373,9 +373,9 @@ def check_names(scenario: Scenario, manifest: TestPkiManifest) -> None:
         elif card.serial is None or card.issuer_key_id is None:
             problems.append(f"top level: key `enrol`: {name} has no certificate to enrol")
     for step in scenario.steps:
-        name = step.value if step.action == "tap" else None
-        if isinstance(name, str) and not is_profile_path(name) and name not in cards:
-            problems.append(f"step {step.index}: key `tap`: {unknown(name)}")
+        tapped = step.value if step.action == "tap" else None
+        if isinstance(tapped, str) and not is_profile_path(tapped) and tapped not in cards:
+            problems.append(f"step {step.index}: key `tap`: {unknown(tapped)}")
     for where, text in _all_strings(scenario.config, list(scenario.setup), list(scenario.steps)):
         for token in placeholders(text):
             kind, _, name = token[1:-1].partition(":")
