@@ -121,12 +121,11 @@ def _say(out: TextIO, text: str) -> None:
 def run_scenario(path: Path, *, pki_dir: Path | None, out: TextIO = sys.stdout) -> ScenarioReport:
     """Check, prepare and play ``path``; progress and one line per step go to ``out``.
 
-    Raises ScenarioError for a bad file, ScenarioSandboxError outside the sandbox, and
+    Raises ScenarioError for a bad file (checked whole first, also outside the sandbox),
+    ScenarioSandboxError outside the sandbox, and
     what the rig raises when the daemon or pcscd does not start (StartupError, PcscdError).
     """
     scenario = load_scenario(path)
-    if os.environ.get("TERMINALD_SANDBOX") != "1":
-        raise ScenarioSandboxError(path)
     with tempfile.TemporaryDirectory(prefix="terminald-scenario-") as tmp:
         root = Path(tmp)
         if pki_dir is None:
@@ -144,6 +143,9 @@ def run_scenario(path: Path, *, pki_dir: Path | None, out: TextIO = sys.stdout) 
         )
         places.work.mkdir()
         write_terminal(scenario, places)
+        # Only now: a file is checked whole, wherever it is run.
+        if os.environ.get("TERMINALD_SANDBOX") != "1":
+            raise ScenarioSandboxError(path)
         failed = _run_setup(scenario, places, out)
         if failed is not None:
             return ScenarioReport(
