@@ -265,3 +265,9 @@ def test_a_step_describes_itself() -> None:
     assert Step(1, "tamper", True).describe() == "tamper true"
     assert Step(1, "cli", ("audit", "--json")).describe() == "cli audit --json"
     assert Step(1, "wait_s", 1.5).describe() == "wait_s 1.5"
+
+
+def test_the_documented_example_is_the_scenario_the_suite_runs() -> None:
+    docs = (SCENARIOS.parents[1] / "docs" / "scenarios.md").read_text()
+    example = (SCENARIOS / "audit-cli.toml").read_text()
+    assert f"```toml\n{example}```" in docs
