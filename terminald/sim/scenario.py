@@ -24,12 +24,12 @@ from terminald.config import ConfigError, config_from_dict
 from terminald.sim.demo_rig import TOUR_TIMINGS, demo_config_text, enrolled_toml
 from terminald.sim.rig import SimRig
 from terminald.sim.scenario_file import (
-    Places,
     Scenario,
     ScenarioError,
     check_names,
     load_scenario,
 )
+from terminald.sim.scenario_places import Places
 from terminald.sim.scenario_play import Player, StepReport, load_card, run_cli
 from terminald.sim.testpki import TestPkiManifest, build_test_pki
 

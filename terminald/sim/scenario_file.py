@@ -11,7 +11,6 @@ reading the file counts them.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,12 @@ from typing import Any
 from terminald.config import SECTIONS
 from terminald.core.reasons import Reason
 from terminald.core.terminal import Mode
+from terminald.sim.scenario_places import (
+    PER_CARD,
+    card_value,
+    placeholder_problems,
+    placeholders,
+)
 from terminald.sim.testpki import TestPkiManifest
 
 ACTIONS = (
@@ -44,10 +49,7 @@ INTERVAL_MS = 150
 MIN_INTERVAL_MS = 140  # a key down and up, each over three keypad debounce periods
 MAX_WAIT_S = 3600.0
 KEYPAD_KEYS = frozenset("0123456789*#ABCD")
-PLAIN = ("pki", "work", "state", "config")
-PER_CARD = ("serial", "issuer", "pin")
 _TOP = ("enrol", "config", "setup", "step")
-_BRACES = re.compile(r"\{\{|\}\}|\{[^{}]*\}|[{}]")
 
 
 class ScenarioError(Exception):
@@ -303,7 +305,7 @@ def _action_value(
     return value
 
 
-# -- placeholders --------------------------------------------------------------------------------
+# -- every string the runner expands --------------------------------------------------------
 
 
 def _all_strings(
@@ -330,29 +332,6 @@ def _all_strings(
         if step is not None:
             for text in flatten(step.value):
                 yield f"step {step.index}: key `{step.action}`", text
-
-
-def placeholders(text: str) -> Iterator[str]:
-    """The placeholders in ``text`` (``{{`` and ``}}`` are literal braces)."""
-    for match in _BRACES.finditer(text):
-        token = match.group()
-        if token not in ("{{", "}}"):
-            yield token
-
-
-def placeholder_problems(text: str) -> list[str]:
-    problems = []
-    for token in placeholders(text):
-        if token in ("{", "}"):
-            problems.append(f"a lone {token!r} in {text!r} (write {token * 2} for a brace)")
-            continue
-        inner = token[1:-1]
-        kind, _, name = inner.partition(":")
-        if inner in PLAIN or (kind in PER_CARD and name):
-            continue
-        known = ", ".join([*(f"{{{p}}}" for p in PLAIN), *(f"{{{k}:NAME}}" for k in PER_CARD)])
-        problems.append(f"unknown placeholder {token} (known: {known})")
-    return problems
 
 
 # -- pass two: against the test PKI ------------------------------------------------------------
@@ -384,47 +363,7 @@ def check_names(scenario: Scenario, manifest: TestPkiManifest) -> None:
             card = cards.get(name)
             if card is None:
                 problems.append(f"{where}: {token}: {unknown(name)}")
-            elif _card_value(card.serial, card.issuer_key_id, card.pin, kind) is None:
+            elif card_value(card.serial, card.issuer_key_id, card.pin, kind) is None:
                 problems.append(f"{where}: {token}: {name} has no {kind}")
     if problems:
         raise ScenarioError(scenario.path, problems)
-
-
-def _card_value(serial: int | None, issuer: str | None, pin: str | None, kind: str) -> str | None:
-    value = {"serial": serial, "issuer": issuer, "pin": pin}[kind]
-    return None if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class Places:
-    """What the placeholders stand for in one run."""
-
-    pki: Path
-    work: Path
-    state: Path
-    config: Path
-    manifest: TestPkiManifest
-
-    def expand(self, text: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            token = match.group()
-            if token in ("{{", "}}"):
-                return token[0]
-            inner = token[1:-1]
-            if inner in PLAIN:
-                return str(getattr(self, inner))
-            kind, _, name = inner.partition(":")
-            card = self.manifest.card(name)
-            value = _card_value(card.serial, card.issuer_key_id, card.pin, kind)
-            if value is None:
-                raise ValueError(f"{token}: {name} has no {kind}")
-            return value
-
-        return _BRACES.sub(one, text)
-
-    def expand_value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.expand(value)
-        if isinstance(value, list | tuple):
-            return [self.expand_value(v) for v in value]
-        return value

@@ -28,7 +28,8 @@ from terminald.sim.checks import (
 )
 from terminald.sim.profile import CardProfile, TimingModel
 from terminald.sim.rig import SimRig, wait_until
-from terminald.sim.scenario_file import Places, Step, is_profile_path
+from terminald.sim.scenario_file import Step, is_profile_path
+from terminald.sim.scenario_places import Places
 
 CLI_TIMEOUT_S = 300.0
 INPUT_WAIT_S = 3.0  # an input change to its record: one loop turn, far less in practice
@@ -95,7 +96,8 @@ class Player:
         self.places = places
         self.cards: dict[str, tuple[str, VirtualJpkiCard]] = {}  # the same card on each tap
         self.tapped: tuple[str, VirtualJpkiCard] | None = None
-        self.cursor = 0
+        self.cursor = 0  # where the next ``expect`` reads from
+        self.tap_mark = 0  # the observer's mark at the last tap
         self.relay_mark = rig.relay_mark()
         self.inputs: dict[DoorInput, bool] = {}
 
@@ -123,7 +125,8 @@ class Player:
             self.cards[name] = load_card(self.places, name)
         label, card = self.cards[name]
         self.rig.remove()  # its decision, if any, is before the cursor
-        self.cursor, self.relay_mark = self.rig.observer.mark(), self.rig.relay_mark()
+        self.tap_mark, self.relay_mark = self.rig.observer.mark(), self.rig.relay_mark()
+        self.cursor = self.tap_mark
         self.rig.tap_card(card)
         self.tapped = (label, card)
         return True, f"{label} on the reader"
@@ -134,7 +137,9 @@ class Player:
 
     def _awaiting_pin(self) -> bool:
         """A card is on the reader and its decision has not come yet."""
-        return self.rig.card_on_reader is not None and not self.rig.observer.verdict(self.cursor, 0)
+        return self.rig.card_on_reader is not None and not self.rig.observer.verdict(
+            self.tap_mark, 0
+        )
 
     def _keys(self, step: Step) -> tuple[bool, str]:
         keys = str(step.value)
@@ -155,7 +160,7 @@ class Player:
         pin = card.profile.auth_pin
         if pin is None:
             raise StepFailed(f"{label} has no PIN")
-        wait_pin_prompt(self.rig, self.cursor)
+        wait_pin_prompt(self.rig, self.tap_mark)
         self.rig.type(pin + "#")
         return True, f"typed {label}'s PIN and #"
 

@@ -16,13 +16,13 @@ from terminald.cli import main
 from terminald.config import config_from_dict
 from terminald.sim.scenario import ScenarioSandboxError, run_scenario, toml_text
 from terminald.sim.scenario_file import (
-    Places,
     ScenarioError,
     Step,
     check_names,
     load_scenario,
     parse_scenario,
 )
+from terminald.sim.scenario_places import Places
 from terminald.sim.testpki import TestPkiManifest
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
