@@ -122,8 +122,8 @@ def run_scenario(path: Path, *, pki_dir: Path | None, out: TextIO = sys.stdout) 
     """Check, prepare and play ``path``; progress and one line per step go to ``out``.
 
     Raises ScenarioError for a bad file (checked whole first, also outside the sandbox),
-    ScenarioSandboxError outside the sandbox, and
-    what the rig raises when the daemon or pcscd does not start (StartupError, PcscdError).
+    ScenarioSandboxError outside the sandbox, and what the rig raises when the daemon
+    or pcscd does not start (StartupError, PcscdError).
     """
     scenario = load_scenario(path)
     with tempfile.TemporaryDirectory(prefix="terminald-scenario-") as tmp:

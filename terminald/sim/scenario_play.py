@@ -174,6 +174,7 @@ class Player:
         assert record.reason is not None
         detail = record.detail or DESCRIPTIONS[record.reason]
         saw = f"{record.kind} {record.reason.value} ({detail})"
+        saw += self._tries()
         if record.reason is not want:
             return False, f"{saw}, expected {want.value}"
         if want is Reason.OK:
@@ -182,6 +183,15 @@ class Player:
             except StepFailed as exc:
                 return False, f"{saw}; {exc}"
         return True, saw
+
+    def _tries(self) -> str:
+        """The tapped card's PIN tries left: unchanged shows no VERIFY was sent."""
+        if self.tapped is None:
+            return ""
+        try:
+            return f"; PIN tries left {self.tapped[1].tries_left()}"
+        except KeyError:  # no JPKI application or no PIN (face-authentication)
+            return ""
 
     def _released(self, relay_mark: int) -> str:
         """The relay released after ``relay_mark``. Not waiting for it to lock again lets
@@ -241,7 +251,8 @@ class Player:
         since = self.rig.observer.mark()
         self.rig.set_input(DoorInput.DOOR, opening)
         self.inputs[DoorInput.DOOR] = opening
-        record = wait_record(self.rig, "door_opened" if opening else "door_closed", since, 3)
+        kind = "door_opened" if opening else "door_closed"
+        record = wait_record(self.rig, kind, since, INPUT_WAIT_S)
         alarms = ",".join(sorted(self.rig.the_daemon.snapshot().alarms)) or "none"
         detail = f" {record.detail}" if record.detail else ""
         return True, f"{record.kind}{detail}; alarms {alarms}"
