@@ -81,7 +81,7 @@ def load_card(places: Places, name: str) -> tuple[str, VirtualJpkiCard]:
             profile = CardProfile.load(path)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise StepFailed(f"cannot load the card profile {path}: {exc}") from exc
-        label = path.stem
+        label = name  # as written: another PKI's card-001 is not this PKI's card-001
     else:
         profile, label = places.manifest.load_profile(name), name
     profile = dataclasses.replace(profile, timing=TimingModel())
