@@ -20,6 +20,7 @@ from terminald.core.reasons import DESCRIPTIONS, Reason
 from terminald.core.terminal import Mode
 from terminald.sim.card import VirtualJpkiCard
 from terminald.sim.checks import (
+    CARD_WAIT_S,
     StepFailed,
     wait_alarm,
     wait_pin_prompt,
@@ -124,7 +125,10 @@ class Player:
         if name not in self.cards:
             self.cards[name] = load_card(self.places, name)
         label, card = self.cards[name]
-        self.rig.remove()  # its decision, if any, is before the cursor
+        pending = self._awaiting_pin()
+        self.rig.remove()
+        if pending:  # pulled mid-transaction: its card_removed must not pass for this card's
+            self.rig.observer.verdict(self.tap_mark, CARD_WAIT_S)
         self.tap_mark, self.relay_mark = self.rig.observer.mark(), self.rig.relay_mark()
         self.cursor = self.tap_mark
         self.rig.tap_card(card)
@@ -147,7 +151,7 @@ class Player:
             rig = self.rig
             wait_until(
                 lambda: rig.the_daemon.snapshot().state == "pin_entry" or not self._awaiting_pin(),
-                step.within_s,
+                CARD_WAIT_S,
             )
         self.rig.type(keys, hold_s=step.interval_ms / 2000)
         state = self.rig.the_daemon.snapshot().state
