@@ -112,7 +112,7 @@ def load_scenario(path: Path) -> Scenario:
             data = tomllib.load(file)
     except OSError as exc:
         raise ScenarioError(path, [f"cannot read: {exc.strerror or exc}"]) from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ScenarioError(path, [f"not valid TOML: {exc}"]) from exc
     return parse_scenario(data, path)
 

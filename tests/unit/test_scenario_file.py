@@ -236,9 +236,16 @@ def test_bad_toml_names_and_configuration_exit_2(
     assert expected in err and "Traceback" not in err
 
 
-def test_a_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_or_binary_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _out, err = _cli([str(tmp_path / "none.toml")], capsys)
     assert code == 2 and "cannot read" in err
+    (tmp_path / "binary.toml").write_bytes(b"\xff\xfe")
+    code, _out, err = _cli([str(tmp_path / "binary.toml")], capsys)
+    assert code == 2 and "not valid TOML" in err and "Traceback" not in err
+    code, _out, err = _cli([str(SCENARIOS / "rex-opens.toml"), "--pki", str(tmp_path)], capsys)
+    assert code == 2 and "not a test PKI" in err
 
 
 def test_outside_the_sandbox_it_says_how_to_run_it(
