@@ -9,6 +9,7 @@ scenario reads decisions in order and never one from before its card was tapped.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import subprocess
 import sys
 import time
@@ -31,6 +32,8 @@ from terminald.sim.profile import CardProfile, TimingModel
 from terminald.sim.rig import SimRig, wait_until
 from terminald.sim.scenario_file import Step, is_profile_path
 from terminald.sim.scenario_places import Places
+
+logger = logging.getLogger(__name__)
 
 CLI_TIMEOUT_S = 300.0
 INPUT_WAIT_S = 3.0  # an input change to its record: one loop turn, far less in practice
@@ -108,7 +111,8 @@ class Player:
             ok, saw = act(step)
         except StepFailed as exc:
             ok, saw = False, str(exc)
-        except (RuntimeError, OSError, ValueError) as exc:
+        except Exception as exc:  # the step failed, not the run: say so and go on
+            logger.exception("event=scenario_step_error step=%d", step.index)
             ok, saw = False, f"{type(exc).__name__}: {exc}"
         return StepReport(step.index, step.action, ok, saw)
 
