@@ -6,7 +6,7 @@ thread, pcscd with the vpcd driver (or the one already running in the sandbox), 
 one vpcd slot. It gives a person or a script hands (tap and remove virtual cards, type
 on the matrix keypad, flip door inputs, change the mode, reload) and eyes (the daemon's
 records and alarms, its snapshot, the mock pins and the last log lines). ``demo_rig``
-adds the demo's desk of cards; ``scenario_run`` plays a scenario file on it.
+adds the demo's desk of cards; ``scenario`` plays a scenario file on it.
 """
 
 from __future__ import annotations
