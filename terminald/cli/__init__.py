@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "terminald.cli.sim_card_cmd",
     "terminald.cli.sim_crl_cmd",
     "terminald.cli.sim_demo_cmd",
+    "terminald.cli.sim_scenario_cmd",
     "terminald.cli.revocation_cmd",
     "terminald.cli.revocation_apply_cmd",
     "terminald.cli.check_config_cmd",

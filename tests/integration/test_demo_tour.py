@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from terminald.core.reasons import Reason
-from terminald.sim.demo import run_tour
 from terminald.sim.demo_rig import TOUR_TIMINGS, DemoRig, enrolled_names
+from terminald.sim.demo_tour import run_tour
 from terminald.sim.pcscd import Pcscd
 from terminald.sim.testpki import TestPkiManifest
 

@@ -14,9 +14,11 @@ from terminald.config import load_config
 from terminald.core.auth import CardIdentity
 from terminald.core.reasons import Reason
 from terminald.daemon.service import Snapshot
-from terminald.sim.demo import Seen, Step, StepFailed, Tour
-from terminald.sim.demo_rig import NOT_ENROLLED_CARD, TOUR_TIMINGS, LogTail, write_demo_config
+from terminald.sim.checks import StepFailed
+from terminald.sim.demo_rig import NOT_ENROLLED_CARD, TOUR_TIMINGS, write_demo_config
+from terminald.sim.demo_tour import Seen, Step, Tour
 from terminald.sim.demo_ui import CardRow, Hands, PinWatch, View, plain, render
+from terminald.sim.rig import LogTail
 from terminald.sim.testpki import TestPkiManifest
 from terminald.store.enrolled import load_enrolled
 
@@ -184,11 +186,15 @@ def test_the_demo_config_loads_and_leaves_one_good_card_out(
     assert config.relay.open_ms == TOUR_TIMINGS.open_ms
     assert config.door.held_open_s == TOUR_TIMINGS.held_open_s
     enrolled = load_enrolled(config.access.enrolled)
-    serial = test_pki.card(NOT_ENROLLED_CARD).serial
-    good = test_pki.card("card-001").serial
-    assert serial is not None and good is not None
-    assert enrolled.refusal(CardIdentity(good)) is None
-    assert enrolled.refusal(CardIdentity(serial)) is not None
+    left_out, good = test_pki.card(NOT_ENROLLED_CARD), test_pki.card("card-001")
+    assert left_out.serial is not None and left_out.issuer_key_id is not None
+    assert good.serial is not None and good.issuer_key_id is not None
+    # Entries name the issuer too: serials are unique only per issuer.
+    assert enrolled.refusal(CardIdentity(good.serial, bytes.fromhex(good.issuer_key_id))) is None
+    assert (
+        enrolled.refusal(CardIdentity(left_out.serial, bytes.fromhex(left_out.issuer_key_id)))
+        is not None
+    )
 
 
 def test_the_demo_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

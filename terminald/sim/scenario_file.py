@@ -1,0 +1,369 @@
+"""The scenario file (docs/scenarios.md): parsed and checked before anything runs.
+
+Checking is in two passes, both before any command or the daemon runs: ``parse_scenario``
+needs only the file (structure, types, actions, reason codes, modes, placeholder syntax);
+``check_names`` needs the test PKI (card names in ``enrol``, ``tap`` and placeholders).
+Every problem names where it is (``step 3: key `tapp```), and all are reported at once,
+so a file is fixed in one go. Steps and setup entries are counted from 1, as a person
+reading the file counts them.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from terminald.config import SECTIONS
+from terminald.core.reasons import Reason
+from terminald.core.terminal import Mode
+from terminald.sim.scenario_places import (
+    PER_CARD,
+    card_value,
+    placeholder_problems,
+    placeholders,
+)
+from terminald.sim.testpki import TestPkiManifest
+
+ACTIONS = (
+    "tap",
+    "remove",
+    "keys",
+    "pin",
+    "expect",
+    "cli",
+    "reload",
+    "rex",
+    "door",
+    "tamper",
+    "mode",
+    "wait_s",
+)
+# Options and the one action each belongs to, with their defaults.
+OPTIONS = {"within_s": "expect", "exit": "cli", "interval_ms": "keys"}
+WITHIN_S = 15.0
+INTERVAL_MS = 150
+MIN_INTERVAL_MS = 140  # a key down and up, each over three keypad debounce periods
+MAX_WAIT_S = 3600.0
+KEYPAD_KEYS = frozenset("0123456789*#ABCD")
+_TOP = ("enrol", "config", "setup", "step")
+
+
+class ScenarioError(Exception):
+    """A bad scenario file (exit 2): every problem, each naming where it is."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        super().__init__(f"{path}: " + "; ".join(problems))
+        self.path = path
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Setup:
+    index: int
+    args: tuple[str, ...]
+    exit: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    action: str
+    value: str | bool | float | tuple[str, ...]
+    within_s: float = WITHIN_S
+    exit: int = 0
+    interval_ms: int = INTERVAL_MS
+
+    def describe(self) -> str:
+        """The step as written, e.g. ``tap card-001`` or ``cli audit --json``."""
+        value = self.value
+        if isinstance(value, tuple):
+            return f"{self.action} {' '.join(value)}"
+        if value is True and self.action not in ("tamper",):
+            return self.action
+        if isinstance(value, bool):
+            return f"{self.action} {str(value).lower()}"
+        return f"{self.action} {value:g}" if isinstance(value, float) else f"{self.action} {value}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: Path
+    enrol: tuple[str, ...] = ()
+    config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    setup: tuple[Setup, ...] = ()
+    steps: tuple[Step, ...] = ()
+
+
+def is_profile_path(name: str) -> bool:
+    """``tap`` takes a test-PKI card name, or a card profile file (a path or ``*.json``)."""
+    return "/" in name or name.endswith(".json")
+
+
+# -- pass one: the file alone ------------------------------------------------------------------
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ScenarioError(path, [f"cannot read: {exc.strerror or exc}"]) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(path, [f"not valid TOML: {exc}"]) from exc
+    return parse_scenario(data, path)
+
+
+def parse_scenario(data: dict[str, Any], path: Path) -> Scenario:
+    problems: list[str] = []
+    for key in data:
+        if key not in _TOP:
+            problems.append(f"top level: key `{key}`: unknown (known: {', '.join(_TOP)})")
+    enrol = _strings(data.get("enrol", []), "top level: key `enrol`", problems)
+    config = _config(data.get("config", {}), problems)
+    setup = [_setup(i, raw, problems) for i, raw in _tables(data, "setup", problems)]
+    steps = [_step(i, raw, problems) for i, raw in _tables(data, "step", problems)]
+    if data.get("step") in (None, []):
+        problems.append("top level: key `step`: a scenario needs at least one [[step]]")
+    for where, text in _all_strings(config, setup, steps):
+        problems += [f"{where}: {p}" for p in placeholder_problems(text)]
+    if problems:
+        raise ScenarioError(path, problems)
+    return Scenario(
+        path,
+        tuple(enrol),
+        config,
+        tuple(s for s in setup if s is not None),
+        tuple(s for s in steps if s is not None),
+    )
+
+
+def _describe(value: object) -> str:
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    kinds |= {list: "an array", dict: "a table"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _strings(value: object, where: str, problems: list[str]) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{where}: must be an array of strings, got {_describe(value)}")
+        return []
+    return list(value)
+
+
+def _tables(data: dict[str, Any], key: str, problems: list[str]) -> Iterator[tuple[int, Any]]:
+    entries = data.get(key, [])
+    if not isinstance(entries, list):
+        problems.append(f"top level: key `{key}`: must be an array of tables ([[{key}]])")
+        return
+    for index, raw in enumerate(entries, 1):
+        if not isinstance(raw, dict):
+            problems.append(f"{key} {index}: must be a table ([[{key}]])")
+            continue
+        yield index, raw
+
+
+def _config(value: object, problems: list[str]) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        problems.append(f"top level: key `config`: must be a table, got {_describe(value)}")
+        return {}
+    config: dict[str, dict[str, Any]] = {}
+    for section, table in value.items():
+        where = f"config.{section}"
+        if section not in SECTIONS:
+            problems.append(f"{where}: unknown section (known: {', '.join(SECTIONS)})")
+        elif not isinstance(table, dict):
+            problems.append(f"{where}: must be a table ([config.{section}])")
+        else:
+            for key, item in table.items():
+                problems += [f"{where}.{key}: {p}" for p in _config_value_problems(item)]
+            if section == "state" and "dir" in table:
+                problems.append(f"{where}.dir: set by the runner (it is {{state}}), not the file")
+            config[section] = dict(table)
+    return config
+
+
+def _config_value_problems(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return ["must be a value, not a table"]
+    if isinstance(value, list):
+        return [p for item in value for p in _config_value_problems(item)]
+    if isinstance(value, float) and not math.isfinite(value):
+        return ["must be a finite number"]
+    if not isinstance(value, str | bool | int | float):
+        return [f"{_describe(value)} is not supported here"]
+    return []
+
+
+def _setup(index: int, raw: dict[str, Any], problems: list[str]) -> Setup | None:
+    where = f"setup {index}"
+    bad = len(problems)
+    for key in raw:
+        if key not in ("cli", "exit"):
+            problems.append(f"{where}: key `{key}`: unknown (a [[setup]] has cli and exit)")
+    if "cli" not in raw:
+        problems.append(f"{where}: key `cli`: missing")
+    args = _args(raw.get("cli", []), f"{where}: key `cli`", problems)
+    code = _exit(raw.get("exit", 0), f"{where}: key `exit`", problems)
+    return Setup(index, tuple(args), code) if len(problems) == bad else None
+
+
+def _args(value: object, where: str, problems: list[str]) -> list[str]:
+    args = _strings(value, where, problems)
+    if isinstance(value, list) and not value:
+        problems.append(f'{where}: must name a command, e.g. ["audit", "--json"]')
+    return args
+
+
+def _exit(value: object, where: str, problems: list[str]) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
+        problems.append(f"{where}: must be an exit status 0-255, got {value!r}")
+        return 0
+    return value
+
+
+def _number(value: object, where: str, low: float, high: float, problems: list[str]) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
+        problems.append(f"{where}: must be a number from {low:g} to {high:g}, got {value!r}")
+        return low
+    return float(value)
+
+
+def _step(index: int, raw: dict[str, Any], problems: list[str]) -> Step | None:
+    where = f"step {index}"
+    bad = len(problems)
+    for key in raw:
+        if key not in ACTIONS and key not in OPTIONS:
+            problems.append(f"{where}: key `{key}`: unknown (actions: {', '.join(ACTIONS)})")
+    actions = [key for key in raw if key in ACTIONS]
+    if len(actions) != 1:
+        found = ", ".join(f"`{a}`" for a in actions) or "none"
+        problems.append(f"{where}: needs exactly one action, found {found}")
+        return None
+    action = actions[0]
+    for key, owner in OPTIONS.items():
+        if key in raw and owner != action:
+            problems.append(f"{where}: key `{key}`: only for a `{owner}` step, not `{action}`")
+    value = _action_value(action, raw[action], f"{where}: key `{action}`", problems)
+    within = _number(raw.get("within_s", WITHIN_S), f"{where}: key `within_s`", 0.1, 600, problems)
+    code = _exit(raw.get("exit", 0), f"{where}: key `exit`", problems)
+    interval = raw.get("interval_ms", INTERVAL_MS)
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval < MIN_INTERVAL_MS:
+        problems.append(
+            f"{where}: key `interval_ms`: must be an integer of at least {MIN_INTERVAL_MS} "
+            f"(the keypad debounces each key), got {interval!r}"
+        )
+        interval = INTERVAL_MS
+    if len(problems) != bad or value is None:
+        return None
+    return Step(index, action, value, within, code, interval)
+
+
+def _action_value(
+    action: str, value: object, where: str, problems: list[str]
+) -> str | bool | float | tuple[str, ...] | None:
+    def problem(text: str) -> None:
+        problems.append(f"{where}: {text}, got {value!r}")
+
+    if action in ("remove", "pin", "reload", "rex"):
+        if value is not True:
+            problem("must be true")
+            return None
+        return True
+    if action == "tamper":
+        if not isinstance(value, bool):
+            problem("must be true or false")
+            return None
+        return value
+    if action == "cli":
+        bad = len(problems)
+        args = _args(value, where, problems)
+        return tuple(args) if len(problems) == bad else None
+    if action == "wait_s":
+        bad = len(problems)
+        seconds = _number(value, where, 0, MAX_WAIT_S, problems)
+        return seconds if len(problems) == bad else None
+    if not isinstance(value, str) or not value:
+        problem("must be a non-empty string")
+        return None
+    choices: tuple[str, ...] = ()
+    if action == "expect":
+        choices = tuple(r.value for r in Reason)
+    elif action == "mode":
+        choices = tuple(m.value for m in Mode)
+    elif action == "door":
+        choices = ("open", "closed")
+    if choices and value not in choices:
+        problem(f"must be one of {', '.join(choices)}")
+        return None
+    if action == "keys" and not set(value) <= KEYPAD_KEYS:
+        problem("must be keypad keys (0-9, *, #, and A-D on a 4x4 keypad)")
+        return None
+    return value
+
+
+# -- every string the runner expands --------------------------------------------------------
+
+
+def _all_strings(
+    config: dict[str, dict[str, Any]], setup: list[Setup | None], steps: list[Step | None]
+) -> Iterator[tuple[str, str]]:
+    """Every string the runner expands, with where it is."""
+
+    def flatten(value: object) -> Iterator[str]:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, list | tuple):
+            for item in value:
+                yield from flatten(item)
+
+    for section, table in config.items():
+        for key, value in table.items():
+            for text in flatten(value):
+                yield f"config.{section}.{key}", text
+    for entry in setup:
+        if entry is not None:
+            for text in entry.args:
+                yield f"setup {entry.index}: key `cli`", text
+    for step in steps:
+        if step is not None:
+            for text in flatten(step.value):
+                yield f"step {step.index}: key `{step.action}`", text
+
+
+# -- pass two: against the test PKI ------------------------------------------------------------
+
+
+def check_names(scenario: Scenario, manifest: TestPkiManifest) -> None:
+    """Card names in ``enrol``, ``tap`` and placeholders exist and have what is asked."""
+    cards = {c.name: c for c in manifest.cards}
+    problems: list[str] = []
+
+    def unknown(name: str) -> str:
+        return f"no card {name!r} in the test PKI {manifest.directory}"
+
+    for name in scenario.enrol:
+        card = cards.get(name)
+        if card is None:
+            problems.append(f"top level: key `enrol`: {unknown(name)}")
+        elif card.serial is None or card.issuer_key_id is None:
+            problems.append(f"top level: key `enrol`: {name} has no certificate to enrol")
+    for step in scenario.steps:
+        tapped = step.value if step.action == "tap" else None
+        if isinstance(tapped, str) and not is_profile_path(tapped) and tapped not in cards:
+            problems.append(f"step {step.index}: key `tap`: {unknown(tapped)}")
+    for where, text in _all_strings(scenario.config, list(scenario.setup), list(scenario.steps)):
+        for token in placeholders(text):
+            kind, _, name = token[1:-1].partition(":")
+            if kind not in PER_CARD:
+                continue
+            card = cards.get(name)
+            if card is None:
+                problems.append(f"{where}: {token}: {unknown(name)}")
+            elif card_value(card.serial, card.issuer_key_id, card.pin, kind) is None:
+                problems.append(f"{where}: {token}: {name} has no {kind}")
+    if problems:
+        raise ScenarioError(scenario.path, problems)
