@@ -4,7 +4,7 @@ It implements :class:`terminald.core.revocation_check.RevocationCheck`.
 
 Atomicity. On disk, the whole state (the last snapshot and the deltas since) is one file
 replaced by :func:`atomic_write`; power loss leaves either the old or the new file. In
-memory, the answer comes from one immutable ``_View`` reached through a single attribute;
+memory, the answer comes from one immutable ``View`` reached through a single attribute;
 ``apply`` builds the next view completely, writes it to disk, and only then rebinds the
 attribute, so a reader sees the old view or the new one, never a mix. The new view is
 built by replaying the very chain written to disk, so what a lookup answers after
@@ -21,13 +21,10 @@ import array
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import numpy as np
-from pyroaring import BitMap, FrozenBitMap
 
 from terminald.core.revocation_check import RevocationCheck, RevocationState, RevocationVerdict
 from terminald.core.trusted_time import SignedTime
@@ -41,7 +38,6 @@ from terminald.revocation.chain import (
     encode_chain,
     replay,
 )
-from terminald.revocation.coverage import name_text
 from terminald.revocation.errors import (
     BundleRejected,
     RejectReason,
@@ -50,9 +46,16 @@ from terminald.revocation.errors import (
 )
 from terminald.revocation.freshness import Freshness, FreshnessPolicy
 from terminald.revocation.keys import TrustedKeys, load_public_keys
-from terminald.revocation.serials import SerialArray
 from terminald.store.atomic_file import atomic_write, remove_stale_temporaries
 from terminald.store.heap import release_free_heap
+from terminald.store.revocation_view import (
+    FRESH,
+    IN_GRACE,
+    View,
+    build_view,
+    not_covered,
+    verdict,
+)
 from terminald.store.state_file import FileIdentity, current_identity, read_state
 
 log = logging.getLogger(__name__)
@@ -106,84 +109,6 @@ def _owner_for(directory: Path) -> tuple[int, int] | None:
     return info.st_uid, info.st_gid
 
 
-# Serials per pyroaring call while a bitmap is built. The daemon builds bitmaps on a
-# background thread while its event loop runs, and one C call holds the GIL for its
-# whole length: 5 M serials in one call held it ~70 ms (scripts/bench-live-revocation
-# saw REX wait for it); 64 Ki serials take under 1 ms.
-_BITMAP_CHUNK = 65_536
-
-
-def _bitmap(serials: SerialArray) -> FrozenBitMap:
-    # pyroaring reads an array.array in C, orders of magnitude faster than from numpy's
-    # iterator. run_optimize turns runs of serials into run containers, which cost little.
-    building = BitMap()
-    flat = np.ascontiguousarray(serials)
-    for start in range(0, flat.size, _BITMAP_CHUNK):
-        values = array.array("I")
-        values.frombytes(flat[start : start + _BITMAP_CHUNK].data.cast("B"))
-        building.update(values)
-    building.run_optimize()
-    return FrozenBitMap(building)  # one copy of the containers: ~12 ms for 5 M serials
-
-
-def _verdict(state: RevocationState, in_grace: bool, detail: str = "") -> RevocationVerdict:
-    return RevocationVerdict(state, in_grace, detail)
-
-
-# Lookups return shared immutable verdicts, (revoked, on hold, good), fresh or in grace:
-# no allocation and no enum hashing on the hot path.
-_ANSWERS = tuple(
-    tuple(
-        _verdict(state, grace)
-        for state in (RevocationState.REVOKED, RevocationState.ON_HOLD, RevocationState.GOOD)
-    )
-    for grace in (False, True)
-)
-_FRESH, _IN_GRACE = _ANSWERS
-
-
-def _not_covered(
-    issuer_key_id: bytes,
-    partitions: frozenset[bytes],
-    points: Sequence[bytes],
-    answers: tuple[RevocationVerdict, ...],
-) -> RevocationVerdict:
-    # Off the hot path: a refusal, so the names are rendered for the log and the person.
-    names = sorted(partitions)
-    covered = "; ".join(name_text(p) for p in names[:3])
-    if len(names) > 3:
-        covered += f"; … {len(names)} partitions in all"
-    if points:
-        missing = " / ".join(name_text(p) for p in points)
-        detail = f"revocation data does not cover CRL partition {missing}"
-    else:
-        detail = "the certificate names no CRL distribution point, and the data covers"
-        detail += " only partitions of its issuer"
-    return _verdict(
-        RevocationState.UNAVAILABLE,
-        answers is _IN_GRACE,
-        f"{detail} (issuer key {issuer_key_id.hex()} covers: {covered})",
-    )
-
-
-@dataclass(frozen=True)
-class _View:
-    """One complete, immutable answer set; replaced whole, never modified."""
-
-    # Per issuer: (revoked, on hold, covered partitions); on hold is None when empty,
-    # saving a lookup; partitions is None when the data covers the whole issuer.
-    issuers: Mapping[bytes, tuple[FrozenBitMap, FrozenBitMap | None, frozenset[bytes] | None]]
-    snapshot: BundleHeader
-    latest: BundleHeader
-    deltas: int
-    digest: bytes
-    valid_until: datetime
-    stale_at: datetime
-    stale: RevocationVerdict
-    revoked: int
-    hold: int
-
-
 @dataclass(frozen=True)
 class StoreStatus:
     """For the daemon's health report and alarm output."""
@@ -210,9 +135,9 @@ class RevocationStore:
     def __init__(self, config: RevocationStoreConfig) -> None:
         self._config = config
         self._lock = threading.Lock()
-        self._view: _View | None = None
+        self._view: View | None = None
         self._problem = "revocation data not loaded yet"
-        self._stale_reported: _View | None = None
+        self._stale_reported: View | None = None
         # What was last read or written: (device, inode, size, mtime ns) of the state
         # file, so a cheap stat tells whether another process installed something.
         self._seen: FileIdentity | None = None
@@ -229,19 +154,19 @@ class RevocationStore:
     ) -> RevocationVerdict:
         view = self._view  # one read: everything below uses this view
         if view is None:
-            return _verdict(RevocationState.UNAVAILABLE, False, self._problem)
+            return verdict(RevocationState.UNAVAILABLE, False, self._problem)
         if now < view.valid_until:
-            answers = _FRESH
+            answers = FRESH
         elif now < view.stale_at:
-            answers = _IN_GRACE
+            answers = IN_GRACE
         else:
             self._report_stale(view)
             return view.stale
         lists = view.issuers.get(issuer_key_id)
         if lists is None:
-            return _verdict(
+            return verdict(
                 RevocationState.UNAVAILABLE,
-                answers is _IN_GRACE,
+                answers is IN_GRACE,
                 f"no revocation data for issuer key {issuer_key_id.hex()}",
             )
         revoked, hold, partitions = lists
@@ -250,16 +175,16 @@ class RevocationStore:
                 if point in partitions:
                     break
             else:
-                return _not_covered(issuer_key_id, partitions, distribution_points, answers)
+                return not_covered(issuer_key_id, partitions, distribution_points, answers)
         try:  # a try costs nothing in CPython 3.11 unless it raises
             if serial in revoked:
                 return answers[0]
             if hold is not None and serial in hold:
                 return answers[1]
         except OverflowError:  # pyroaring: negative or wider than 32 bits
-            return _verdict(
+            return verdict(
                 RevocationState.UNAVAILABLE,
-                answers is _IN_GRACE,
+                answers is IN_GRACE,
                 f"serial {serial} is outside the 32-bit range revocation data covers",
             )
         return answers[2]
@@ -307,45 +232,17 @@ class RevocationStore:
         """Why there is no usable data ("" when loaded)."""
         return "" if self._view is not None else self._problem
 
-    def _report_stale(self, view: _View) -> None:
+    def _report_stale(self, view: View) -> None:
         if self._stale_reported is not view:
             self._stale_reported = view
             log.error("ALARM: %s; failing closed", view.stale.detail)
 
     # -- loading -------------------------------------------------------------------------
 
-    def _build_view(self, replayed: Replayed, deltas: int, digest: bytes) -> _View:
-        issuers = {
-            key_id: (
-                _bitmap(entries.revoked),
-                _bitmap(entries.hold) if entries.hold.size else None,
-                entries.coverage.partitions,
-            )
-            for key_id, entries in replayed.revocations.issuers.items()
-        }
-        revoked, hold = replayed.revocations.counts()
-        latest = replayed.latest
-        stale_at = latest.valid_until + self._config.freshness.grace
-        stale = _verdict(
-            RevocationState.STALE,
-            False,
-            f"revocation data version {latest.version} expired at "
-            f"{latest.valid_until.isoformat()} (grace {self._config.freshness.grace})",
-        )
-        return _View(
-            issuers,
-            replayed.snapshot,
-            latest,
-            deltas,
-            digest,
-            latest.valid_until,
-            stale_at,
-            stale,
-            revoked,
-            hold,
-        )
+    def _build_view(self, replayed: Replayed, deltas: int, digest: bytes) -> View:
+        return build_view(replayed, deltas, digest, self._config.freshness.grace)
 
-    def _load(self, data: bytes) -> _View:
+    def _load(self, data: bytes) -> View:
         bundles = decode_chain(data)
         replayed = replay(bundles, self._config.trusted_keys, self._config.max_bundle_size)
         view = self._build_view(replayed, len(bundles) - 1, chain_digest(data))
@@ -485,7 +382,7 @@ class RevocationStore:
             )
             return bundle.header
 
-    def _current_chain(self, view: _View) -> list[bytes]:
+    def _current_chain(self, view: View) -> list[bytes]:
         data = self._config.state_path.read_bytes()
         if chain_digest(data) != view.digest:
             raise RevocationFormatError(
