@@ -36,7 +36,7 @@ from terminald.card.jpki import (
     PinState,
     WrongPinError,
 )
-from terminald.core.cert_cache import CertificateCache
+from terminald.core.cert_cache import TAIL_LENGTH, CertificateCache
 from terminald.core.reasons import Reason
 from terminald.core.revocation_check import RevocationCheck, RevocationState
 from terminald.pki.anchors import TrustStore
@@ -206,7 +206,12 @@ class Authenticator:
             serial = certificate_serial(head)
         except DerError as exc:
             return AuthResult(Reason.CERT_MALFORMED, f"EF 000A head: {exc}")
-        cert = self._cache.lookup(serial, head)
+        cert = None
+        if self._cache.candidates(serial, head):
+            # The head cannot tell same-serial certificates of two roots apart; the
+            # issuer's signature at the end can (core.cert_cache).
+            tail = session.read_certificate_tail(head, TAIL_LENGTH)
+            cert = self._cache.lookup(serial, head, tail)
         cached = cert is not None
         try:
             if cert is None:
@@ -216,9 +221,8 @@ class Authenticator:
             else:
                 cert.check_time(now)
         except CertificateRejected as exc:
-            return AuthResult(
-                _CERT_REASONS[exc.problem.value], exc.detail, CardIdentity(serial, cached=cached)
-            )
+            identity = CardIdentity(serial, exc.issuer_key_id, cached=cached)
+            return AuthResult(_CERT_REASONS[exc.problem.value], exc.detail, identity)
         identity = CardIdentity.of(cert, cached)
 
         revocation = "not_checked"
