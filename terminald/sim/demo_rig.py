@@ -43,6 +43,7 @@ from terminald.sim.pcscd import (
 )
 from terminald.sim.profile import TimingModel
 from terminald.sim.testpki import CardEntry, TestPkiManifest
+from terminald.sim.twin import TWIN
 from terminald.sim.vpcd import SWAP_GAP, VpcdCard
 
 logger = logging.getLogger(__name__)
@@ -230,6 +231,8 @@ class DemoCard:
 
     @property
     def summary(self) -> str:
+        if self.name == TWIN:
+            return "card-001's serial, other root"
         if self.good:
             return "good card" if self.enrolled else "good, NOT enrolled"
         return _SUMMARIES.get(self.name, self.entry.expected.value)
@@ -268,8 +271,10 @@ TOUR_TIMINGS = DemoTimings(pin_timeout_s=5.0, open_ms=1000, held_open_s=1.0)
 
 
 def enrolled_names(manifest: TestPkiManifest) -> list[str]:
-    """Every card whose certificate has a serial, but one good card."""
-    return [c.name for c in manifest.cards if c.serial is not None and c.name != NOT_ENROLLED_CARD]
+    """Every card whose certificate has a serial, but one good card and the twin (card-001's
+    serial under another root: enrolling card-001 must not let it in)."""
+    left_out = (NOT_ENROLLED_CARD, TWIN)
+    return [c.name for c in manifest.cards if c.serial is not None and c.name not in left_out]
 
 
 def _set_key(text: str, key: str, value: str) -> str:
@@ -301,7 +306,14 @@ def write_demo_config(
     (directory / "state").mkdir(exist_ok=True)
     lines = ["# The demo's enrolled cards; one good card is left out on purpose."]
     for name in enrolled_names(manifest):
-        lines += ["", "[[card]]", f"serial = {manifest.card(name).serial}", f'label = "{name}"']
+        entry = manifest.card(name)
+        lines += [
+            "",
+            "[[card]]",
+            f'issuer = "{entry.issuer_key_id}"',
+            f"serial = {entry.serial}",
+            f'label = "{name}"',
+        ]
     (directory / "enrolled.toml").write_text("\n".join(lines) + "\n")
     path = directory / "terminald.toml"
     path.write_text(text)

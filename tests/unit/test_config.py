@@ -291,7 +291,10 @@ def terminal_dir(tmp_path: Path) -> Path:
     public_pem = public_key_pem(Ed25519PrivateKey.generate().public_key())
     (tmp_path / "keys" / "bo.pub").write_bytes(public_pem)
     (tmp_path / "state").mkdir()
-    (tmp_path / "enrolled.toml").write_text('[[card]]\nserial = 4660\nlabel = "front desk"\n')
+    (tmp_path / "enrolled.toml").write_text(
+        '[[card]]\nissuer = "1ac100f596a3bc8c4b3df195e32699249e9e308a"\nserial = 4660\n'
+        'label = "front desk"\n'
+    )
     return write(
         tmp_path,
         GOOD.replace('board = "rpi5"', 'board = "rpi4"').replace(

@@ -184,11 +184,16 @@ def test_the_demo_config_loads_and_leaves_one_good_card_out(
     assert config.relay.open_ms == TOUR_TIMINGS.open_ms
     assert config.door.held_open_s == TOUR_TIMINGS.held_open_s
     enrolled = load_enrolled(config.access.enrolled)
-    serial = test_pki.card(NOT_ENROLLED_CARD).serial
-    good = test_pki.card("card-001").serial
-    assert serial is not None and good is not None
-    assert enrolled.refusal(CardIdentity(good)) is None
-    assert enrolled.refusal(CardIdentity(serial)) is not None
+
+    def identity(name: str) -> CardIdentity:
+        entry = test_pki.card(name)
+        assert entry.serial is not None and entry.issuer_key_id is not None
+        return CardIdentity(entry.serial, bytes.fromhex(entry.issuer_key_id))
+
+    assert enrolled.refusal(identity("card-001")) is None
+    assert enrolled.refusal(identity(NOT_ENROLLED_CARD)) is not None
+    # card-001's serial under another root is another person, not enrolled in the demo.
+    assert enrolled.refusal(identity("twin")) is not None
 
 
 def test_the_demo_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
