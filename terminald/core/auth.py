@@ -74,7 +74,11 @@ class AuthSettings:
 
 @dataclass(frozen=True)
 class CardIdentity:
-    """Who the certificate says the card is, as far as a verdict needs to say."""
+    """Who the certificate says the card is, as far as a verdict needs to say.
+
+    A certificate is (issuer key id, serial): serials are unique per issuer only.
+    ``issuer_key_id`` is None only when no trusted root vouched for the certificate.
+    """
 
     serial: int
     issuer_key_id: bytes | None = None
@@ -84,6 +88,14 @@ class CardIdentity:
     @classmethod
     def of(cls, cert: VerifiedCertificate, cached: bool) -> CardIdentity:
         return cls(cert.serial, cert.issuer_key_id, cert.not_after, cached)
+
+    @property
+    def issuer_hex(self) -> str:
+        return self.issuer_key_id.hex() if self.issuer_key_id is not None else "unknown"
+
+    def describe(self) -> str:
+        """``issuer 1ac1… serial 16777217``: how people and logs are shown a certificate."""
+        return f"issuer {self.issuer_hex} serial {self.serial}"
 
 
 # The terminal's access policy (core.access): None admits, a string says why not.
