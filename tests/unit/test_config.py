@@ -365,6 +365,27 @@ def test_check_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     ]
 
 
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        ('serial = 4660\nlabel = "front desk"\n', "card[0].issuer (serial 4660, label "),
+        ('serial = 4660\nissuer = ""\n', "card[0].issuer (serial 4660): is empty"),
+        ('serial = 4660\nissuer = "1ac1zz"\n', "card[0].issuer (serial 4660): must be a key id"),
+    ],
+)
+def test_check_config_refuses_an_enrolled_entry_without_a_usable_issuer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entries: str, problem: str
+) -> None:
+    path = terminal_dir(tmp_path)
+    (tmp_path / "enrolled.toml").write_text("[[card]]\n" + entries)
+    assert main(["check-config", str(path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}: access.enrolled: {tmp_path / 'enrolled.toml'}: ")
+    assert problem in line
+    # It says where the issuer comes from.
+    assert "`terminald auth`" in line and "`terminald cert show FILE`" in line
+
+
 def test_check_config_checks_named_files_unless_told_not_to(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
