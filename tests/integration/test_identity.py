@@ -258,3 +258,48 @@ def test_cli_auth_prints_the_pair_when_refused_before_the_pin(
     assert not touched_pin(card)
     slot.stop()
     assert wait_for_card_state(READER_0, False, 5)
+
+
+def test_sim_pki_generates_the_twin_and_sim_card_serves_it(pcscd: Pcscd, tmp_path: Path) -> None:
+    """`terminald sim pki` then `terminald sim card DIR/cards/twin.json`, as a person would."""
+    import json
+    import signal
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "terminald", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    built = cli("sim", "pki", "--out", str(tmp_path / "pki"), "--cards", "1")
+    assert built.returncode == 0, built.stderr
+    assert any(line.split()[:1] == ["twin"] for line in built.stdout.splitlines())
+    pki = TestPkiManifest.load(tmp_path / "pki")
+    twin, one = pki.card("twin"), pki.card("card-001")
+    assert twin.serial == one.serial and twin.issuer_key_id != one.issuer_key_id
+    card = subprocess.Popen(
+        [sys.executable, "-m", "terminald", "sim", "card", str(pki.profile_path("twin"))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for_card_state(READER_0, True, 10)
+        done = cli(
+            "auth", "--trust", str(pki.trust_dir), "--pin-stdin", "--json", "--wait", "10",
+            stdin=(twin.pin or "") + "\n",
+        )  # fmt: skip
+    finally:
+        card.send_signal(signal.SIGTERM)
+        card.communicate(timeout=10)
+    assert done.returncode == 0, done.stderr
+    verdict = json.loads(done.stdout)
+    assert (verdict["verdict"], verdict["issuer_key_id"], verdict["serial"]) == (
+        "ok",
+        twin.issuer_key_id,
+        twin.serial,
+    )
+    assert wait_for_card_state(READER_0, False, 5)

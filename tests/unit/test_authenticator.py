@@ -257,3 +257,20 @@ def test_access_is_decided_on_the_pair_before_the_pin(test_pki: TestPkiManifest)
     assert result.reason is Reason.NOT_ENROLLED
     assert result.identity is not None and not result.identity.cached
     assert not any(cmd[1] == 0x20 for cmd in twin.commands())  # no VERIFY, not even a query
+
+
+def test_revocation_is_asked_for_the_twins_own_pair(test_pki: TestPkiManifest) -> None:
+    """card-001 revoked under its root: its twin (same serial, other root) is not."""
+    one = test_pki.card("card-001")
+    assert one.serial is not None
+    revoked = (_issuer(test_pki, "card-001"), one.serial)
+
+    class PairRevocation:
+        def check(self, issuer_key_id: bytes, serial: int, now: datetime) -> RevocationVerdict:
+            state = RevocationState.REVOKED if (issuer_key_id, serial) == revoked else None
+            return RevocationVerdict(state or RevocationState.GOOD)
+
+    auth = authenticator(test_pki, revocation=PairRevocation())
+    for name, reason in (("card-001", Reason.CERT_REVOKED), ("twin", Reason.OK)) * 2:
+        result, _ = run(auth, card(test_pki, name), pin_of(test_pki, name))
+        assert result.reason is reason, name
