@@ -33,6 +33,7 @@ from terminald.sim.demo_rig import (
     wait_until,
 )
 from terminald.sim.testpki import TestPkiManifest, build_test_pki
+from terminald.sim.twin import TWIN
 
 GREEN, RED, AMBER, DIM, BOLD, RESET = (
     "\033[32m",
@@ -50,6 +51,7 @@ TOUR_CARDS = (
     GOOD,
     "card-002",
     NOT_ENROLLED_CARD,
+    TWIN,
     "last-try",
     "blocked",
     "face-auth",
@@ -161,6 +163,12 @@ class Tour:
                 f"{NOT_ENROLLED_CARD} is genuine but missing from enrolled.toml",
                 "refused not_enrolled before any PIN",
                 card(NOT_ENROLLED_CARD, Reason.NOT_ENROLLED),
+            ),
+            Step(
+                "The same serial from another root",
+                f"{TWIN} has {GOOD}'s serial under another root generation: another person",
+                "refused not_enrolled before any PIN",
+                card(TWIN, Reason.NOT_ENROLLED),
             ),
             Step(
                 "One PIN try left",
