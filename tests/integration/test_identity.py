@@ -261,7 +261,7 @@ def test_cli_auth_prints_the_pair_when_refused_before_the_pin(
 
 
 def test_sim_pki_generates_the_twin_and_sim_card_serves_it(pcscd: Pcscd, tmp_path: Path) -> None:
-    """`terminald sim pki` then `terminald sim card DIR/cards/twin.json`, as a person would."""
+    """`terminald sim pki --out DIR` then `terminald sim card twin --pki DIR`."""
     import json
     import signal
 
@@ -281,7 +281,7 @@ def test_sim_pki_generates_the_twin_and_sim_card_serves_it(pcscd: Pcscd, tmp_pat
     twin, one = pki.card("twin"), pki.card("card-001")
     assert twin.serial == one.serial and twin.issuer_key_id != one.issuer_key_id
     card = subprocess.Popen(
-        [sys.executable, "-m", "terminald", "sim", "card", str(pki.profile_path("twin"))],
+        [sys.executable, "-m", "terminald", "sim", "card", "twin", "--pki", str(pki.directory)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
