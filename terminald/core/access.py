@@ -11,7 +11,7 @@ same serial under two roots is two people.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,6 +65,10 @@ class EnrolledCards:
 
     def __len__(self) -> int:
         return len(self._by_pair)
+
+    def __iter__(self) -> Iterator[EnrolledCard]:
+        """In the order given (the file's order)."""
+        return iter(self._by_pair.values())
 
     def match(self, identity: CardIdentity) -> EnrolledCard | None:
         if identity.issuer_key_id is None:  # an issuer never proven matches no one

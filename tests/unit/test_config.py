@@ -386,6 +386,21 @@ def test_check_config_refuses_an_enrolled_entry_without_a_usable_issuer(
     assert "`terminald auth`" in line and "`terminald cert show FILE`" in line
 
 
+def test_check_config_warns_of_an_issuer_no_anchor_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = terminal_dir(tmp_path)  # trusts the 2023 J-LIS root; enrols one card under it
+    assert main(["check-config", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    with (tmp_path / "enrolled.toml").open("a") as file:
+        file.write('[[card]]\nissuer = "aa:bb"\nserial = 7\nlabel = "typo"\n')
+    assert main(["check-config", str(path)]) == 0  # usable: the others still pass
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}: warning: access.enrolled: serial 7 (label 'typo'): ")
+    assert "issuer aabb is no trust anchor's key id" in line
+    assert "1ac100f596a3bc8c4b3df195e32699249e9e308a" in line
+
+
 def test_check_config_checks_named_files_unless_told_not_to(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
