@@ -138,6 +138,28 @@ def test_a_cached_card_never_stands_in_for_its_twin(
     assert gate.relay_pulses() and len(gate.relay_pulses()) == 1
 
 
+def test_the_refused_twin_in_the_cache_does_not_stand_in_for_the_enrolled_card(
+    gate_factory: Callable[[list[str]], GateRig],
+) -> None:
+    """The twin is refused (its verified certificate is cached all the same); card-001
+    after it is read, passes with its own PIN and is logged under its own label."""
+    gate = gate_factory(["card-001"])
+    twin = gate.tap("twin")
+    assert gate.verdict() is Reason.NOT_ENROLLED
+    gate.wait_until(lambda: not twin.powered)
+    card = gate.tap("card-001")
+    gate.wait_state("pin_entry")
+    gate.type(gate.pin("card-001") + "#")
+    assert gate.verdict() is Reason.OK
+    gate.wait_until(lambda: not card.powered)
+    assert reads(card) == 3  # head, tail (the twin's differs), the rest: not the twin's
+    assert gate.daemon.audit is not None
+    (row,) = gate.daemon.audit.recent(kind="granted")
+    assert (row.issuer_key_id, row.label) == (issuer(gate.pki, "card-001"), "card-001")
+    assert row.evidence is not None
+    assert row.evidence[2] == gate.pki.load_profile("card-001").auth_cert
+
+
 def test_both_enrolled_each_twin_gets_its_own_label_cached_or_not(
     gate_factory: Callable[[list[str]], GateRig], caplog: pytest.LogCaptureFixture
 ) -> None:
