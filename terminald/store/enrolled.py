@@ -4,7 +4,7 @@ A TOML file the operator (later the back office) writes::
 
     [[card]]
     issuer = "1ac100f5...308a"  # the issuing root's key id (hex), as `terminald auth`
-                                # and `terminald cert show` print it ("issuer key id")
+                                # and `terminald cert show` print it
     serial = 4660               # the certificate's serial number (decimal), likewise
     label = "reception desk"    # optional: shown in the log with each decision
 
@@ -32,7 +32,7 @@ _KEYS = ("serial", "issuer", "label")
 ISSUER_HINT = (
     'the issuing root\'s key id in hex, e.g. issuer = "1ac100f5..."; `terminald auth` '
     'prints it for the card on the reader ("issuer ...") and `terminald cert show FILE` '
-    'for a certificate file ("issuer key id")'
+    'for a certificate file ("enrol as: issuer = ...")'
 )
 
 
