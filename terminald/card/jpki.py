@@ -2,8 +2,9 @@
 
 APDUs and status words follow shared/reference/jpki-card.md §2. The session
 uses the short-EF (SFI) forms wherever they save a SELECT, so a cached card
-costs 5 APDUs and a first-seen one 11 with 256-byte reads (6 with one
-extended read). It never selects any application other than the JPKI AP.
+costs 6 APDUs (its head and a 32-byte tail, core.cert_cache) and a first-seen one
+11 with 256-byte reads (6 with one extended read). It never selects any
+application other than the JPKI AP.
 """
 
 from __future__ import annotations
@@ -99,6 +100,26 @@ class JpkiSession:
         if sw not in (SW.OK, 0x6282) or len(data) < 4:
             raise CertificateReadError(f"reading the certificate head failed (SW={sw:04X})")
         return data
+
+    def read_certificate_tail(self, head: bytes, length: int) -> bytes:
+        """The last ``length`` bytes of the certificate whose first bytes are ``head``."""
+        try:
+            total = certificate_length(head)
+        except DerError as exc:
+            raise CertificateReadError(f"EF 000A is not a DER certificate: {exc}") from exc
+        if total > MAX_CERTIFICATE_LENGTH:
+            raise CertificateReadError(f"EF 000A claims {total} bytes; refusing")
+        offset = max(0, total - length)
+        if offset + length <= len(head):
+            return head[offset:total]
+        command = CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, le=total - offset)
+        data, sw = self._send(command)
+        if sw == SW.COMMAND_NOT_ALLOWED_NO_EF:
+            self._select_ef(EF_AUTH_CERT)  # as in read_certificate_rest
+            data, sw = self._send(command)
+        if sw != SW.OK or not data:
+            raise CertificateReadError(f"READ BINARY at {offset} failed (SW={sw:04X})")
+        return data[: total - offset]
 
     def read_certificate_rest(self, head: bytes, *, extended: bool = False) -> bytes:
         """Complete the certificate whose first bytes are ``head``.

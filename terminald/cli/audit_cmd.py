@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from terminald.cli.common import CliError, Groups, Subparsers
 from terminald.config import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    from terminald.store.audit import AuditEntry
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -14,7 +18,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "audit",
         help="show the audit trail (every decision, exit, alarm and mode change)",
         description="Print the newest rows of the audit trail, oldest first: time (UTC), "
-        "kind, reason code, certificate serial, label, detail. Safe while the daemon runs. "
+        "kind, reason code, the certificate's issuer key id and serial (a certificate is that "
+        "pair), label, detail. Safe while the daemon runs. "
         "Exit status: 0 shown, 2 no trail or no configuration.",
     )
     where = audit.add_mutually_exclusive_group()
@@ -38,11 +43,19 @@ def register(commands: Subparsers, groups: Groups) -> None:
     audit.set_defaults(func=run)
 
 
+def _pair(entry: AuditEntry) -> str:
+    """``issuer 1ac1… serial 77``: the serial alone names no one; ``-`` without a card."""
+    if entry.serial is None:
+        return "-"
+    issuer = entry.issuer_key_id.hex() if entry.issuer_key_id is not None else "unknown"
+    return f"issuer {issuer} serial {entry.serial}"
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
     from terminald.config import ConfigError, load_config
-    from terminald.store.audit import AUDIT_NAME, AuditEntry, AuditError, AuditLog
+    from terminald.store.audit import AUDIT_NAME, AuditError, AuditLog
 
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
@@ -81,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             entry.at.strftime("%Y-%m-%d %H:%M:%S"),
             entry.kind,
             entry.reason or "-",
-            str(entry.serial) if entry.serial is not None else "-",
+            _pair(entry),
             entry.label or "-",
             entry.detail,
         ]

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: building the parser (for every command, including
     # relay-safe after a crash) must not pay for cryptography, numpy or pyscard.
     from terminald.backends.pcsc import PcscReader  # the only hardware import
-    from terminald.core.auth import Authenticator, AuthSettings
+    from terminald.core.auth import Authenticator, AuthSettings, CardIdentity
     from terminald.core.reasons import DESCRIPTIONS, Reason
     from terminald.daemon.transaction import run_transaction
 
@@ -123,12 +123,18 @@ def run(args: argparse.Namespace) -> int:
     if not reader.wait_for_card(args.wait):
         raise CliError(f"no card on {reader.name} within {args.wait:g} s", exit_code=EXIT_REFUSED)
 
+    shown: list[CardIdentity] = []
+
+    def show(identity: CardIdentity) -> None:
+        # The pair, as an enrolled-cards entry wants it (issuer first: the serial alone
+        # names no one).
+        valid = f", valid until {identity.not_after:%Y-%m-%d}" if identity.not_after else ""
+        print(f"Card: {identity.describe()}{valid}", flush=True)
+        shown.append(identity)
+
     def pin_source(request: PinRequest) -> str | None:
         if not args.json:
-            ident = request.identity
-            print(
-                f"Card: serial {ident.serial}, valid until {ident.not_after:%Y-%m-%d}", flush=True
-            )
+            show(request.identity)
         return _read_pin(args, request)
 
     tx = run_transaction(reader, authenticator, pin_source)
@@ -138,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(_as_json(tx, reader.name))
     else:
         detail = result.detail or DESCRIPTIONS[result.reason]
+        if result.identity is not None and not shown:  # refused before the PIN
+            show(result.identity)
         print(f"Verdict: {result.reason.value} — {detail}")
         if result.pin_tries_left is not None and result.reason is not Reason.OK:
             print(f"PIN tries left: {result.pin_tries_left}")

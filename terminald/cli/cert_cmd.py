@@ -19,7 +19,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
     sub = cert.add_subparsers(dest="cert_command", metavar="SUBCOMMAND", required=True)
     show = sub.add_parser(
         "show",
-        help="print a certificate's serial, issuer, key ids, validity and chain status",
+        help="print a certificate's serial, issuer, key ids, validity and chain status, "
+        "and the (issuer, serial) pair to enrol it with",
         description="Parse a DER or PEM certificate and check it against the trust anchors.",
     )
     show.add_argument("file", type=Path, help="certificate file (DER or PEM)")
@@ -63,6 +64,12 @@ def describe(cert: x509.Certificate, args: argparse.Namespace) -> dict[str, Any]
         "valid_now": cert.not_valid_before_utc <= now <= cert.not_valid_after_utc,
         "chain": status,
         "chain_detail": detail,
+        # What names this certificate everywhere (enrolment, logs, audit): the pair.
+        "identity": (
+            {"issuer_key_id": aki.hex(), "serial": cert.serial_number}
+            if aki is not None and status != "anchor"
+            else None
+        ),
     }
 
 
@@ -96,4 +103,11 @@ def run_show(args: argparse.Namespace) -> int:
         f"{'' if info['valid_now'] else '  (NOT valid now)'}"
     )
     print(f"chain:           {info['chain']}: {info['chain_detail']}")
+    identity = info["identity"]
+    if identity is not None:
+        # The lines an enrolled-cards entry needs, ready to paste.
+        print(
+            f'enrol as:        issuer = "{identity["issuer_key_id"]}"  '
+            f"serial = {identity['serial']}"
+        )
     return 0

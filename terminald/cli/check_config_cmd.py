@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"{args.file}: {problem}", file=sys.stderr)
         return 2
+    if not args.no_files:
+        for warning in enrolment_warnings(config):
+            print(f"{args.file}: warning: {warning}", file=sys.stderr)
     if args.json:
         print_json(config_as_dict(config))
         return 0
@@ -52,6 +55,30 @@ def run(args: argparse.Namespace) -> int:
     for line in summary(config):
         print(f"  {line}")
     return 0
+
+
+def enrolment_warnings(config: Config) -> list[str]:
+    """Enrolled entries whose issuer is no trust anchor's key id: a typo, or a root not
+    configured yet (e.g. J-LIS's 2019 root). Such a card can never pass, so say so."""
+    from terminald.config import ConfigError, trust_store
+    from terminald.store.enrolled import EnrolledFileError, load_enrolled
+
+    if config.access.policy != "enrolled":
+        return []
+    try:
+        anchors = {anchor.key_id for anchor in trust_store(config).anchors()}
+        cards = load_enrolled(config.access.enrolled)
+    except (ConfigError, EnrolledFileError):
+        return []  # already reported as problems
+    known = ", ".join(sorted(key_id.hex() for key_id in anchors)) or "none"
+    return [
+        f"access.enrolled: serial {card.serial}"
+        + (f" (label {card.label!r})" if card.label else "")
+        + f": issuer {card.issuer_key_id.hex()} is no trust anchor's key id (anchors: {known}); "
+        "this card cannot pass until that root is trusted"
+        for card in cards
+        if card.issuer_key_id not in anchors
+    ]
 
 
 def board_problems(config: Config) -> list[str]:

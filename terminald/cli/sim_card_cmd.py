@@ -36,7 +36,15 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "virtual reader until interrupted. Reader 'Virtual PCD 00 00' is port 35963, "
         "'Virtual PCD 00 01' is 35964.",
     )
-    card.add_argument("profile", type=Path, metavar="PROFILE", help="card profile JSON file")
+    card.add_argument(
+        "profile",
+        type=Path,
+        metavar="PROFILE",
+        help="card profile JSON file, or with --pki a card name of that test PKI (e.g. twin)",
+    )
+    card.add_argument(
+        "--pki", type=Path, metavar="DIR", help="the test PKI that PROFILE names a card of"
+    )
     card.add_argument(
         "--vpcd",
         default=f"127.0.0.1:{DEFAULT_PORT}",
@@ -76,12 +84,31 @@ def _load(path: Path) -> CardProfile:
         raise CliError(f"{path} is not a card profile: {exc}") from exc
 
 
+def _profile_of(pki: Path, name: str) -> Path:
+    """The profile file of card ``name`` in the test PKI at ``pki`` (a path stays a path)."""
+    from terminald.sim.testpki import TestPkiManifest
+
+    if Path(name).suffix == ".json":
+        return Path(name)
+    try:
+        manifest = TestPkiManifest.load(pki)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliError(f"--pki {pki}: not a test PKI ({exc})") from exc
+    try:
+        return manifest.profile_path(name)
+    except KeyError:
+        names = ", ".join(card.name for card in manifest.cards)
+        raise CliError(f"no card {name!r} in {pki} (cards: {names})") from None
+
+
 def run_card(args: argparse.Namespace) -> int:
     from terminald.sim.card import VirtualJpkiCard
     from terminald.sim.profile import TimingModel
     from terminald.sim.vpcd import VpcdCard
 
     host, port = parse_endpoint(args.vpcd)
+    if args.pki is not None:
+        args.profile = _profile_of(args.pki, str(args.profile))
     profile = _load(args.profile)
     if args.realtime and profile.timing == TimingModel():
         profile = dataclasses.replace(profile, timing=TimingModel.nfc())

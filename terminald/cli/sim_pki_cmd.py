@@ -72,13 +72,15 @@ def _print_summary(manifest: TestPkiManifest, seconds: float) -> None:
         )
     print()
     header = f"  {'CARD':<15} {'PIN':<5} {'TRIES':>5}  {'SERIAL':>10}  {'ROOT':<10} "
-    print(header + f"{'NOT AFTER':<10}  EXPECTED")
+    # ISSUER with SERIAL: a certificate is the pair (the twin shares card-001's serial).
+    print(header + f"{'NOT AFTER':<10}  {'EXPECTED':<22} ISSUER")
     for card in manifest.cards:
         serial = "-" if card.serial is None else str(card.serial)
         not_after = "-" if card.not_after is None else f"{card.not_after:%Y-%m-%d}"
         print(
             f"  {card.name:<15} {card.pin or '-':<5} {card.auth_tries:>5}  {serial:>10}  "
-            f"{card.root or '-':<10} {not_after:<10}  {card.expected.value}"
+            f"{card.root or '-':<10} {not_after:<10}  {card.expected.value:<22} "
+            f"{card.issuer_key_id or '-'}"
         )
     print()
     print(f"card profiles: {directory / 'cards'}/<CARD>.json")

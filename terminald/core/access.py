@@ -3,11 +3,15 @@
 A card refused by policy is refused before VERIFY, so a person who is not enrolled
 never spends a PIN try at this terminal. The check needs only the certificate the card
 shows to anyone; the PIN and the signature later prove that it is this card.
+
+A certificate is named by the pair (issuer key id, serial), never by its serial alone:
+serials are unique per issuer only, and the J-LIS root generations share one DN, so the
+same serial under two roots is two people.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,39 +34,49 @@ class AnyCard:
 @dataclass(frozen=True)
 class EnrolledCard:
     serial: int
-    # The issuing CA's key id; None matches the serial under any trusted root.
-    issuer_key_id: bytes | None = None
+    issuer_key_id: bytes  # the issuing root's key id: the serial means nothing without it
     label: str = ""
+
+    @property
+    def key(self) -> tuple[bytes, int]:
+        return self.issuer_key_id, self.serial
 
 
 class EnrolledCards:
-    """An allow-list of certificates, by serial number (and issuer, when given).
+    """An allow-list of certificates, by (issuer key id, serial).
 
     A JPKI user-authentication certificate is replaced when the card is renewed (every
     5 years, or after a PIN reset at the municipal office), so enrolment must be
-    renewed with it: the serial is the only identifier the terminal may keep.
+    renewed with it: the pair is the only identifier the terminal may keep.
     """
 
-    def __init__(self, cards: Mapping[int, tuple[EnrolledCard, ...]]) -> None:
-        self._by_serial = dict(cards)
+    def __init__(self, cards: Iterable[EnrolledCard]) -> None:
+        self._by_pair: dict[tuple[bytes, int], EnrolledCard] = {}
+        for card in cards:
+            if card.key in self._by_pair:
+                raise ValueError(
+                    f"serial {card.serial} of issuer {card.issuer_key_id.hex()} is listed twice"
+                )
+            self._by_pair[card.key] = card
 
     @classmethod
     def of(cls, cards: list[EnrolledCard]) -> EnrolledCards:
-        by_serial: dict[int, tuple[EnrolledCard, ...]] = {}
-        for card in cards:
-            by_serial[card.serial] = (*by_serial.get(card.serial, ()), card)
-        return cls(by_serial)
+        return cls(cards)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_serial.values())
+        return len(self._by_pair)
+
+    def __iter__(self) -> Iterator[EnrolledCard]:
+        """In the order given (the file's order)."""
+        return iter(self._by_pair.values())
 
     def match(self, identity: CardIdentity) -> EnrolledCard | None:
-        for card in self._by_serial.get(identity.serial, ()):
-            if card.issuer_key_id is None or card.issuer_key_id == identity.issuer_key_id:
-                return card
-        return None
+        if identity.issuer_key_id is None:  # an issuer never proven matches no one
+            return None
+        return self._by_pair.get((identity.issuer_key_id, identity.serial))
 
     def refusal(self, identity: CardIdentity) -> str | None:
         if self.match(identity) is not None:
             return None
-        return f"serial {identity.serial} is not enrolled at this terminal"
+        issuer = identity.issuer_key_id.hex() if identity.issuer_key_id else "unknown"
+        return f"serial {identity.serial} of issuer {issuer} is not enrolled at this terminal"

@@ -36,7 +36,7 @@ from terminald.card.jpki import (
     PinState,
     WrongPinError,
 )
-from terminald.core.cert_cache import CertificateCache
+from terminald.core.cert_cache import TAIL_LENGTH, CertificateCache
 from terminald.core.reasons import Reason
 from terminald.core.revocation_check import RevocationCheck, RevocationState
 from terminald.core.trusted_time import BUILD_EPOCH, EPOCH, SignedTime, clock_problem
@@ -75,7 +75,11 @@ class AuthSettings:
 
 @dataclass(frozen=True)
 class CardIdentity:
-    """Who the certificate says the card is, as far as a verdict needs to say."""
+    """Who the certificate says the card is, as far as a verdict needs to say.
+
+    A certificate is (issuer key id, serial): serials are unique per issuer only.
+    ``issuer_key_id`` is None only when no trusted root vouched for the certificate.
+    """
 
     serial: int
     issuer_key_id: bytes | None = None
@@ -85,6 +89,14 @@ class CardIdentity:
     @classmethod
     def of(cls, cert: VerifiedCertificate, cached: bool) -> CardIdentity:
         return cls(cert.serial, cert.issuer_key_id, cert.not_after, cached)
+
+    @property
+    def issuer_hex(self) -> str:
+        return self.issuer_key_id.hex() if self.issuer_key_id is not None else "unknown"
+
+    def describe(self) -> str:
+        """``issuer 1ac1… serial 16777217``: how people and logs are shown a certificate."""
+        return f"issuer {self.issuer_hex} serial {self.serial}"
 
 
 # The terminal's access policy (core.access): None admits, a string says why not.
@@ -213,7 +225,12 @@ class Authenticator:
             serial = certificate_serial(head)
         except DerError as exc:
             return AuthResult(Reason.CERT_MALFORMED, f"EF 000A head: {exc}")
-        cert = self._cache.lookup(serial, head)
+        cert = None
+        if self._cache.candidates(serial, head):
+            # The head cannot tell same-serial certificates of two roots apart; the
+            # issuer's signature at the end can (core.cert_cache).
+            tail = session.read_certificate_tail(head, TAIL_LENGTH)
+            cert = self._cache.lookup(serial, head, tail)
         cached = cert is not None
         try:
             if cert is None:
@@ -223,9 +240,8 @@ class Authenticator:
             else:
                 cert.check_time(now)
         except CertificateRejected as exc:
-            return AuthResult(
-                _CERT_REASONS[exc.problem.value], exc.detail, CardIdentity(serial, cached=cached)
-            )
+            identity = CardIdentity(serial, exc.issuer_key_id, cached=cached)
+            return AuthResult(_CERT_REASONS[exc.problem.value], exc.detail, identity)
         identity = CardIdentity.of(cert, cached)
 
         revocation = "not_checked"

@@ -77,6 +77,8 @@ class Record:
     detail: str
     reason: Reason | None = None
     serial: int | None = None
+    # With the serial, the certificate's identity: serials are unique per issuer only.
+    issuer_key_id: bytes | None = None
     evidence: Evidence | None = field(default=None, repr=False, compare=False)
 
 

@@ -320,6 +320,7 @@ class Terminal:
                 result.detail,
                 reason,
                 identity.serial if identity else None,
+                identity.issuer_key_id if identity else None,
                 _evidence(result) if reason is Reason.OK else None,
             ),
         ]

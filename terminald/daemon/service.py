@@ -327,6 +327,7 @@ class Daemon:
                 logger,
                 logging.INFO,
                 "pin_prompt",
+                issuer=event.outcome.identity.issuer_hex,
                 serial=event.outcome.identity.serial,
                 tries_left=event.outcome.tries_left,
             )
@@ -373,8 +374,11 @@ class Daemon:
         label = ""
         if record.reason is not None:
             values["reason"] = record.reason.value
+            if record.serial is not None:  # a certificate is its issuer and serial
+                issuer = record.issuer_key_id
+                values["issuer"] = issuer.hex() if issuer is not None else "unknown"
             values["serial"] = record.serial
-            label = self._label(record.serial)
+            label = self._label(record.serial, record.issuer_key_id)
             if label:
                 values["label"] = label
             values["detail"] = record.detail or DESCRIPTIONS[record.reason]
@@ -392,6 +396,7 @@ class Daemon:
             label or None,
             str(values["detail"]),
             (evidence.message, evidence.signature, evidence.certificate) if evidence else None,
+            record.issuer_key_id,
         )
         self._tell(record)
 
@@ -403,12 +408,21 @@ class Daemon:
         label: str | None,
         detail: str,
         evidence: tuple[bytes, bytes, bytes] | None = None,
+        issuer: bytes | None = None,
     ) -> None:
         """A row in the audit trail; a failing trail is logged (once) and never stops a door."""
         if self.audit is None:
             return
         entry = AuditEntry(
-            self._clock(), self.config.terminal.id, kind, reason, serial, label, detail, evidence
+            self._clock(),
+            self.config.terminal.id,
+            kind,
+            reason,
+            serial,
+            label,
+            detail,
+            evidence,
+            issuer,
         )
         try:
             self.audit.append(entry)
@@ -421,10 +435,12 @@ class Daemon:
                 log_event(logger, logging.INFO, "audit_recovered")
             self._audit_failing = False
 
-    def _label(self, serial: int | None) -> str:
-        identity = self._identity
-        if serial is None or identity is None or identity.serial != serial:
+    def _label(self, serial: int | None, issuer: bytes | None) -> str:
+        # The enrolled label of this very certificate, by the record's own pair: the
+        # serial alone could name the same-serial holder of another root.
+        if serial is None or issuer is None:
             return ""
+        identity = CardIdentity(serial, issuer)
         match = getattr(self.runtime.access, "match", None)
         card = match(identity) if callable(match) else None
         return str(getattr(card, "label", "") or "")

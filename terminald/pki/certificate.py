@@ -41,10 +41,14 @@ class CertProblem(Enum):
 
 
 class CertificateRejected(Exception):
-    def __init__(self, problem: CertProblem, detail: str) -> None:
+    def __init__(
+        self, problem: CertProblem, detail: str, issuer_key_id: bytes | None = None
+    ) -> None:
         super().__init__(f"{problem.value}: {detail}")
         self.problem = problem
         self.detail = detail
+        # Set once the issuer is proven (a time problem): the log can name the pair.
+        self.issuer_key_id = issuer_key_id
 
 
 @dataclass(frozen=True)
@@ -76,17 +80,20 @@ class VerifiedCertificate:
 
     def check_time(self, now: datetime) -> None:
         """Validity of the certificate and of its anchor at ``now``."""
+        issuer = self.issuer_key_id
         if now < self.not_before:
             raise CertificateRejected(
-                CertProblem.NOT_YET_VALID, f"valid from {self.not_before:%Y-%m-%d %H:%M:%SZ}"
+                CertProblem.NOT_YET_VALID,
+                f"valid from {self.not_before:%Y-%m-%d %H:%M:%SZ}",
+                issuer,
             )
         if now > self.not_after:
             raise CertificateRejected(
-                CertProblem.EXPIRED, f"expired {self.not_after:%Y-%m-%d %H:%M:%SZ}"
+                CertProblem.EXPIRED, f"expired {self.not_after:%Y-%m-%d %H:%M:%SZ}", issuer
             )
         if not self.anchor.valid_at(now):
             raise CertificateRejected(
-                CertProblem.EXPIRED, f"issuing root {self.anchor.source} is not valid now"
+                CertProblem.EXPIRED, f"issuing root {self.anchor.source} is not valid now", issuer
             )
 
 

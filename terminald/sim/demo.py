@@ -20,11 +20,13 @@ from typing import TextIO
 from terminald.sim.demo_rig import NOT_ENROLLED_CARD, TOUR_TIMINGS, DemoRig, DemoTimings
 from terminald.sim.demo_tour import GOOD, run_tour
 from terminald.sim.testpki import TestPkiManifest, build_test_pki
+from terminald.sim.twin import TWIN
 
 TOUR_CARDS = (
     GOOD,
     "card-002",
     NOT_ENROLLED_CARD,
+    TWIN,
     "last-try",
     "blocked",
     "face-auth",

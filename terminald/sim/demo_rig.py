@@ -22,6 +22,7 @@ from terminald.sim.card import VirtualJpkiCard
 from terminald.sim.profile import TimingModel
 from terminald.sim.rig import SimRig
 from terminald.sim.testpki import CardEntry, TestPkiManifest
+from terminald.sim.twin import TWIN
 
 DEMO_CONFIG = Path(terminald.__file__).resolve().parent.parent / "systemd" / "terminald-demo.toml"
 NOT_ENROLLED_CARD = "card-003"  # a good card the demo deliberately leaves out of enrolled.toml
@@ -62,6 +63,8 @@ class DemoCard:
 
     @property
     def summary(self) -> str:
+        if self.name == TWIN:
+            return "card-001's serial, other root"
         if self.good:
             return "good card" if self.enrolled else "good, NOT enrolled"
         return _SUMMARIES.get(self.name, self.entry.expected.value)
@@ -100,8 +103,10 @@ TOUR_TIMINGS = DemoTimings(pin_timeout_s=5.0, open_ms=1000, held_open_s=1.0)
 
 
 def enrolled_names(manifest: TestPkiManifest) -> list[str]:
-    """Every card whose certificate has a serial, but one good card."""
-    return [c.name for c in manifest.cards if c.serial is not None and c.name != NOT_ENROLLED_CARD]
+    """Every card whose certificate has a serial, but one good card and the twin (card-001's
+    serial under another root: enrolling card-001 must not let it in)."""
+    left_out = (NOT_ENROLLED_CARD, TWIN)
+    return [c.name for c in manifest.cards if c.serial is not None and c.name not in left_out]
 
 
 def enrolled_toml(manifest: TestPkiManifest, names: list[str], header: str) -> str:

@@ -29,6 +29,7 @@ from terminald.sim.checks import (
 )
 from terminald.sim.demo_rig import NOT_ENROLLED_CARD, DemoRig
 from terminald.sim.rig import wait_until
+from terminald.sim.twin import TWIN
 
 GREEN, RED, AMBER, DIM, BOLD, RESET = (
     "\033[32m",
@@ -116,6 +117,12 @@ class Tour:
                 f"{NOT_ENROLLED_CARD} is genuine but missing from enrolled.toml",
                 "refused not_enrolled before any PIN",
                 card(NOT_ENROLLED_CARD, Reason.NOT_ENROLLED),
+            ),
+            Step(
+                "The same serial from another root",
+                f"{TWIN} has {GOOD}'s serial under another root generation: another person",
+                "refused not_enrolled before any PIN",
+                card(TWIN, Reason.NOT_ENROLLED),
             ),
             Step(
                 "One PIN try left",

@@ -121,6 +121,11 @@ MUNICIPALITIES = (
 )
 
 
+def municipality_for(index: int) -> Municipality:
+    """The municipality of the ``index``-th planned card: the test PKI spreads them round."""
+    return MUNICIPALITIES[index % len(MUNICIPALITIES)]
+
+
 def crl_distribution_point_name(municipality: Municipality, unit: str = _AUTH_OU) -> x509.Name:
     """Per-municipality CRLDP dirName, e.g. ``…, OU=Tokyo, CN=Kiyose-shi CRLDP`` (§5.1)."""
     return _name(
@@ -880,16 +885,25 @@ def issue_card(
     serial: int,
     sign_serial: int,
     municipality: Municipality,
+    subject_of: CardEntry | None = None,
 ) -> IssuedCard:
-    """Certificates, keys and secrets of one JPKI or face-authentication card."""
+    """Certificates, keys and secrets of one JPKI or face-authentication card.
+
+    ``subject_of`` copies another card's subject CN and notAfter (for the twin, see
+    ``terminald.sim.twin``); otherwise both are drawn at random."""
     assert plan.issued is not None
     not_before = plan.issued.replace(microsecond=0)
+    not_after = fifth_birthday_after(not_before, random_birthday())
+    common_name = synthetic_common_name(municipality)
+    if subject_of is not None:
+        assert subject_of.not_after is not None and subject_of.common_name is not None
+        not_after, common_name = subject_of.not_after, subject_of.common_name
     auth_request = UserCertificateRequest(
         public_key=auth_key.public_key(),
         serial=serial,
         not_before=not_before,
-        not_after=fifth_birthday_after(not_before, random_birthday()),
-        common_name=synthetic_common_name(municipality),
+        not_after=not_after,
+        common_name=common_name,
         municipality=municipality,
         usage_flaw=(
             UsageFlaw.KEY_ENCIPHERMENT_ONLY if plan.flaw is CertFlaw.WRONG_USAGE else UsageFlaw.NONE
@@ -985,7 +999,7 @@ def build_test_pki(
     plans = plan_cards(cards, now)
     _check_replaceable(out_dir)
     carded = [plan for plan in plans if plan.kind != "non_jpki"]
-    authorities = _make_authorities(now, len(carded))
+    authorities = _make_authorities(now, len(carded) + 1)  # + the twin's key
     serials = assign_serials(plans, first_serial)
     sign_serials = assign_serials(carded, first_serial)  # the signing CA's own counter
     issued: list[IssuedCard] = []
@@ -1000,9 +1014,21 @@ def build_test_pki(
                 auth_key=authorities.card_keys.pop(),
                 serial=serials[plan.name],
                 sign_serial=sign_serials[plan.name],
-                municipality=MUNICIPALITIES[index % len(MUNICIPALITIES)],
+                municipality=municipality_for(index),
             )
         )
+    # Imported here: the twin module builds on this one.
+    from terminald.sim.twin import issue_twin
+
+    issued.append(
+        issue_twin(
+            issued,
+            plans,
+            authorities,
+            auth_key=authorities.card_keys.pop(),
+            sign_serial=max(sign_serials.values(), default=first_serial - 1) + 1,
+        )
+    )
     roots = (
         *(_root_entry(a, "user_auth", "ca") for a in authorities.auth_roots.values()),
         _root_entry(authorities.sign_root, "digital_signature", "ca"),

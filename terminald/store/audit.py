@@ -2,7 +2,11 @@
 
 ``state/audit.sqlite``, one row per event: when (UTC), which terminal, what kind
 (``granted``, ``refused``, ``rex``, ``alarm``, ``mode``, ``door_opened``...), the reason
-code, the certificate serial and the enrolled label. Never a PIN, never the My Number.
+code, the certificate's identity (issuer key id and serial: serials are unique per
+issuer only) and the enrolled label. Never a PIN, never the My Number.
+
+Schema version 2 added ``issuer``; a version 1 file is migrated in place when opened
+(one ``ALTER TABLE``; its old rows keep ``issuer`` NULL, shown as unknown).
 
 SQLite in WAL mode with ``synchronous=NORMAL``: each row is one transaction, so a power
 cut loses at most the last rows, never the file's consistency, and ``terminald audit``
@@ -26,7 +30,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 AUDIT_NAME = "audit.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _TRIM_EVERY = 100  # rows between trims: one DELETE per hundred inserts
 
 _SCHEMA = """
@@ -43,7 +47,8 @@ CREATE TABLE IF NOT EXISTS events (
     -- SHA-256 of its certificate (the DER is kept once, in certificates)
     challenge BLOB,
     signature BLOB,
-    cert_sha256 BLOB
+    cert_sha256 BLOB,
+    issuer   TEXT               -- the issuing root's key id, hex (version 2)
 );
 CREATE TABLE IF NOT EXISTS certificates (
     sha256 BLOB PRIMARY KEY,
@@ -67,6 +72,8 @@ class AuditEntry:
     detail: str = ""
     # A grant's evidence: (challenge message, signature, certificate DER).
     evidence: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
+    # With ``serial``, the certificate's identity; None when no trusted root vouched for it.
+    issuer_key_id: bytes | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -74,6 +81,7 @@ class AuditEntry:
             "terminal": self.terminal,
             "kind": self.kind,
             "reason": self.reason,
+            "issuer": self.issuer_key_id.hex() if self.issuer_key_id is not None else None,
             "serial": self.serial,
             "label": self.label,
             "detail": self.detail,
@@ -105,9 +113,10 @@ class AuditLog:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
             db.executescript(_SCHEMA)
+            _migrate(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("SELECT count(*) FROM events").fetchone()
         except BaseException:
@@ -128,13 +137,14 @@ class AuditLog:
                     (digest, der),
                 )
             self._db.execute(
-                "INSERT INTO events (at, terminal, kind, reason, serial, label, detail, "
-                "challenge, signature, cert_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (at, terminal, kind, reason, issuer, serial, label, detail, "
+                "challenge, signature, cert_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.at.astimezone(UTC).isoformat(),
                     entry.terminal,
                     entry.kind,
                     entry.reason,
+                    None if entry.issuer_key_id is None else entry.issuer_key_id.hex(),
                     None if entry.serial is None else str(entry.serial),
                     entry.label,
                     entry.detail,
@@ -168,7 +178,7 @@ class AuditLog:
         """The newest ``limit`` rows (of ``kind``), oldest first."""
         rows = self._db.execute(
             "SELECT at, terminal, kind, reason, serial, label, detail, challenge, signature, "
-            "der FROM events LEFT JOIN certificates ON sha256 = cert_sha256 "
+            "der, issuer FROM events LEFT JOIN certificates ON sha256 = cert_sha256 "
             "WHERE ?1 IS NULL OR kind = ?1 ORDER BY id DESC LIMIT ?2",
             (kind, limit),
         ).fetchall()
@@ -181,8 +191,17 @@ class AuditLog:
         self._db.close()
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Version 1 → 2: add ``issuer``. Idempotent: a cut between the ALTER and the
+    version update leaves a file this completes on the next open."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    if "issuer" not in columns:
+        logger.info("audit log: adding the issuer column (schema version %d)", SCHEMA_VERSION)
+        db.execute("ALTER TABLE events ADD COLUMN issuer TEXT")
+
+
 def _entry(row: tuple[Any, ...]) -> AuditEntry:
-    at, terminal, kind, reason, serial, label, detail, challenge, signature, der = row
+    at, terminal, kind, reason, serial, label, detail, challenge, signature, der, issuer = row
     evidence = (challenge, signature, der) if challenge and signature and der else None
     return AuditEntry(
         datetime.fromisoformat(at),
@@ -193,4 +212,5 @@ def _entry(row: tuple[Any, ...]) -> AuditEntry:
         label,
         detail,
         evidence,
+        None if issuer is None else bytes.fromhex(issuer),
     )

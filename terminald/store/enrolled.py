@@ -3,10 +3,15 @@
 A TOML file the operator (later the back office) writes::
 
     [[card]]
-    serial = 4660               # the certificate's serial number (decimal), as
-                                # `terminald auth` and `terminald cert show` print it
-    issuer = "4b3e...a1"        # optional: the issuing root's key id (hex)
+    issuer = "1ac100f5...308a"  # the issuing root's key id (hex), as `terminald auth`
+                                # and `terminald cert show` print it
+    serial = 4660               # the certificate's serial number (decimal), likewise
     label = "reception desk"    # optional: shown in the log with each decision
+
+A certificate is (issuer key id, serial): serials are unique per issuer only and the
+J-LIS root generations share one DN, so an entry without its issuer could admit another
+person's card with the same serial. ``issuer`` is therefore required, and the same pair
+twice is an error; the same serial under two issuers is two people.
 
 Loading is all or nothing: one bad entry rejects the file with every problem named,
 so a half-read list can never admit or refuse the wrong person. The daemon keeps the
@@ -22,7 +27,13 @@ from typing import Any
 from terminald.core.access import EnrolledCard, EnrolledCards
 
 MAX_LABEL = 64
+MAX_KEY_ID = 64  # bytes; J-LIS roots' key ids are 20 (SHA-1, RFC 5280 method 1)
 _KEYS = ("serial", "issuer", "label")
+ISSUER_HINT = (
+    'the issuing root\'s key id in hex, e.g. issuer = "1ac100f5..."; `terminald auth` '
+    'prints it for the card on the reader ("issuer ...") and `terminald cert show FILE` '
+    'for a certificate file ("enrol as: issuer = ...")'
+)
 
 
 class EnrolledFileError(Exception):
@@ -30,6 +41,32 @@ class EnrolledFileError(Exception):
         super().__init__(f"{path}: " + "; ".join(problems))
         self.path = path
         self.problems = problems
+
+
+def parse_issuer(raw: object) -> bytes:
+    """A key id in hex (``aa:bb`` and ``AABB`` alike); raises ValueError saying what is wrong."""
+    if not isinstance(raw, str):
+        raise ValueError(f"must be a key id in hex, got {raw!r}")
+    text = raw.strip().replace(":", "")
+    if not text:
+        raise ValueError("is empty")
+    try:
+        key_id = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"must be a key id in hex, got {raw!r}") from None
+    if len(key_id) > MAX_KEY_ID:
+        raise ValueError(f"is {len(key_id)} bytes; a key id has at most {MAX_KEY_ID}")
+    return key_id
+
+
+def _where(index: int, entry: dict[str, Any], key: str = "") -> str:
+    """``card[3].issuer (serial 4660, label 'desk')``: the entry as the operator finds it."""
+    known = []
+    if isinstance(entry.get("serial"), str | int):
+        known.append(f"serial {str(entry['serial'])[:40]}")
+    if isinstance(entry.get("label"), str):
+        known.append(f"label {entry['label'][:40]!r}")
+    return f"card[{index}]{'.' + key if key else ''}" + (f" ({', '.join(known)})" if known else "")
 
 
 def parse_enrolled(data: dict[str, Any], path: Path) -> EnrolledCards:
@@ -41,38 +78,53 @@ def parse_enrolled(data: dict[str, Any], path: Path) -> EnrolledCards:
     if not isinstance(entries, list):
         raise EnrolledFileError(path, ["card: must be an array of tables ([[card]])"])
     cards: list[EnrolledCard] = []
+    seen: dict[tuple[bytes, int], str] = {}
+    hint_needed = False
     for index, entry in enumerate(entries):
-        where = f"card[{index}]"
         if not isinstance(entry, dict):
-            problems.append(f"{where}: must be a table")
+            problems.append(f"card[{index}]: must be a table")
             continue
         extra = [k for k in entry if k not in _KEYS]
         if extra:
-            problems.append(f"{where}: unknown key(s) {', '.join(extra)}")
+            problems.append(f"{_where(index, entry)}: unknown key(s) {', '.join(extra)}")
         serial = entry.get("serial")
         if isinstance(serial, str) and serial.isdigit():
             serial = int(serial)  # a string keeps serials beyond TOML's 64-bit integers
         if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
-            problems.append(f"{where}.serial: must be a non-negative integer, got {serial!r}")
+            problems.append(
+                f"{_where(index, entry, 'serial')}: must be a non-negative integer, got {serial!r}"
+            )
             continue
-        issuer: bytes | None = None
-        raw_issuer = entry.get("issuer")
-        if raw_issuer is not None:
-            try:
-                if not isinstance(raw_issuer, str):
-                    raise ValueError
-                issuer = bytes.fromhex(raw_issuer.replace(":", ""))
-            except ValueError:
-                problems.append(f"{where}.issuer: must be a key id in hex, got {raw_issuer!r}")
-                continue
+        if "issuer" not in entry:
+            problems.append(f"{_where(index, entry, 'issuer')}: missing; every entry needs it")
+            hint_needed = True
+            continue
+        try:
+            issuer = parse_issuer(entry["issuer"])
+        except ValueError as exc:
+            problems.append(f"{_where(index, entry, 'issuer')}: {exc}")
+            hint_needed = True
+            continue
         label = entry.get("label", "")
         if not isinstance(label, str) or len(label) > MAX_LABEL or not label.isprintable():
-            problems.append(f"{where}.label: must be printable text of at most {MAX_LABEL}")
+            problems.append(
+                f"{_where(index, entry, 'label')}: must be printable text of at most {MAX_LABEL}"
+            )
             continue
-        cards.append(EnrolledCard(serial, issuer, label))
+        card = EnrolledCard(serial, issuer, label)
+        if card.key in seen:
+            problems.append(
+                f"{_where(index, entry)}: the same certificate (issuer {issuer.hex()}, "
+                f"serial {serial}) as {seen[card.key]}"
+            )
+            continue
+        seen[card.key] = _where(index, entry)
+        cards.append(card)
+    if hint_needed:
+        problems.append(f"issuer: {ISSUER_HINT}")
     if problems:
         raise EnrolledFileError(path, problems)
-    return EnrolledCards.of(cards)
+    return EnrolledCards(cards)
 
 
 def load_enrolled(path: Path) -> EnrolledCards:

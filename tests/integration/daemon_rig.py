@@ -42,7 +42,13 @@ def gate_config(
     (directory / "state").mkdir(exist_ok=True)
     lines = []
     for name in enrolled:
-        lines += ["[[card]]", f"serial = {pki.card(name).serial}", f'label = "{name}"']
+        entry = pki.card(name)
+        lines += [
+            "[[card]]",
+            f'issuer = "{entry.issuer_key_id}"',
+            f"serial = {entry.serial}",
+            f'label = "{name}"',
+        ]
     (directory / "enrolled.toml").write_text("\n".join(lines) + "\n")
     path = directory / "terminald.toml"
     path.write_text(

@@ -25,6 +25,7 @@ EXPECTED: dict[str, Reason | None] = {
     "A good card and its PIN": Reason.OK,
     "A mistyped PIN": Reason.PIN_WRONG,
     "A good card that is not enrolled here": Reason.NOT_ENROLLED,
+    "The same serial from another root": Reason.NOT_ENROLLED,
     "One PIN try left": Reason.PIN_TRIES_LOW,
     "A blocked PIN": Reason.PIN_BLOCKED,
     "A face-authentication card": Reason.FACE_AUTH_CARD,

@@ -13,10 +13,13 @@ from terminald.cli import main
 from terminald.store.audit import AuditEntry, AuditLog
 
 AT = datetime(2026, 11, 24, 9, 0, 0, 123456, tzinfo=UTC)
+ROOT = bytes.fromhex("1ac100f596a3bc8c4b3df195e32699249e9e308a")
+OTHER = bytes.fromhex("9567951b5ca70d84a0fff1d85a87f1aab1340385")
 BIG = 2**70  # beyond SQLite's 64-bit integers
 
 
 def entry(kind: str = "granted", serial: int | None = 4660, **kw: object) -> AuditEntry:
+    kw.setdefault("issuer_key_id", ROOT if serial is not None else None)
     return AuditEntry(AT, "gate-1", kind, "ok" if kind == "granted" else None, serial, **kw)  # type: ignore[arg-type]
 
 
@@ -65,20 +68,98 @@ def test_a_trail_of_another_schema_is_not_written_into(tmp_path: Path) -> None:
     assert list(tmp_path.glob("audit.sqlite.corrupt-*"))
 
 
+def test_rows_carry_the_issuer_so_twins_are_two_people(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite")
+    log.append(entry(label="alice"))
+    log.append(entry(label="bob", issuer_key_id=OTHER))
+    alice, bob = log.recent()
+    assert (alice.issuer_key_id, alice.serial, alice.label) == (ROOT, 4660, "alice")
+    assert (bob.issuer_key_id, bob.serial, bob.label) == (OTHER, 4660, "bob")
+
+
+def _version_1_trail(path: Path) -> None:
+    """A trail as the first release wrote it: schema version 1, no issuer column."""
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY, at TEXT NOT NULL, terminal TEXT NOT NULL,
+            kind TEXT NOT NULL, reason TEXT, serial TEXT, label TEXT,
+            detail TEXT NOT NULL DEFAULT '', challenge BLOB, signature BLOB, cert_sha256 BLOB
+        );
+        CREATE TABLE certificates (sha256 BLOB PRIMARY KEY, der BLOB NOT NULL);
+        PRAGMA user_version=1;
+        """
+    )
+    db.execute(
+        "INSERT INTO events (at, terminal, kind, reason, serial, label) VALUES "
+        "(?, 'gate-1', 'granted', 'ok', '4660', 'old row')",
+        (AT.isoformat(),),
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_version_1_trail_is_migrated_in_place_and_keeps_its_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    _version_1_trail(path)
+    log = AuditLog(path)
+    log.append(entry(label="new row"))
+    old, new = log.recent()
+    assert (old.serial, old.label, old.issuer_key_id) == (4660, "old row", None)
+    assert (new.serial, new.label, new.issuer_key_id) == (4660, "new row", ROOT)
+    log.close()
+    assert not list(tmp_path.glob("audit.sqlite.corrupt-*"))  # migrated, not moved aside
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    db.close()
+    assert len(AuditLog(path)) == 2  # and opens again as version 2
+    assert main(["audit", "--db", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "issuer unknown serial 4660  old row" in out
+    assert f"issuer {ROOT.hex()} serial 4660  new row" in out
+
+
+def test_a_migration_cut_short_is_completed_on_the_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    _version_1_trail(path)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE events ADD COLUMN issuer TEXT")  # then power failed
+    db.commit()
+    db.close()
+    log = AuditLog(path)
+    log.append(entry())
+    assert [r.issuer_key_id for r in log.recent()] == [None, ROOT]
+
+
 def test_the_cli_reads_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "audit.sqlite"
     log = AuditLog(path)
     log.append(entry(label="front desk"))
-    log.append(AuditEntry(AT, "gate-1", "refused", "not_enrolled", 77, None, "not enrolled"))
+    log.append(
+        AuditEntry(AT, "gate-1", "refused", "not_enrolled", 4660, None, "not enrolled", None, OTHER)
+    )
+    log.append(AuditEntry(AT, "gate-1", "refused", "unknown_issuer", 77, None, "no root"))
+    log.append(entry("rex", None, detail="request to exit"))
     assert main(["audit", "--db", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        "2026-11-24 09:00:00  granted  ok  4660  front desk  ",
-        "2026-11-24 09:00:00  refused  not_enrolled  77  -  not enrolled",
+        f"2026-11-24 09:00:00  granted  ok  issuer {ROOT.hex()} serial 4660  front desk  ",
+        f"2026-11-24 09:00:00  refused  not_enrolled  issuer {OTHER.hex()} serial 4660  -  "
+        "not enrolled",
+        "2026-11-24 09:00:00  refused  unknown_issuer  issuer unknown serial 77  -  no root",
+        "2026-11-24 09:00:00  rex  -  -  -  request to exit",
     ]
     assert main(["audit", "--db", str(path), "--json", "--kind", "refused"]) == 0
-    (line,) = capsys.readouterr().out.splitlines()
-    assert json.loads(line)["reason"] == "not_enrolled"
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert (first["reason"], first["issuer"], first["serial"]) == (
+        "not_enrolled",
+        OTHER.hex(),
+        4660,
+    )
+    assert second["issuer"] is None
     assert main(["audit", "--db", str(tmp_path / "none.sqlite")]) == 2
     assert "no audit trail" in capsys.readouterr().err
 

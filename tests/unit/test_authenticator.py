@@ -73,7 +73,8 @@ def test_ok_then_cached_with_the_fewest_apdus(test_pki: TestPkiManifest) -> None
     first, apdus_first = run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))
     second, apdus_second = run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))
     assert first.reason is Reason.OK and second.reason is Reason.OK
-    assert (apdus_first, apdus_second) == (11, 5)
+    # A cached card: select, head, 32-byte tail (core.cert_cache), retry query, VERIFY, sign.
+    assert (apdus_first, apdus_second) == (11, 6)
     assert second.identity is not None and second.identity.cached
     assert first.signature is not None and first.challenge is not None
 
@@ -219,3 +220,70 @@ def test_removal_at_each_step_is_a_clean_refusal(test_pki: TestPkiManifest, step
     if isinstance(result, PinRequest):
         result = auth.finish(result, pin_of(test_pki, "card-003"), NOW)
     assert result.reason is Reason.CARD_REMOVED
+
+
+# -- same serial, another root: the test PKI's twin of card-001 -------------------------------
+
+
+def _issuer(pki: TestPkiManifest, name: str) -> bytes:
+    return bytes.fromhex(pki.card(name).issuer_key_id or "")
+
+
+@pytest.mark.parametrize(("first", "then"), [("card-001", "twin"), ("twin", "card-001")])
+def test_a_cached_certificate_is_never_served_to_its_same_serial_twin(
+    test_pki: TestPkiManifest, first: str, then: str
+) -> None:
+    auth = authenticator(test_pki)
+    assert run(auth, card(test_pki, first), pin_of(test_pki, first))[0].reason is Reason.OK
+    result, apdus = run(auth, card(test_pki, then), pin_of(test_pki, then))
+    # Head matched the cached twin, the tail did not: read in full and judged as itself.
+    assert result.reason is Reason.OK, result
+    assert result.identity is not None and not result.identity.cached
+    assert result.identity.issuer_key_id == _issuer(test_pki, then)
+    assert apdus == 12  # the 11 of a first-seen card and the one tail read
+
+
+def test_twins_both_cached_are_each_served_their_own_certificate(
+    test_pki: TestPkiManifest,
+) -> None:
+    auth = authenticator(test_pki)
+    for name in ("card-001", "twin", "card-001", "twin"):
+        run(auth, card(test_pki, name), pin_of(test_pki, name))
+    for name in ("twin", "card-001"):
+        result, apdus = run(auth, card(test_pki, name), pin_of(test_pki, name))
+        assert result.reason is Reason.OK and apdus == 6
+        assert result.identity is not None and result.identity.cached
+        assert result.identity.issuer_key_id == _issuer(test_pki, name)
+        assert result.certificate == test_pki.load_profile(name).auth_cert
+
+
+def test_access_is_decided_on_the_pair_before_the_pin(test_pki: TestPkiManifest) -> None:
+    from terminald.core.access import EnrolledCard, EnrolledCards
+
+    one = test_pki.card("card-001")
+    assert one.serial is not None
+    enrolled = EnrolledCards.of([EnrolledCard(one.serial, _issuer(test_pki, "card-001"), "a")])
+    auth = authenticator(test_pki, access=enrolled.refusal)
+    assert run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))[0].granted
+    twin = card(test_pki, "twin")
+    result, _ = run(auth, twin, pin_of(test_pki, "twin"))
+    assert result.reason is Reason.NOT_ENROLLED
+    assert result.identity is not None and not result.identity.cached
+    assert not any(cmd[1] == 0x20 for cmd in twin.commands())  # no VERIFY, not even a query
+
+
+def test_revocation_is_asked_for_the_twins_own_pair(test_pki: TestPkiManifest) -> None:
+    """card-001 revoked under its root: its twin (same serial, other root) is not."""
+    one = test_pki.card("card-001")
+    assert one.serial is not None
+    revoked = (_issuer(test_pki, "card-001"), one.serial)
+
+    class PairRevocation:
+        def check(self, issuer_key_id: bytes, serial: int, now: datetime) -> RevocationVerdict:
+            state = RevocationState.REVOKED if (issuer_key_id, serial) == revoked else None
+            return RevocationVerdict(state or RevocationState.GOOD)
+
+    auth = authenticator(test_pki, revocation=PairRevocation())
+    for name, reason in (("card-001", Reason.CERT_REVOKED), ("twin", Reason.OK)) * 2:
+        result, _ = run(auth, card(test_pki, name), pin_of(test_pki, name))
+        assert result.reason is reason, name

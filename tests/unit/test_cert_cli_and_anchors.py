@@ -108,3 +108,26 @@ def test_trust_directory_must_hold_self_signed_ca_certificates(
 def test_production_store_holds_the_shipped_roots() -> None:
     store = TrustStore.production()
     assert {a.key_id.hex() for a in store.anchors()} == {k for _, k in JLIS.values()}
+
+
+def test_cert_show_prints_the_pair_to_enrol_for_twins_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], test_pki: TestPkiManifest
+) -> None:
+    """Human output too: the issuer an enrolled-cards entry needs, beside the serial."""
+    pairs = set()
+    for name in ("card-001", "twin"):
+        entry = test_pki.card(name)
+        der = tmp_path / f"{name}.der"
+        der.write_bytes(test_pki.load_profile(name).auth_cert)
+        code, out, _ = show(capsys, str(der), "--trust", str(test_pki.trust_dir))
+        assert code == 0
+        assert f'enrol as:        issuer = "{entry.issuer_key_id}"  serial = {entry.serial}' in out
+        code, out, _ = show(capsys, str(der), "--trust", str(test_pki.trust_dir), "--json")
+        identity = json.loads(out)["identity"]
+        assert identity == {"issuer_key_id": entry.issuer_key_id, "serial": entry.serial}
+        pairs.add((identity["issuer_key_id"], identity["serial"]))
+    assert len(pairs) == 2  # one serial, two certificates
+    # A root is an anchor, not something to enrol.
+    root = test_pki.directory / test_pki.root("test-gen3").cert
+    code, out, _ = show(capsys, str(root), "--trust", str(test_pki.trust_dir))
+    assert code == 0 and "enrol as" not in out

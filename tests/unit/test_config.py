@@ -291,7 +291,10 @@ def terminal_dir(tmp_path: Path) -> Path:
     public_pem = public_key_pem(Ed25519PrivateKey.generate().public_key())
     (tmp_path / "keys" / "bo.pub").write_bytes(public_pem)
     (tmp_path / "state").mkdir()
-    (tmp_path / "enrolled.toml").write_text('[[card]]\nserial = 4660\nlabel = "front desk"\n')
+    (tmp_path / "enrolled.toml").write_text(
+        '[[card]]\nissuer = "1ac100f596a3bc8c4b3df195e32699249e9e308a"\nserial = 4660\n'
+        'label = "front desk"\n'
+    )
     return write(
         tmp_path,
         GOOD.replace('board = "rpi5"', 'board = "rpi4"').replace(
@@ -360,6 +363,42 @@ def test_check_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         f"{path}: relay.open_sec: unknown key (did you mean open_ms? known: open_ms, "
         "active_high, fail_mode)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        ('serial = 4660\nlabel = "front desk"\n', "card[0].issuer (serial 4660, label "),
+        ('serial = 4660\nissuer = ""\n', "card[0].issuer (serial 4660): is empty"),
+        ('serial = 4660\nissuer = "1ac1zz"\n', "card[0].issuer (serial 4660): must be a key id"),
+    ],
+)
+def test_check_config_refuses_an_enrolled_entry_without_a_usable_issuer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entries: str, problem: str
+) -> None:
+    path = terminal_dir(tmp_path)
+    (tmp_path / "enrolled.toml").write_text("[[card]]\n" + entries)
+    assert main(["check-config", str(path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}: access.enrolled: {tmp_path / 'enrolled.toml'}: ")
+    assert problem in line
+    # It says where the issuer comes from.
+    assert "`terminald auth`" in line and "`terminald cert show FILE`" in line
+
+
+def test_check_config_warns_of_an_issuer_no_anchor_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = terminal_dir(tmp_path)  # trusts the 2023 J-LIS root; enrols one card under it
+    assert main(["check-config", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    with (tmp_path / "enrolled.toml").open("a") as file:
+        file.write('[[card]]\nissuer = "aa:bb"\nserial = 7\nlabel = "typo"\n')
+    assert main(["check-config", str(path)]) == 0  # usable: the others still pass
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}: warning: access.enrolled: serial 7 (label 'typo'): ")
+    assert "issuer aabb is no trust anchor's key id" in line
+    assert "1ac100f596a3bc8c4b3df195e32699249e9e308a" in line
 
 
 def test_check_config_checks_named_files_unless_told_not_to(

@@ -195,6 +195,12 @@ def test_the_demo_config_loads_and_leaves_one_good_card_out(
         enrolled.refusal(CardIdentity(left_out.serial, bytes.fromhex(left_out.issuer_key_id)))
         is not None
     )
+    # card-001's serial under another root is another person, not enrolled in the demo.
+    twin = test_pki.card("twin")
+    assert twin.serial is not None and twin.issuer_key_id is not None
+    assert (
+        enrolled.refusal(CardIdentity(twin.serial, bytes.fromhex(twin.issuer_key_id))) is not None
+    )
 
 
 def test_the_demo_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -162,7 +162,7 @@ def test_the_enrolled_list_starts_empty_and_is_never_overwritten(tmp_path: Path)
     staged(root)
     enrolled = root / "etc/terminald/enrolled.toml"
     assert len(load_enrolled(enrolled)) == 0  # a valid file: the daemon starts, no one passes
-    enrolled.write_text("[[card]]\nserial = 5\n")
+    enrolled.write_text('[[card]]\nissuer = "aabb"\nserial = 5\n')
     staged(root)
     assert len(load_enrolled(enrolled)) == 1
 

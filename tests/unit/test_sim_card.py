@@ -33,6 +33,7 @@ from terminald.sim.card import (
 )
 from terminald.sim.inprocess import InProcessConnection
 from terminald.sim.profile import MYNUMBER_CONTACT_ATR, OTHER_CARD_ATR, CardProfile, TimingModel
+from terminald.sim.testpki import TestPkiManifest
 from terminald.sim.vpcd import VpcdCard
 
 SELECT_JPKI = "00A4040C0AD392F000260100000001"
@@ -741,6 +742,20 @@ def test_sim_card_reports_an_unreadable_profile(tmp_path: Path) -> None:
     bad.write_text('{"name": "x", "kind": "jpki", "atr": "", "bogus": 1}')
     assert main(["sim", "card", str(bad)]) == 2
     assert main(["sim", "card", str(tmp_path / "missing.json")]) == 2
+
+
+def test_sim_card_names_a_card_of_a_test_pki(
+    test_pki: TestPkiManifest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from terminald.cli.sim_card_cmd import _profile_of
+
+    assert _profile_of(test_pki.directory, "twin") == test_pki.profile_path("twin")
+    assert _profile_of(test_pki.directory, "x/card.json") == Path("x/card.json")
+    assert main(["sim", "card", "nobody", "--pki", str(test_pki.directory)]) == 2
+    err = capsys.readouterr().err
+    assert "no card 'nobody'" in err and "twin" in err
+    assert main(["sim", "card", "twin", "--pki", str(tmp_path)]) == 2
+    assert "not a test PKI" in capsys.readouterr().err
 
 
 # -- VpcdCard against a fake vpcd listener (the wire protocol, no pcscd) -----------------------

@@ -78,7 +78,7 @@ def test_full_door_cycle() -> None:
     assert done[0] == EndTransaction()
     assert PulseRelay(5000) in done
     assert ShowLight(feedback_for(Reason.OK).light) in done
-    assert Record("granted", "", Reason.OK, IDENT.serial) in done
+    assert Record("granted", "", Reason.OK, IDENT.serial, IDENT.issuer_key_id) in done
     assert t.deadline() == pytest.approx(5.5)
     assert t.tick(5.5) == [ShowLight(IDLE_LIGHT)] and t.state is State.IDLE
 
@@ -103,7 +103,7 @@ def test_pin_timeout_after_the_last_key() -> None:
     assert t.tick(29.9) == []
     out = t.tick(30.0)
     assert out[0] == EndTransaction()
-    assert Record("refused", "", Reason.PIN_TIMEOUT, IDENT.serial) in out
+    assert Record("refused", "", Reason.PIN_TIMEOUT, IDENT.serial, IDENT.issuer_key_id) in out
     assert not of(out, PulseRelay)
 
 

@@ -58,6 +58,7 @@ EXPECTED_VERDICTS = {
     "not-yet-valid": Reason.CERT_NOT_YET_VALID,
     "wrong-usage": Reason.CERT_WRONG_USAGE,
     "bad-signature": Reason.CERT_SIGNATURE_INVALID,
+    "twin": Reason.OK,
 }
 # What an independent check (``defects`` below) must find in each card's certificate.
 EXPECTED_DEFECTS = {
@@ -333,7 +334,7 @@ def test_serials_are_one_sequential_four_byte_counter_in_issuance_order(
     issued = sorted(
         (entry.not_before, entry.serial)
         for entry in pki.cards
-        if entry.serial is not None and entry.not_before is not None
+        if entry.serial is not None and entry.not_before is not None and entry.name != "twin"
     )
     serials = [serial for _, serial in issued]
     assert serials == list(range(FIRST_USER_SERIAL, FIRST_USER_SERIAL + len(serials)))
@@ -346,11 +347,32 @@ def test_serials_are_one_sequential_four_byte_counter_in_issuance_order(
 
 
 def test_good_cards_span_root_generations(pki: TestPkiManifest) -> None:
-    good = [c for c in pki.cards if c.expected is Reason.OK]
+    good = [c for c in pki.cards if c.expected is Reason.OK and c.name != "twin"]
     assert [c.name for c in good] == ["card-001", "card-002", "card-003"]
     newest = [c for c in good if c.root == NEWEST_ROOT]
     assert len(newest) > len(good) / 2
     assert any(c.root == "test-gen2" for c in good)
+
+
+def test_the_twin_is_card_001_under_another_root_with_its_own_key_and_pin(
+    pki: TestPkiManifest,
+) -> None:
+    one, twin = pki.card("card-001"), pki.card("twin")
+    assert twin.serial == one.serial and twin.expected is Reason.OK
+    assert {one.root, twin.root} == {NEWEST_ROOT, "test-gen2"}
+    assert twin.issuer_key_id != one.issuer_key_id
+    assert twin.issuer_key_id == pki.root(str(twin.root)).key_id
+    assert twin.pin != one.pin and twin.pin is not None
+    a, b = pki.load_profile("card-001"), pki.load_profile("twin")
+    assert a.auth_key_pem != b.auth_key_pem and a.sign_cert != b.sign_cert
+    # The worst case for a terminal: the head of EF 000A (serial, issuer DN, validity,
+    # subject) is byte for byte card-001's; only the issuer's key and signature differ.
+    assert a.auth_cert[:256] == b.auth_cert[:256]
+    assert a.auth_cert != b.auth_cert and a.auth_cert[-32:] != b.auth_cert[-32:]
+    ca, cb = auth_cert(pki, "card-001"), auth_cert(pki, "twin")
+    assert ca.subject == cb.subject and ca.issuer == cb.issuer
+    assert signed_by(cb, root_cert(pki, str(twin.root)))
+    assert not signed_by(cb, root_cert(pki, str(one.root)))
 
 
 # --------------------------------------------------------------------------- broken cards
