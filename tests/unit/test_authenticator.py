@@ -279,7 +279,9 @@ def test_revocation_is_asked_for_the_twins_own_pair(test_pki: TestPkiManifest) -
     revoked = (_issuer(test_pki, "card-001"), one.serial)
 
     class PairRevocation:
-        def check(self, issuer_key_id: bytes, serial: int, now: datetime) -> RevocationVerdict:
+        def check(
+            self, issuer_key_id: bytes, serial: int, now: datetime, points: Sequence[bytes] = ()
+        ) -> RevocationVerdict:
             state = RevocationState.REVOKED if (issuer_key_id, serial) == revoked else None
             return RevocationVerdict(state or RevocationState.GOOD)
 
