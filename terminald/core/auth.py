@@ -255,8 +255,8 @@ class Authenticator:
             revocation = "good_in_grace" if verdict.in_grace else "good"
             if verdict.in_grace:
                 logger.warning(
-                    "revocation data stale; serial %d admitted within grace: %s",
-                    cert.serial,
+                    "revocation data stale; %s admitted within grace: %s",
+                    identity.describe(),
                     verdict.detail,
                 )
 

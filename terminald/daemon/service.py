@@ -148,7 +148,6 @@ class Daemon:
         self._running = False
         self._last_ping = float("-inf")
         self._withheld: str | None = None
-        self._identity: CardIdentity | None = None
         self.exit_code = 0
         self.log_floor: int | None = None  # -v on the command line beats [log] level
         self.ready = threading.Event()  # set once started (READY=1 sent)
@@ -315,14 +314,11 @@ class Daemon:
             log_event(logger, logging.ERROR, "trusted_time_unsaved", problem=event.problem)
             return
         if isinstance(event, CardArrived):
-            # Nothing of the previous card may be logged against this one.
-            self._identity = None
-            self.worker.timing = CardTiming()
+            self.worker.timing = CardTiming()  # per card: nothing of the previous one
             log_event(logger, logging.INFO, "card_present")
         elif isinstance(event, CardLeft):
             log_event(logger, logging.INFO, "card_removed")
         elif isinstance(event, ChecksDone) and isinstance(event.outcome, PinPrompt):
-            self._identity = event.outcome.identity
             log_event(
                 logger,
                 logging.INFO,
