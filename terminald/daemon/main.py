@@ -23,8 +23,9 @@ from terminald.backends.pinmap import PinMapError, load_board
 from terminald.backends.reader_profiles import ReaderProfileError, load_reader_profiles
 from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
 from terminald.daemon.logfmt import configure_daemon_logging, log_event, set_level
+from terminald.daemon.reload import Reload
 from terminald.daemon.runtime import build_runtime
-from terminald.daemon.service import Daemon, Reload, Stop, utc_now
+from terminald.daemon.service import Daemon, Stop, utc_now
 from terminald.store.audit import AUDIT_NAME, AuditLog
 from terminald.store.trusted_time import TRUSTED_TIME_NAME, TrustedTimeFile
 

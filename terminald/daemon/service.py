@@ -29,7 +29,7 @@ from terminald.backends.gpio import GpioHardware
 from terminald.backends.pinmap import BoardPinMap
 from terminald.backends.systemd_notify import Notifier
 from terminald.card.reader import CardReader
-from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
+from terminald.config import Config
 from terminald.core.auth import CardIdentity
 from terminald.core.commands import (
     AlarmChanged,
@@ -66,7 +66,15 @@ from terminald.daemon.live_revocation import (
 )
 from terminald.daemon.logfmt import log_event, set_level
 from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
-from terminald.daemon.runtime import Runtime, build_runtime
+from terminald.daemon.reload import (
+    RELOAD_TIMEOUT_S,
+    BuildInputs,
+    Reload,
+    ReloadBuilt,
+    Reloader,
+    Reply,
+)
+from terminald.daemon.runtime import Runtime
 from terminald.store.audit import AuditEntry, AuditError, AuditLog
 from terminald.store.trusted_time import TrustedTimeFile
 
@@ -83,11 +91,6 @@ _RESTART_ONLY = (("gpio", "board"), ("gpio", "backend"), ("card", "reader"), ("c
 @dataclass(frozen=True, slots=True)
 class Stop:
     why: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reload:
-    pass
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class Daemon:
         self.monitor = ReaderMonitor(presence_reader, self.post)
         self.trusted_time = trusted_time
         self.live = LiveRevocation(lambda: self.runtime.revocation, trusted_time, self.post)
+        self.reloader = Reloader(self.post)
         self.worker.before_checks = self.live.poll
         self._card_reader = card_reader
         self._clock = clock
@@ -189,6 +193,8 @@ class Daemon:
                 deadline = self.terminal.deadline()
                 if deadline is not None and now >= deadline:
                     self._guarded(self._tick, now)
+                if self.reloader.busy:
+                    self._guarded(self._reload_given_up, now)
                 self._feed_watchdog(now)
         finally:
             self._shutdown()
@@ -200,9 +206,9 @@ class Daemon:
         interval = self.notifier.watchdog_interval_s
         if interval is not None and self._withheld is None:  # no ping is due while unhealthy
             wait = min(wait, max(0.0, self._last_ping + interval - now), interval)
-        deadline = self.terminal.deadline()
-        if deadline is not None:
-            wait = min(wait, max(0.0, deadline - now))
+        for deadline in (self.terminal.deadline(), self.reloader.deadline()):
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - now))
         try:
             return self._queue.get(timeout=wait)
         except queue.Empty:
@@ -305,7 +311,10 @@ class Daemon:
             self._running = False
             return
         if isinstance(event, Reload):
-            self.reload()
+            self._reload_requested(event)
+            return
+        if isinstance(event, ReloadBuilt):
+            self._reload_built(event)
             return
         if isinstance(event, RevocationPicked):
             self._revocation_picked(event)
@@ -473,37 +482,79 @@ class Daemon:
 
     # -- SIGHUP --------------------------------------------------------------------------------
 
-    def reload(self) -> bool:
-        """Re-read the configuration and every file it names; on any problem keep the
-        running configuration and say why. Returns whether the new one took effect."""
+    def reload(self, timeout: float = RELOAD_TIMEOUT_S + 5) -> bool:
+        """Ask the loop to reload and wait for the outcome: whether the new configuration
+        took effect. For tools and tests; SIGHUP posts :class:`Reload` without waiting."""
+        done = threading.Event()
+        outcome: list[bool] = []
+
+        def reply(ok: bool) -> None:
+            outcome.append(ok)
+            done.set()
+
+        self.post(Reload(reply))
+        return done.wait(timeout) and outcome[0]
+
+    def _build_inputs(self) -> BuildInputs:
+        return BuildInputs(
+            self.pinmap.relay.active_high,
+            self.pinmap.relay.lock,
+            self._extended,
+            self.trusted_time,
+            self.runtime,
+        )
+
+    def _reload_requested(self, event: Reload) -> None:
         path = self.config.source
         if path is None:
             log_event(logger, logging.WARNING, "reload_refused", why="started without a file")
-            return False
-        self.notifier.reloading()
-        try:
-            config = load_config(path)
-            problems = relay_wiring_mismatches(
-                config, active_high=self.pinmap.relay.active_high, lock=self.pinmap.relay.lock
-            )
-            if problems:
-                raise ConfigError(problems)
-            runtime = build_runtime(
-                config,
-                reader_supports_extended=self._extended,
-                trusted_time=self.trusted_time,
-                previous=self.runtime,
-            )
-        except ConfigError as exc:
-            for message in exc.messages:
+            if event.reply is not None:
+                event.reply(False)
+            return
+        if self.reloader.request(path, self._build_inputs(), event.reply):
+            self.notifier.reloading()
+
+    def _reload_built(self, event: ReloadBuilt) -> None:
+        replies = self.reloader.finished(event)
+        if replies is None:
+            return
+        path = self.config.source
+        ok = event.config is not None and event.runtime is not None
+        if event.config is not None and event.runtime is not None:
+            self._apply_reload(event.config, event.runtime)
+        else:
+            for message in event.problems:
                 log_event(logger, logging.ERROR, "reload_refused", file=str(path), problem=message)
             log_event(logger, logging.ERROR, "reload_refused", why="kept the running configuration")
-            self.notifier.ready(self._status())
-            return False
-        except Exception:  # a bug in reading: the running configuration still stands
-            logger.exception('event=reload_refused why="unexpected error"')
-            self.notifier.ready(self._status())
-            return False
+        self._reload_ended(replies, ok)
+
+    def _reload_given_up(self, now: float) -> None:
+        given_up = self.reloader.timed_out(now)
+        if given_up is None:
+            return
+        path, replies = given_up
+        log_event(
+            logger,
+            logging.ERROR,
+            "reload_refused",
+            file=str(path),
+            why=f"reading the configuration took more than {RELOAD_TIMEOUT_S:g} s "
+            "(a FIFO or a stalled disk where a file should be?); kept the running configuration",
+        )
+        self._reload_ended(replies, False)
+
+    def _reload_ended(self, replies: list[Reply], ok: bool) -> None:
+        for reply in replies:
+            reply(ok)
+        again = self.reloader.next_request()
+        path = self.config.source
+        if again is not None and path is not None:
+            self.reloader.start_again(path, self._build_inputs(), again)
+            return
+        self.notifier.ready(self._status())
+
+    def _apply_reload(self, config: Config, runtime: Runtime) -> None:
+        """On the loop: swap in a configuration built and checked off it."""
         for section, key in _RESTART_ONLY:
             old = getattr(getattr(self.config, section), key)
             new = getattr(getattr(config, section), key)
@@ -531,9 +582,7 @@ class Daemon:
         set_level(config.log.level, self.log_floor)
         if config.terminal.mode != previous.terminal.mode:
             self._dispatch(ModeSet(runtime.mode))
-        log_event(logger, logging.INFO, "reloaded", file=str(path))
-        self.notifier.ready(self._status())
-        return True
+        log_event(logger, logging.INFO, "reloaded", file=str(config.source))
 
     def untrusted_clock(self) -> str | None:
         """Why the clock is not trusted now (memory only: safe on the loop)."""

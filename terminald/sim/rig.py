@@ -28,7 +28,8 @@ from terminald.core.hardware import DoorInput
 from terminald.core.terminal import Mode, ModeSet
 from terminald.daemon.logfmt import LogfmtFormatter
 from terminald.daemon.main import open_daemon
-from terminald.daemon.service import Daemon, Reload, Stop
+from terminald.daemon.reload import Reload
+from terminald.daemon.service import Daemon, Stop
 from terminald.sim.card import VirtualJpkiCard
 from terminald.sim.pcscd import (
     READER_0,

@@ -1,0 +1,169 @@
+"""SIGHUP: the configuration is read and built off the event loop, then swapped in on it.
+
+Reading the configuration means reading every file it names: trust anchors, back-office
+keys, the enrolled cards, the revocation store. Any of them can be slow (a large set, a
+stalled SD card) or never answer (a FIFO where a file should be). The loop must keep
+serving REX, the keypad, the door timers, signals and the watchdog meanwhile, so:
+
+* ``Reloader.request`` (on the loop) starts one builder thread, which loads the file and
+  builds a whole new :class:`Runtime` and posts :class:`ReloadBuilt` back;
+* the loop then swaps it in, or keeps the running configuration and logs every problem;
+* a build that takes longer than :data:`RELOAD_TIMEOUT_S` is given up: the running
+  configuration stays, the reason is logged, and a late result is thrown away. (Its
+  thread may stay blocked on whatever it was reading; it is a daemon thread, and each
+  further SIGHUP starts a new one.)
+* a SIGHUP during a build is not lost: one more build follows, reading the file as it
+  is then.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
+from terminald.daemon.logfmt import log_event
+from terminald.daemon.runtime import Runtime, build_runtime
+from terminald.store.trusted_time import TrustedTimeFile
+
+logger = logging.getLogger("terminald.daemon")
+
+RELOAD_TIMEOUT_S = 20.0
+
+Reply = Callable[[bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """Loop event: re-read the configuration. ``reply`` hears whether it took effect."""
+
+    reply: Reply | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadBuilt:
+    """Loop event: a builder thread's result (a new config and runtime, or problems)."""
+
+    generation: int
+    config: Config | None
+    runtime: Runtime | None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass
+class _Build:
+    generation: int
+    path: Path
+    started: float
+    replies: list[Reply] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a build needs from the running daemon (read on the loop, used on the thread)."""
+
+    relay_active_high: bool
+    relay_lock: str
+    reader_supports_extended: bool
+    trusted_time: TrustedTimeFile | None
+    running: Runtime
+
+
+def build(path: Path, inputs: BuildInputs) -> tuple[Config, Runtime]:
+    """Load and build; ConfigError with one message per problem. Any thread."""
+    config = load_config(path)
+    problems = relay_wiring_mismatches(
+        config, active_high=inputs.relay_active_high, lock=inputs.relay_lock
+    )
+    if problems:
+        raise ConfigError(problems)
+    runtime = build_runtime(
+        config,
+        reader_supports_extended=inputs.reader_supports_extended,
+        trusted_time=inputs.trusted_time,
+        previous=inputs.running,
+    )
+    return config, runtime
+
+
+class Reloader:
+    """The loop's side of a reload; every method but the builder thread runs on the loop."""
+
+    def __init__(self, post: Callable[[object], None]) -> None:
+        self._post = post
+        self._generation = 0
+        self._building: _Build | None = None
+        self._again: list[Reply] | None = None  # a request that came during a build
+
+    @property
+    def busy(self) -> bool:
+        return self._building is not None
+
+    def deadline(self) -> float | None:
+        """Monotonic time at which the build in progress is given up."""
+        building = self._building
+        return None if building is None else building.started + RELOAD_TIMEOUT_S
+
+    def request(self, path: Path, inputs: BuildInputs, reply: Reply | None) -> bool:
+        """Start a build; False when one is running (this request then runs after it)."""
+        if self._building is not None:
+            self._again = self._again or []
+            if reply is not None:
+                self._again.append(reply)
+            log_event(logger, logging.INFO, "reload_queued", why="a reload is in progress")
+            return False
+        self._start(path, inputs, [reply] if reply is not None else [])
+        return True
+
+    def _start(self, path: Path, inputs: BuildInputs, replies: list[Reply]) -> None:
+        self._generation += 1
+        self._building = _Build(self._generation, path, time.monotonic(), replies)
+        generation = self._generation
+        threading.Thread(
+            target=self._build_thread, args=(generation, path, inputs), name="reload", daemon=True
+        ).start()
+
+    def _build_thread(self, generation: int, path: Path, inputs: BuildInputs) -> None:
+        try:
+            config, runtime = build(path, inputs)
+        except ConfigError as exc:
+            self._post(ReloadBuilt(generation, None, None, tuple(exc.messages)))
+        except Exception as exc:  # a bug in reading: the running configuration stands
+            logger.exception('event=reload_failed why="unexpected error"')
+            self._post(ReloadBuilt(generation, None, None, (f"unexpected error: {exc!r}",)))
+        else:
+            self._post(ReloadBuilt(generation, config, runtime))
+
+    def finished(self, event: ReloadBuilt) -> list[Reply] | None:
+        """The replies to answer for ``event``; None when it is late (given up)."""
+        building = self._building
+        if building is None or building.generation != event.generation:
+            log_event(
+                logger,
+                logging.WARNING,
+                "reload_discarded",
+                why="it finished after it was given up",
+            )
+            return None
+        self._building = None
+        return building.replies
+
+    def timed_out(self, now: float) -> tuple[Path, list[Reply]] | None:
+        """The build given up now (its path and replies), if its time is over."""
+        building = self._building
+        if building is None or now < building.started + RELOAD_TIMEOUT_S:
+            return None
+        self._building = None
+        return building.path, building.replies
+
+    def next_request(self) -> list[Reply] | None:
+        """Replies of a request that waited for the last build (then build again)."""
+        again, self._again = self._again, None
+        return again
+
+    def start_again(self, path: Path, inputs: BuildInputs, replies: list[Reply]) -> None:
+        self._start(path, inputs, replies)
