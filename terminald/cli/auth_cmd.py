@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
 from terminald.cli.revocation_store_opts import add_store_arguments, open_store
 from terminald.cli.trust import add_trust_argument, load_trust
+from terminald.core.trusted_time import newest
 
 if TYPE_CHECKING:
     from terminald.core.auth import PinRequest
@@ -116,7 +117,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     # Without a store the verdict says revocation "not_checked"; the daemon requires one.
-    authenticator = Authenticator(trust, settings, revocation=open_store(args))
+    # With one, its issue time is a signed time the clock may not be behind (as in the
+    # daemon, which also keeps the newest such time across restarts).
+    store = open_store(args)
+    authenticator = Authenticator(
+        trust,
+        settings,
+        revocation=store,
+        trusted_time=(lambda: newest(store.signed_time)) if store is not None else None,
+    )
     reader = PcscReader(args.reader)
     if not args.json:
         print(f"Waiting for a card on {reader.name} ...", flush=True)
