@@ -32,7 +32,10 @@ def check_trusted_time(config: Config, now: datetime, revocation: SignedTime | N
             "fail",
             f"{problem}: every card is refused (clock_untrusted)",
             "set the clock (`timedatectl set-ntp true` where there is a network, or "
-            "`sudo date -s 'YYYY-MM-DD HH:MM:SS'` in UTC), or have the back office push the time",
+            "`sudo date -s 'YYYY-MM-DD HH:MM:SS'` in UTC), or have the back office push the "
+            f"time. If the clock is right and the kept time is wrong (set by hand, or by a "
+            f"clock that ran ahead), remove {kept.path}: the daemon keeps the next signed "
+            "time again",
         )
     if kept.problem:
         return Finding(

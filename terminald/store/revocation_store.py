@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import array
 import logging
-import os
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from collections.abc import Sequence
+from datetime import datetime
 
 from terminald.core.revocation_check import RevocationCheck, RevocationState, RevocationVerdict
 from terminald.core.trusted_time import SignedTime
-from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW, Installed, check_acceptable
-from terminald.revocation.bundle import DEFAULT_MAX_SIZE, BundleHeader, BundleKind, open_bundle
+from terminald.revocation.acceptance import Installed, check_acceptable
+from terminald.revocation.bundle import BundleHeader, BundleKind, open_bundle
 from terminald.revocation.chain import (
     MAX_CHAIN,
     Replayed,
@@ -44,10 +41,25 @@ from terminald.revocation.errors import (
     RevocationError,
     RevocationFormatError,
 )
-from terminald.revocation.freshness import Freshness, FreshnessPolicy
-from terminald.revocation.keys import TrustedKeys, load_public_keys
+from terminald.revocation.freshness import Freshness
 from terminald.store.atomic_file import atomic_write, remove_stale_temporaries
 from terminald.store.heap import release_free_heap
+from terminald.store.high_water import (
+    HighWater,
+    check_mark,
+    high_water_path,
+    read_high_water,
+    rollback_problem,
+    write_high_water,
+)
+from terminald.store.revocation_types import (  # re-exported: callers import them from here
+    MAX_STATE_SIZE,
+    Refreshed,
+    RevocationStoreConfig,
+    StoreStatus,
+    load_trusted_keys,
+    owner_for,
+)
 from terminald.store.revocation_view import (
     FRESH,
     IN_GRACE,
@@ -56,74 +68,21 @@ from terminald.store.revocation_view import (
     not_covered,
     verdict,
 )
-from terminald.store.state_file import FileIdentity, current_identity, read_state
+from terminald.store.state_file import FileIdentity, current_identity, directory_lock, read_state
+
+__all__ = [
+    "MAX_STATE_SIZE",
+    "Refreshed",
+    "RevocationStore",
+    "RevocationStoreConfig",
+    "StoreStatus",
+    "load_trusted_keys",
+]
 
 log = logging.getLogger(__name__)
 
 if array.array("I").itemsize != 4:  # pragma: no cover - every Linux/ARM ABI we target
     raise ImportError("array('I') is not 32-bit on this platform")
-
-
-# The state file is read whole into memory: a bound far above any real set (a 5 %
-# snapshot of 100 M serials is ~35 MB) that still refuses a file that is not ours
-# before it is read.
-MAX_STATE_SIZE = 512 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Refreshed:
-    """What :meth:`RevocationStore.refresh` found: the newly installed header, or why not."""
-
-    installed: BundleHeader | None
-    problem: str
-
-
-def load_trusted_keys(paths: Iterable[Path]) -> TrustedKeys:
-    """Trusted back-office public keys from PEM files (each may hold several keys)."""
-    keys = []
-    for path in paths:
-        keys += load_public_keys(path.read_bytes(), str(path))
-    return TrustedKeys(keys)
-
-
-@dataclass(frozen=True)
-class RevocationStoreConfig:
-    """Where the state lives, whose signatures count, and how stale is too stale."""
-
-    state_path: Path
-    trusted_keys: TrustedKeys
-    freshness: FreshnessPolicy = field(default_factory=FreshnessPolicy)
-    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
-    max_bundle_size: int = DEFAULT_MAX_SIZE
-    # True for an installer (the first `revocation apply` creates the file): a missing
-    # file is then expected and logged at INFO. A terminal running without one is an ERROR.
-    creating: bool = False
-
-
-def _owner_for(directory: Path) -> tuple[int, int] | None:
-    """As root, the new state file goes to the directory's owner: a root-run install must
-    not leave a 0600 file the daemon's user cannot read. Otherwise the writer's own."""
-    if os.geteuid() != 0:
-        return None
-    info = directory.stat()
-    return info.st_uid, info.st_gid
-
-
-@dataclass(frozen=True)
-class StoreStatus:
-    """For the daemon's health report and alarm output."""
-
-    available: bool
-    problem: str
-    freshness: Freshness | None
-    alarm: bool
-    version: int | None = None
-    snapshot_version: int | None = None
-    deltas: int = 0
-    issued_at: datetime | None = None
-    valid_until: datetime | None = None
-    revoked: int = 0
-    hold: int = 0
 
 
 class RevocationStore:
@@ -141,6 +100,8 @@ class RevocationStore:
         # What was last read or written: (device, inode, size, mtime ns) of the state
         # file, so a cheap stat tells whether another process installed something.
         self._seen: FileIdentity | None = None
+        self._high_path = high_water_path(config.state_path)
+        self._high = read_high_water(self._high_path)
         self.reload()
 
     # -- reading -------------------------------------------------------------------------
@@ -253,28 +214,57 @@ class RevocationStore:
     def reload(self) -> None:
         """(Re)read the state file. On any problem: no data, fail closed, say why."""
         with self._lock:
-            path = self._config.state_path
-            for stray in remove_stale_temporaries(path):
+            for stray in remove_stale_temporaries(self._config.state_path):
                 log.warning("removed %s left by an interrupted write", stray)
-            try:
-                identity, data = read_state(path, MAX_STATE_SIZE)
-            except FileNotFoundError:
-                self._seen = None
-                problem = f"no revocation data yet ({path} does not exist)"
-                level = logging.INFO if self._config.creating else logging.ERROR
-                self._set_unavailable(problem, level)
-                return
-            except OSError as exc:
-                self._seen = None
-                self._set_unavailable(f"cannot read {path}: {exc.strerror or exc}")
-                return
-            self._seen = identity
-            try:
-                self._view = self._load(data)
-            except RevocationError as exc:
-                self._set_unavailable(f"{path} is unusable, failing closed: {exc}")
-                return
-            log.info("loaded revocation data version %d from %s", self._view.latest.version, path)
+            self._read_file()
+
+    def _read_file(self) -> None:
+        """Under ``_lock``: the file becomes the view, or no data with the reason."""
+        path = self._config.state_path
+        try:
+            identity, data = read_state(path, MAX_STATE_SIZE)
+        except FileNotFoundError:
+            self._seen = None
+            problem = f"no revocation data yet ({path} does not exist)"
+            level = logging.INFO if self._config.creating else logging.ERROR
+            self._set_unavailable(problem, level)
+            return
+        except OSError as exc:
+            self._seen = current_identity(path)  # not read again until it changes
+            self._set_unavailable(f"cannot read {path}: {exc.strerror or exc}")
+            return
+        self._seen = identity
+        self._view = None  # compared with the rollback mark alone
+        try:
+            view = self._load(data)
+        except RevocationError as exc:
+            self._set_unavailable(f"{path} is unusable, failing closed: {exc}")
+            return
+        rollback = self._rollback(view)
+        if rollback:
+            self._set_unavailable(f"{path} {rollback}; failing closed")
+            return
+        self._view = view
+        self._raise_mark(view)
+        log.info("loaded revocation data version %d from %s", view.latest.version, path)
+
+    def _rollback(self, view: View) -> str:
+        """Why installing ``view`` would take the terminal back ("" when it would not)."""
+        current = self._view
+        held = (current.latest, current.digest) if current is not None else None
+        return rollback_problem(view.latest, view.digest, held, self._high, self._high_path)
+
+    def _raise_mark(self, view: View) -> None:
+        """Keep the newest version ever installed (best effort: a failed write is logged)."""
+        high = self._high
+        if high is not None and view.latest.version <= high.version:
+            return
+        mark = HighWater(view.latest.version, view.latest.issued_at)
+        try:
+            write_high_water(self._high_path, mark, owner_for(self._high_path.parent))
+        except OSError as exc:
+            log.error("cannot keep the rollback mark %s: %s", self._high_path, exc)
+        self._high = mark  # this process still refuses anything older
 
     def changed_on_disk(self) -> bool:
         """Whether the state file is not the one last read or written (one ``stat``)."""
@@ -284,10 +274,11 @@ class RevocationStore:
         """Pick up a state file another process installed (``terminald revocation apply``).
 
         None when the file is the one already read. Otherwise it is read, verified and
-        replayed into a new view *before* anything is swapped: a file that fails keeps
-        the installed data (it is still signed and in force) and is not tried again
-        until it changes. Called off the event loop: loading a large set takes a while,
-        and a call while another is loading waits for it (the data is then current).
+        replayed into a new view *before* anything is swapped: a file that fails, or
+        that would take the data back to an older version or issue time, keeps the
+        installed data (it is still signed and in force) and is not tried again until
+        it changes. Called off the event loop: loading a large set takes a while, and a
+        call while another is loading waits for it (the data is then current).
         """
         # Under the lock even to look: a caller that finds another one loading the new
         # file must wait for that load to finish, not decide on the old view meanwhile.
@@ -295,34 +286,34 @@ class RevocationStore:
             if not self.changed_on_disk():
                 return None
             path = self._config.state_path
+            view = self._view
+            keeps = (
+                f"version {view.latest.version} stays installed"
+                if view is not None
+                else "no data is installed, failing closed"
+            )
             try:
                 identity, data = read_state(path, MAX_STATE_SIZE)
             except FileNotFoundError:
-                if self._seen is None:
-                    return None
                 self._seen = None
-                return Refreshed(None, f"{path} was removed; the installed data stays in force")
+                return Refreshed(None, f"{path} was removed; {keeps}")
             except OSError as exc:
-                self._seen = None
-                return Refreshed(None, f"cannot read {path}: {exc.strerror or exc}")
-            if identity == self._seen:
-                return None  # another caller picked it up while this one waited
+                self._seen = current_identity(path)  # not tried again until it changes
+                return Refreshed(None, f"cannot read {path}: {exc.strerror or exc}; {keeps}")
             self._seen = identity
-            view = self._view
             if view is not None and chain_digest(data) == view.digest:
                 return None  # the same bytes rewritten (e.g. touched): nothing to do
             try:
                 new_view = self._load(data)
             except RevocationError as exc:
-                keeps = (
-                    f"version {view.latest.version} stays installed"
-                    if view is not None
-                    else "no data is installed, failing closed"
-                )
                 return Refreshed(None, f"{path} is unusable ({exc}); {keeps}")
+            rollback = self._rollback(new_view)
+            if rollback:
+                return Refreshed(None, f"{path} {rollback}: not installed; {keeps}")
             self._view = new_view
             del view
             release_free_heap()
+            self._raise_mark(new_view)
             log.info("picked up revocation data version %d from %s", new_view.latest.version, path)
             return Refreshed(new_view.latest, "")
 
@@ -340,14 +331,25 @@ class RevocationStore:
 
         Raises :class:`BundleRejected` (signature, rollback, expiry, base), or
         :class:`RevocationFormatError` for malformed bytes, or ``OSError`` if the disk
-        write fails; in every failure the previous data stays installed.
+        write fails; in every failure the previous data stays installed. Rollback is
+        judged against the installed data and against the mark of the newest data ever
+        installed (``<state>.high``), so a lost or unreadable state file, or one these
+        keys cannot verify, still lets no older snapshot in. Other processes installing
+        at the same time wait for each other (a lock on the state directory), and each
+        decides on what the other installed.
         """
         config = self._config
-        with self._lock:
+        with self._lock, directory_lock(config.state_path.parent):
+            if self.changed_on_disk():
+                self._read_file()  # another process installed since this store loaded
+            on_disk = read_high_water(self._high_path)
+            if on_disk is not None and (self._high is None or on_disk.version > self._high.version):
+                self._high = on_disk
             bundle = open_bundle(data, config.trusted_keys, config.max_bundle_size)
             view = self._view
             installed = Installed(view.latest.version, view.latest.issued_at) if view else None
             check_acceptable(installed, bundle.header, now, config.max_clock_skew)
+            check_mark(bundle.header, self._high, self._high_path)
             if bundle.header.kind == BundleKind.SNAPSHOT:
                 chain = [data]
             else:
@@ -370,9 +372,10 @@ class RevocationStore:
                 raise BundleRejected(RejectReason.INCONSISTENT_DELTA, str(exc)) from exc
             new_view = self._build_view(replayed, len(chain) - 1, chain_digest(encoded))
             del replayed
-            atomic_write(config.state_path, encoded, _owner_for(config.state_path.parent))
+            atomic_write(config.state_path, encoded, owner_for(config.state_path.parent))
             self._seen = current_identity(config.state_path)
             self._view = new_view
+            self._raise_mark(new_view)
             del view  # the old bitmaps go now, so the trim below can return their pages
             release_free_heap()
             log.info(

@@ -8,8 +8,11 @@ rename. A reader that wants to notice the next replacement keeps the file's iden
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 FileIdentity = tuple[int, int, int, int]
@@ -42,3 +45,21 @@ def read_state(path: Path, max_size: int) -> tuple[FileIdentity, bytes]:
         if info.st_size > max_size:
             raise OSError(0, f"{info.st_size} bytes, more than the {max_size} allowed")
         return identity(info), handle.read(max_size + 1)
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``directory`` itself, across processes.
+
+    Writers of a state file (``terminald revocation apply``, the daemon's link) hold it
+    from reading what is installed to renaming the new file, so two installs cannot both
+    decide on the same old state and the later rename silently undo the earlier one.
+    Readers need no lock: a rename is atomic. Locking the directory needs no lock file
+    (which would need an owner and could be left behind).
+    """
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -198,7 +198,10 @@ def test_failed_disk_write_keeps_old_data(tmp_path: Path, monkeypatch: pytest.Mo
         store.apply(snapshot(V2, KEY, 2), T0)
     monkeypatch.undo()
     assert states(store, ISSUER_B, [5]) == [GOOD]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["revocation.state"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "revocation.state",
+        "revocation.state.high",
+    ]
     assert states(make_store(tmp_path), ISSUER_B, [5]) == [GOOD]
 
 
