@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from terminald.core.revocation_check import RevocationState
 from terminald.revocation import IssuerEntries, RevocationSet, TrustedKeys, diff, serial_array
 from terminald.revocation.chain import decode_chain, replay
+from terminald.store.high_water import read_high_water
 from terminald.store.revocation_store import RevocationStore, RevocationStoreConfig
 from tests.unit.revocation_support import DAY, T0, delta, snapshot
 
@@ -67,6 +68,9 @@ def _writer(directory: Path, bundles: list[bytes]) -> None:
         installed = store.status(now).version or 0
         for data in bundles[installed:]:
             store.apply(data, now)
+        # Starting over from version 1 is a back office starting over: the rollback
+        # mark goes first (on purpose), then the state.
+        (directory / "revocation.state.high").unlink()
         (directory / "revocation.state").unlink()
 
 
@@ -100,6 +104,10 @@ def test_killed_writer_never_leaves_a_mixed_or_empty_set(tmp_path: Path) -> None
         expected = versions[status.version].issuers[ISSUER]
         for serial in (*expected.revoked[:50], *expected.hold[:20]):
             assert store.check(ISSUER, int(serial), T0 + DAY).state is not RevocationState.GOOD
-        assert [p.name for p in tmp_path.iterdir()] == ["revocation.state"]
+        assert {p.name for p in tmp_path.iterdir()} <= {"revocation.state", "revocation.state.high"}
+        # The state is written before the mark, so a kill between leaves the mark behind
+        # (the load raises it), never ahead: a mark ahead would refuse the state itself.
+        mark = read_high_water(tmp_path / "revocation.state.high")
+        assert mark is None or mark.version <= status.version
     # The kills landed at several points of the sequence, not always the same one.
     assert len(seen) >= 3, seen
