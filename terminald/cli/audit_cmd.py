@@ -71,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
             path = load_config(args.config).state.dir / AUDIT_NAME
         except ConfigError as exc:
             raise CliError(f"{args.config}: " + "; ".join(exc.messages)) from exc
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a state directory this user may not enter
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    if not found:
         raise CliError(f"no audit trail at {path} (the daemon creates it when it starts)")
     try:
         log = AuditReader(path)

@@ -506,6 +506,7 @@ class AuditReader:
         try:
             if not path.is_file():
                 raise AuditError(f"no audit trail at {path}")
+            path.open("rb").close()  # a file this user may not read: say so, plainly
             if not wal.exists():
                 self._db = self._open(_uri(path, mode="ro", immutable="1"))
             else:
