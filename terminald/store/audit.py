@@ -536,6 +536,11 @@ class AuditReader:
             raise
         return db
 
+    def _select(self) -> str:
+        # A version 1 trail the daemon has not migrated yet: no issuer column to read.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        return _SELECT if "issuer" in columns else _SELECT.replace("issuer FROM", "NULL FROM")
+
     def _open_copy(self) -> sqlite3.Connection:
         self._tmp = tempfile.TemporaryDirectory(prefix="terminald-audit-")
         copy = Path(self._tmp.name) / self.path.name
@@ -552,7 +557,7 @@ class AuditReader:
     def recent(self, limit: int = 50, kind: str | None = None) -> list[AuditEntry]:
         """The newest ``limit`` rows (of ``kind``), oldest first."""
         try:
-            rows = self._db.execute(_SELECT, (kind, limit)).fetchall()
+            rows = self._db.execute(self._select(), (kind, limit)).fetchall()
         except sqlite3.Error as exc:
             raise AuditError(f"audit log {self.path}: {exc}") from exc
         return [_entry(row) for row in reversed(rows)]

@@ -110,6 +110,11 @@ def test_a_version_1_trail_is_migrated_in_place_and_keeps_its_rows(
 ) -> None:
     path = tmp_path / "audit.sqlite"
     _version_1_trail(path)
+    assert main(["audit", "--db", str(path)]) == 0  # a reader reads it as it is
+    assert "issuer unknown serial 4660  old row" in capsys.readouterr().out
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1  # and leaves it so
+    db.close()
     log = AuditLog(path)
     log.append(entry(label="new row"))
     old, new = log.recent()
