@@ -214,6 +214,7 @@ class AuditLog:
         self._gap: _Gap | None = None
         self._writing = 0  # rows taken from the queue into the transaction in progress
         self._closing = False
+        self._close_by = 0.0  # monotonic time until which close() lets the writer retry
         self._checked = False  # quick_check passed once in this process
         self._db: sqlite3.Connection | None = None
         self._settled = False  # the writer's last pass ended with the queue in the file
@@ -279,6 +280,10 @@ class AuditLog:
                 self.problem = str(exc)
                 with self._cond:
                     self._settled = False
+                    if closing and time.monotonic() < self._close_by:
+                        self._cond.wait(min(delay, self._close_by - time.monotonic()))
+                        delay = min(delay * 2, RETRY_MAX_S)
+                        continue
                     if closing:
                         lost = len(self._pending) + (self._gap.count if self._gap else 0)
                         if lost:
@@ -296,6 +301,8 @@ class AuditLog:
             except Exception:  # a bug must not silently stop the trail: log, retry
                 logger.exception("event=audit_writer_failed file=%s", self.path)
                 with self._cond:
+                    if closing:
+                        return
                     self._cond.wait(RETRY_MAX_S)
                 continue
             if self.problem is not None:
@@ -476,8 +483,9 @@ class AuditLog:
         """Write what is queued (for at most about CLOSE_WAIT_S), then stop the writer."""
         with self._cond:
             self._closing = True
+            self._close_by = time.monotonic() + CLOSE_WAIT_S
             self._cond.notify_all()
-        self._thread.join(CLOSE_WAIT_S + BUSY_TIMEOUT_S)
+        self._thread.join(CLOSE_WAIT_S + 2 * BUSY_TIMEOUT_S)
         if self._io.acquire(timeout=BUSY_TIMEOUT_S):
             try:
                 if self._db is not None:

@@ -244,8 +244,13 @@ def test_a_damaged_trail_gives_the_reader_one_line(
     assert [p.name for p in tmp_path.iterdir()] == ["audit.sqlite"]
 
 
-def test_rows_appended_after_close_are_not_silently_accepted(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.sqlite")
-    log.close()
-    log.append(row(0))  # logged as lost; never raises into the loop
-    assert log.pending == 0
+def test_rows_that_cannot_be_written_by_the_stop_are_counted_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = AuditLog(tmp_path / "missing" / "audit.sqlite")
+    log.append(row(0))
+    log.append(row(1))
+    log.close()  # the directory never came: the writer gives up after its retries
+    assert "event=audit_lost" in caplog.text and "rows=2" in caplog.text
+    log.append(row(2))  # after the stop: logged as lost, never raises into the loop
+    assert log.pending == 2
