@@ -39,11 +39,25 @@ _GROUPS = {
 }
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml's, through its metadata)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("terminald")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="terminald",
         description="My Number Card (JPKI user-authentication) terminal for gates, "
         "vending machines and employee ID.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"terminald {version()}", help="print the version"
     )
     parser.add_argument(
         "-v",
