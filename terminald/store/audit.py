@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -212,7 +213,6 @@ class AuditLog:
         self._io = threading.Lock()
         self._pending: deque[AuditEntry] = deque()
         self._gap: _Gap | None = None
-        self._writing = 0  # rows taken from the queue into the transaction in progress
         self._closing = False
         self._close_by = 0.0  # monotonic time until which close() lets the writer retry
         self._checked = False  # quick_check passed once in this process
@@ -383,14 +383,22 @@ class AuditLog:
         while aside.exists():
             n += 1
             aside = path.with_name(f"{path.name}.{label}-{stamp}-{n}")
+        moved: list[Path] = []
         try:
             aside.mkdir()
             for part in (*_companions(path), path):
                 if part.exists():
                     part.rename(aside / part.name)
+                    moved.append(part)
             _fsync_dir(aside)
             _fsync_dir(path.parent)
         except OSError as exc:
+            # Put back what moved: the file must never stay here without its WAL.
+            for part in reversed(moved):
+                with contextlib.suppress(OSError):
+                    (aside / part.name).rename(part)
+            with contextlib.suppress(OSError):
+                aside.rmdir()
             raise _Wait(f"{why}; cannot move it aside: {exc}") from exc
         logger.error("event=audit_moved_aside file=%s to=%s problem=%r", path, aside, why)
 
@@ -399,7 +407,7 @@ class AuditLog:
         assert db is not None
         while True:
             with self._cond:
-                batch = list(self._pending)[:_BATCH]
+                batch = list(itertools.islice(self._pending, _BATCH))
             if not batch:
                 return
             try:

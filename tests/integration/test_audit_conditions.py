@@ -23,7 +23,15 @@ from terminald.sim.pcscd import Pcscd
 from terminald.sim.testpki import TestPkiManifest
 from terminald.store.audit import AUDIT_NAME, AuditLog, AuditReader
 from tests.integration.daemon_rig import gate_config, open_rig
-from tests.unit.test_audit_waits import ROWS, LockHolder, count, killed_writer, row, wait_for
+from tests.unit.test_audit_waits import (
+    ROWS,
+    LockHolder,
+    corrupt_beside_its_wal,
+    count,
+    killed_writer,
+    row,
+    wait_for,
+)
 
 NOBODY = 65534
 
@@ -104,6 +112,30 @@ def test_kill_9_then_the_file_made_read_only_loses_no_row(tmp_path: Path, sandbo
     log.close()
     assert count(path) == ROWS + 10
     assert aside(tmp_path) == []
+
+
+def test_a_corrupt_file_that_cannot_be_moved_aside_keeps_its_wal(
+    tmp_path: Path, sandboxed: None
+) -> None:
+    path = tmp_path / AUDIT_NAME
+    wal = corrupt_beside_its_wal(path)
+    # A mount point cannot be renamed (EBUSY): the move fails after the WAL has moved.
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+    try:
+        log = AuditLog(path)
+        log.append(row(99))
+        wait_for(lambda: log.problem is not None, "the writer to report the failed move")
+        assert "cannot move it aside" in (log.problem or "")
+        assert Path(f"{path}-wal").read_bytes() == wal  # put back beside its file
+        assert aside(tmp_path) == []
+        assert log.pending == 1
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+    assert log.flush(30)
+    log.close()
+    (moved,) = aside(tmp_path)
+    assert (moved / f"{AUDIT_NAME}-wal").read_bytes() == wal
+    assert [e.detail for e in AuditReader(path).recent()] == ["row 99"]
 
 
 def run_as_nobody(args: list[str]) -> tuple[int, str]:

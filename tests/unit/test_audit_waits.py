@@ -160,18 +160,24 @@ def test_a_full_queue_drops_rows_and_a_gap_record_says_how_many(tmp_path: Path) 
     assert [e.detail for e in rows[11:]] == ["row 25"]
 
 
-def test_a_corrupt_file_is_moved_aside_with_its_wal(tmp_path: Path) -> None:
-    path = tmp_path / "audit.sqlite"
+def corrupt_beside_its_wal(path: Path) -> bytes:
+    """A killed writer's trail whose main file SQLite's quick_check finds corrupt, with
+    committed rows in its WAL; returns the WAL's bytes."""
     killed_writer(path, checkpoint_after=True)
-    wal = Path(f"{path}-wal").read_bytes()
     probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     (page,) = probe.execute("SELECT rootpage FROM sqlite_master WHERE name = 'certificates'")
     probe.close()
     # A page only the main file holds (no row since touched it, so it is not in the WAL,
-    # which would otherwise mask it): SQLite's quick_check reports it.
+    # which would otherwise mask it).
     with path.open("r+b") as handle:
         handle.seek((page[0] - 1) * 4096)
         handle.write(b"\xff" * 4096)
+    return Path(f"{path}-wal").read_bytes()
+
+
+def test_a_corrupt_file_is_moved_aside_with_its_wal(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    wal = corrupt_beside_its_wal(path)
     log = AuditLog(path)
     log.append(row(99))
     assert log.flush(30)
