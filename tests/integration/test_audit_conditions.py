@@ -139,8 +139,18 @@ def test_a_corrupt_file_that_cannot_be_moved_aside_keeps_its_wal(
 
 
 def run_as_nobody(args: list[str]) -> tuple[int, str]:
-    """``terminald ARGS`` (the CLI's own main) in a child process running as nobody."""
-    from terminald.cli import main
+    """``terminald ARGS`` (the CLI's own main) in a child process running as nobody.
+
+    Forked, not executed: this interpreter's files (under /root) are not nobody's to
+    read, so everything the command imports is imported here first."""
+    import json  # noqa: F401  (the command's own lazy imports, done before the fork)
+
+    import terminald.config
+    import terminald.pki.challenge
+    import terminald.store.audit  # noqa: F401
+    from terminald.cli import build_parser, main
+
+    build_parser()  # imports every command module
 
     read, write = os.pipe()
     pid = os.fork()
