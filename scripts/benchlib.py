@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,16 +19,20 @@ VENV = REPO / ".venv"
 
 def reexec_in_sandbox(script: str, name: str, *, sandbox: bool = True) -> None:
     """Run ``script`` with the repo's venv, inside scripts/sandbox (the real pcscd needs a
-    private /run/pcscd) unless ``sandbox`` is False. Returns only once both hold."""
+    private /run/pcscd) unless ``sandbox`` is False. Returns only once both hold.
+
+    Outside the venv it first runs scripts/bootstrap (as scripts/run and scripts/test
+    do; quick when nothing changed), so a fresh clone runs the benchmark as documented."""
     script = str(Path(script).resolve())
     python = sys.executable
     in_venv = Path(sys.prefix).resolve() == VENV.resolve()
-    if not in_venv and (VENV / "bin" / "python").exists():
+    if not in_venv:
+        bootstrap = subprocess.run([str(REPO / "scripts" / "bootstrap")], check=False)
+        if bootstrap.returncode != 0 or not (VENV / "bin" / "python").exists():
+            sys.exit(f"{name}: scripts/bootstrap failed, so there is no venv at {VENV}")
         python = str(VENV / "bin" / "python")
         if not sandbox or os.environ.get("TERMINALD_SANDBOX") == "1":
             os.execv(python, [python, script, *sys.argv[1:]])
-    elif not in_venv:
-        sys.exit(f"{name}: run scripts/bootstrap first (it creates {VENV})")
     if not sandbox or os.environ.get("TERMINALD_SANDBOX") == "1":
         return
     if os.geteuid() != 0:
@@ -36,8 +41,11 @@ def reexec_in_sandbox(script: str, name: str, *, sandbox: bool = True) -> None:
     os.execv(runner, [runner, python, script, *sys.argv[1:]])
 
 
-def machine() -> list[str]:
-    """Markdown lines naming the machine a table was measured on."""
+def machine(
+    packages: Sequence[str] = ("pcscd",), libraries: Mapping[str, str] | None = None
+) -> list[str]:
+    """Markdown lines naming the machine a table was measured on: CPU and RAM, Python and
+    ``libraries`` (name → version), and the Debian ``packages``' versions."""
     cpu = "unknown"
     with open("/proc/cpuinfo") as handle:
         for line in handle:
@@ -46,12 +54,20 @@ def machine() -> list[str]:
                 break
     with open("/proc/meminfo") as handle:
         mem_kb = int(handle.readline().split()[1])
-    pcscd = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Version}", "pcscd"], capture_output=True, text=True
-    ).stdout.strip()
+    software = f"Python {platform.python_version()} ({platform.machine()})"
+    software += "".join(f", {name} {version}" for name, version in (libraries or {}).items())
+    versions = []
+    for package in packages:
+        found = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        versions.append(f"{package} {found or 'not installed'}")
     return [
         f"- nproc: {os.cpu_count()}; CPU: {cpu}; RAM: {mem_kb / 1024**2:.1f} GiB",
-        f"- Python {platform.python_version()} ({platform.machine()}); pcscd {pcscd or '?'}",
+        "- " + "; ".join([software, ", ".join(versions)] if versions else [software]),
     ]
 
 

@@ -19,8 +19,9 @@ def register(commands: Subparsers, groups: Groups) -> None:
         help="show the audit trail (every decision, exit, alarm and mode change)",
         description="Print the newest rows of the audit trail, oldest first: time (UTC), "
         "kind, reason code, the certificate's issuer key id and serial (a certificate is that "
-        "pair), label, detail. Safe while the daemon runs. "
-        "Exit status: 0 shown, 2 no trail or no configuration.",
+        "pair), label, detail. Safe while the daemon runs: it only reads, and never creates, "
+        "renames or writes the trail (a read-only copy is fine). "
+        "Exit status: 0 shown, 2 no trail, no configuration, or an unknown --kind.",
     )
     where = audit.add_mutually_exclusive_group()
     where.add_argument(
@@ -32,7 +33,12 @@ def register(commands: Subparsers, groups: Groups) -> None:
     )
     where.add_argument("--db", type=Path, metavar="FILE", help="the audit.sqlite file itself")
     audit.add_argument("--limit", type=int, default=50, metavar="N", help="rows (default 50)")
-    audit.add_argument("--kind", metavar="KIND", help="only this kind, e.g. granted or refused")
+    audit.add_argument(
+        "--kind",
+        metavar="KIND",
+        help="only this kind: granted, refused, rex, door_opened, door_closed, alarm, mode, "
+        "revocation or gap (rows lost while the file could not be written)",
+    )
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     audit.add_argument(
         "--verify",
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from terminald.config import ConfigError, load_config
-    from terminald.store.audit import AUDIT_NAME, AuditError, AuditLog
+    from terminald.store.audit import AUDIT_NAME, KINDS, AuditError, AuditReader
 
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
@@ -65,13 +71,26 @@ def run(args: argparse.Namespace) -> int:
             path = load_config(args.config).state.dir / AUDIT_NAME
         except ConfigError as exc:
             raise CliError(f"{args.config}: " + "; ".join(exc.messages)) from exc
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a state directory this user may not enter
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    if not found:
         raise CliError(f"no audit trail at {path} (the daemon creates it when it starts)")
     try:
-        log = AuditLog(path)
-        entries = log.recent(args.limit, args.kind)
-        log.close()
-    except (AuditError, OSError) as exc:
+        log = AuditReader(path)
+        try:
+            # A kind this file holds is valid too (a newer daemon may write new kinds).
+            valid = set(KINDS) | log.kinds()
+            if args.kind is not None and args.kind not in valid:
+                raise CliError(
+                    f"--kind {args.kind}: unknown kind; valid kinds: "
+                    + ", ".join(list(KINDS) + sorted(valid - set(KINDS)))
+                )
+            entries = log.recent(args.limit, args.kind)
+        finally:
+            log.close()
+    except AuditError as exc:
         raise CliError(str(exc)) from exc
     from terminald.pki.challenge import evidence_valid
 

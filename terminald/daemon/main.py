@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -100,14 +99,12 @@ def open_daemon(
     return daemon
 
 
-def open_audit(config: Config) -> AuditLog | None:
-    """The audit trail in the state directory; without it the terminal still works."""
-    path = config.state.dir / AUDIT_NAME
-    try:
-        return AuditLog(path, keep=config.state.audit_keep)
-    except (OSError, sqlite3.Error) as exc:
-        log_event(logger, logging.ERROR, "audit_unavailable", file=str(path), problem=str(exc))
-        return None
+def open_audit(config: Config) -> AuditLog:
+    """The audit trail in the state directory. Opening never fails and never blocks: its
+    writer thread opens the file, and while the file cannot be written (locked, read-only,
+    full, directory missing) it keeps the rows queued in memory and logs
+    ``event=audit_waiting``; the terminal works on either way (store/audit.py)."""
+    return AuditLog(config.state.dir / AUDIT_NAME, keep=config.state.audit_keep)
 
 
 SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})

@@ -75,7 +75,7 @@ from terminald.daemon.reload import (
     Reply,
 )
 from terminald.daemon.runtime import Runtime
-from terminald.store.audit import AuditEntry, AuditError, AuditLog
+from terminald.store.audit import AuditEntry, AuditLog
 from terminald.store.trusted_time import TrustedTimeFile
 
 logger = logging.getLogger("terminald.daemon")
@@ -147,7 +147,6 @@ class Daemon:
         self._card_reader = card_reader
         self._clock = clock
         self.audit = audit
-        self._audit_failing = False
         self._listeners: list[Listener] = []
         self._running = False
         self._last_ping = float("-inf")
@@ -415,7 +414,7 @@ class Daemon:
         evidence: tuple[bytes, bytes, bytes] | None = None,
         issuer: bytes | None = None,
     ) -> None:
-        """A row in the audit trail; a failing trail is logged (once) and never stops a door."""
+        """A row in the audit trail; a failing trail never stops a door, nor waits the loop."""
         if self.audit is None:
             return
         entry = AuditEntry(
@@ -429,16 +428,9 @@ class Daemon:
             evidence,
             issuer,
         )
-        try:
-            self.audit.append(entry)
-        except AuditError as exc:
-            if not self._audit_failing:
-                log_event(logger, logging.ERROR, "audit_failed", problem=str(exc))
-            self._audit_failing = True
-        else:
-            if self._audit_failing:
-                log_event(logger, logging.INFO, "audit_recovered")
-            self._audit_failing = False
+        # Only queues the row: the audit writer thread owns the file, so the loop never
+        # waits on it; it logs audit_waiting / audit_recovered itself (store/audit.py).
+        self.audit.append(entry)
 
     def _label(self, serial: int | None, issuer: bytes | None) -> str:
         # The enrolled label of this very certificate, by the record's own pair: the

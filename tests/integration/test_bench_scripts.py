@@ -71,3 +71,27 @@ def test_bench_live_revocation_quick_picks_up_and_refuses_the_revoked_card(pcscd
     assert "| version | bundle | `apply` | pickup after `apply` returned |" in done.stdout
     assert "card-001 tapped as the revoking `apply` returned: **cert_revoked**" in done.stdout
     assert "| while `apply` runs and the daemon picks it up |" in done.stdout
+
+
+def test_bench_revocation_quick_runs_from_the_system_python_as_documented(tmp_path: Path) -> None:
+    """As docs/benchmarks.md says: ``scripts/bench-revocation``, here with a Python that has
+    none of the project's dependencies (it once failed: No module named 'msgpack'). It
+    re-executes itself with the venv's Python; it needs no pcscd."""
+    system_python = "/usr/bin/python3"
+    bare = subprocess.run(
+        [system_python, "-c", "import msgpack"], capture_output=True, text=True, check=False
+    )
+    assert bare.returncode != 0, "this test needs a Python without the project's packages"
+    done = subprocess.run(
+        [system_python, str(SCRIPTS / "bench-revocation"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,  # not the checkout: the script finds its own way
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "### Size (N = 1,000,000 serials; wire = the whole signed bundle)" in done.stdout
+    assert "| uniform 5% | 50,000 |" in done.stdout
+    assert "daily delta +550 (on 5 %)" in done.stdout

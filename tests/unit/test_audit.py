@@ -43,6 +43,7 @@ def test_the_trail_is_trimmed_to_keep(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.sqlite", keep=150)
     for i in range(1000):
         log.append(entry(serial=i))
+    assert log.flush(30)
     assert len(log) <= 150 + 100  # trimmed every 100 rows
     log.trim()
     assert len(log) == 150
@@ -54,9 +55,10 @@ def test_a_corrupt_file_is_moved_aside_and_a_new_trail_started(tmp_path: Path) -
     path.write_bytes(b"this is not a database" * 100)
     log = AuditLog(path)
     log.append(entry())
+    assert log.flush(30)
     assert len(log) == 1
     (aside,) = tmp_path.glob("audit.sqlite.corrupt-*")
-    assert aside.read_bytes().startswith(b"this is not a database")
+    assert (aside / "audit.sqlite").read_bytes().startswith(b"this is not a database")
 
 
 def test_a_trail_of_another_schema_is_not_written_into(tmp_path: Path) -> None:
@@ -64,8 +66,11 @@ def test_a_trail_of_another_schema_is_not_written_into(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version=99")
     db.close()
-    AuditLog(path).append(entry())
-    assert list(tmp_path.glob("audit.sqlite.corrupt-*"))
+    log = AuditLog(path)
+    log.append(entry())
+    assert log.flush(30)
+    (aside,) = tmp_path.glob("audit.sqlite.schema-99-*")
+    assert (aside / "audit.sqlite").is_file()
 
 
 def test_rows_carry_the_issuer_so_twins_are_two_people(tmp_path: Path) -> None:
@@ -105,6 +110,11 @@ def test_a_version_1_trail_is_migrated_in_place_and_keeps_its_rows(
 ) -> None:
     path = tmp_path / "audit.sqlite"
     _version_1_trail(path)
+    assert main(["audit", "--db", str(path)]) == 0  # a reader reads it as it is
+    assert "issuer unknown serial 4660  old row" in capsys.readouterr().out
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1  # and leaves it so
+    db.close()
     log = AuditLog(path)
     log.append(entry(label="new row"))
     old, new = log.recent()
@@ -143,6 +153,7 @@ def test_the_cli_reads_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     )
     log.append(AuditEntry(AT, "gate-1", "refused", "unknown_issuer", 77, None, "no root"))
     log.append(entry("rex", None, detail="request to exit"))
+    log.close()
     assert main(["audit", "--db", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
@@ -199,6 +210,7 @@ def test_a_grants_evidence_is_kept_and_can_be_checked_later(
         log.append(entry(evidence=(b"challenge-1", signature, der)))
     log.append(entry(evidence=(b"challenge-2", signature, der)))  # not what was signed
     log.append(entry("granted", 5))  # a grant recorded without evidence
+    assert log.flush(30)
     rows = log.recent()
     assert rows[0].evidence == (b"challenge-1", signature, der)
     db = sqlite3.connect(path)

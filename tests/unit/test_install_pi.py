@@ -192,7 +192,7 @@ def test_help() -> None:
     [
         (["--frobnicate"], "unknown option: --frobnicate"),
         (["--root"], "--root needs a directory"),
-        (["--root", "/nonexistent/terminald-staging"], "no such directory"),
+        (["--root", "/etc/hostname"], "--root /etc/hostname: not a directory"),
         (["extra"], "unexpected argument: extra"),
     ],
 )
@@ -202,3 +202,11 @@ def test_bad_usage_exits_2_with_a_message(args: list[str], message: str) -> None
     assert message in result.stderr
     assert "usage:" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_root_that_does_not_exist_yet_is_created(tmp_path: Path) -> None:
+    root = tmp_path / "new" / "image"
+    result = staged(root)
+    assert "no /boot/firmware/config.txt" in result.stdout  # it ran to the end
+    for dest, source in FILES.items():
+        assert (root / dest).read_bytes() == (REPO / source).read_bytes(), dest
