@@ -8,7 +8,9 @@ test driver of ``gpio_mock`` attached; ``"lgpio"``, ``"rpigpio"``, ``"pigpio"`` 
 fallback.
 
 The relay is built de-energised (``initial_value=False``) and ``close()`` de-energises
-it before the pin is released, for active-high and active-low drive alike.
+it before the pin is released, for active-high and active-low drive alike. On lgpio the
+line is claimed at that level in one call (``gpio_lgpio``): gpiozero's own LGPIOPin
+claims every output at level 0 and then writes, which pulses an active-low relay.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ logger = logging.getLogger(__name__)
 # only on a Pi, and the mock must never be picked by default.
 FACTORIES: dict[str, tuple[str, str]] = {
     "mock": ("gpiozero.pins.mock", "MockFactory"),
-    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
+    # gpiozero's LGPIOFactory with its outputs claimed at their first level (below).
+    "lgpio": ("terminald.backends.gpio_lgpio", "SafeLGPIOFactory"),
     "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
     "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
     "native": ("gpiozero.pins.native", "NativeFactory"),
