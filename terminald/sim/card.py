@@ -386,7 +386,10 @@ class VirtualJpkiCard:
                 return _sw(SW.WRONG_LENGTH)
             app = next((a for a in self._applications if a.aid == c.data), None)
             if app is None:
-                return _sw(SW.FILE_NOT_FOUND)
+                answer = self.profile.quirks.unknown_aid_sw
+                if answer != SW.OK:
+                    return _sw(answer)
+                app = _Application("default", c.data)  # a default applet: no JPKI files
             # Selecting an AP (again) drops PIN state; OpenSC >= 0.24 logs out this way.
             self._forget_session()
             self._current_app = app
@@ -441,6 +444,13 @@ class VirtualJpkiCard:
         if offset >= len(ef.content):
             return _sw(SW.WRONG_P1P2_OFFSET)  # end of file (§2.2)
         remaining = len(ef.content) - offset
+        quirks = self.profile.quirks
+        if quirks.read_max and c.le > quirks.read_max:
+            if quirks.read_over_max == "6cxx":
+                return _sw(0x6C00 | quirks.read_max & 0xFF)  # 6C00 = 256
+            return _sw(SW.WRONG_LENGTH)
+        if quirks.read_chunk:
+            return ef.content[offset : offset + min(c.le, quirks.read_chunk)] + _sw(SW.OK)
         le_is_maximum = c.le == (EXTENDED_MAX if c.extended else SHORT_LE_MAX)
         if c.le > remaining and not le_is_maximum:
             # An explicit Le past the end: what there is, with a warning (ISO 7816-4 6282).
@@ -476,6 +486,8 @@ class VirtualJpkiCard:
             return _sw(SW.REFERENCE_DATA_NOT_FOUND)
         if c.le is not None and not c.data:
             return _sw(SW.WRONG_LENGTH)
+        if not c.data and self.profile.quirks.pin_query_sw:
+            return _sw(self.profile.quirks.pin_query_sw)
         if not c.data:
             # Retry query without using a try (§2.3). A blocked PIN still answers 63C0:
             # OpenSC's bind fails on anything but SW1=63 (opensc-interop.md).
