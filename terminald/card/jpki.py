@@ -209,8 +209,8 @@ class JpkiSession:
                 if sw == SW.END_REACHED_BEFORE_LE:
                     break
                 continue
-            if sw == SW.WRONG_P1P2_OFFSET and offset > start:
-                break  # the end of the EF (jpki-card.md §2.2)
+            if sw == SW.WRONG_P1P2_OFFSET:
+                break  # the end of the EF (jpki-card.md §2.2); the caller checks the length
             raise ReadLimitError(
                 self._limit_detail(
                     f"READ BINARY of {le} bytes at offset {offset} answered SW={sw:04X}"
