@@ -179,3 +179,16 @@ def test_gpiozero_plain_lgpio_pin_would_pulse_the_relay(
     finally:
         factory.close()
     assert lgpio.driven[pinmap.relay.pin][:2] == [0, 1]
+
+
+@pytest.mark.parametrize("backend", ["native", "pigpio"])
+def test_backends_that_claim_then_write_refuse_an_active_low_relay(
+    tmp_path: Path, backend: str
+) -> None:
+    from terminald.backends.gpio import GpioBackendError, force_relay_off, open_gpio
+
+    pinmap = _active_low_board(tmp_path)
+    with pytest.raises(GpioBackendError, match="active-low relay on GPIO 26"):
+        open_gpio(pinmap, backend)
+    with pytest.raises(GpioBackendError, match="lgpio"):
+        force_relay_off(pinmap, backend)
