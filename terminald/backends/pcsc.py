@@ -189,7 +189,7 @@ class PcscReader:
         return self._resolved or self._wanted or "(every PC/SC reader)"
 
     def watched(self) -> list[str]:
-        """The readers present now that this object watches (for ``doctor``)."""
+        """The readers present now that this object watches (doctor applies the same rule)."""
         readers = self.list_readers()
         if self.watches_all:
             return readers
