@@ -81,7 +81,7 @@ class TerminalSection:
 @dataclass(frozen=True)
 class CardSection:
     # A PC/SC reader name or its prefix ("Virtual PCD" matches "Virtual PCD 00 00");
-    # None: the first reader pcscd lists.
+    # None: every reader pcscd lists is watched, one transaction at a time.
     reader: str | None = None
     backend: str = "pcsc"
     # Refuse before any VERIFY when the card has this many tries left or fewer.

@@ -8,7 +8,9 @@ test driver of ``gpio_mock`` attached; ``"lgpio"``, ``"rpigpio"``, ``"pigpio"`` 
 fallback.
 
 The relay is built de-energised (``initial_value=False``) and ``close()`` de-energises
-it before the pin is released, for active-high and active-low drive alike.
+it before the pin is released, for active-high and active-low drive alike. On lgpio the
+line is claimed at that level in one call (``gpio_lgpio``): gpiozero's own LGPIOPin
+claims every output at level 0 and then writes, which pulses an active-low relay.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ logger = logging.getLogger(__name__)
 # only on a Pi, and the mock must never be picked by default.
 FACTORIES: dict[str, tuple[str, str]] = {
     "mock": ("gpiozero.pins.mock", "MockFactory"),
-    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
+    # gpiozero's LGPIOFactory with its outputs claimed at their first level (below).
+    "lgpio": ("terminald.backends.gpio_lgpio", "SafeLGPIOFactory"),
     "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
     "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
     "native": ("gpiozero.pins.native", "NativeFactory"),
@@ -53,6 +56,23 @@ FACTORIES: dict[str, tuple[str, str]] = {
 
 class GpioBackendError(RuntimeError):
     """The GPIO backend cannot start: unknown factory, library missing, no access."""
+
+
+# Factories whose pins switch a line to output before its level is set (gpiozero 2.0:
+# NativePin and PiGPIOPin have no output_with_state, so the line drives whatever its
+# output latch held). Harmless for an active-high relay only if that latch is low, so an
+# active-low relay is refused on them. lgpio is fixed in gpio_lgpio; RPi.GPIO's
+# GPIO.setup(..., initial=) sets the level with the direction.
+_CLAIM_THEN_WRITE = {"native", "pigpio"}
+
+
+def _check_relay_claim(pinmap: BoardPinMap, backend: str) -> None:
+    if backend in _CLAIM_THEN_WRITE and not pinmap.relay.active_high:
+        raise GpioBackendError(
+            f"gpio backend {backend!r} makes a pin an output before setting its level, "
+            f"which would energise the active-low relay on GPIO {pinmap.relay.pin} for a "
+            f'moment; use backend "lgpio" (or "rpigpio"), or an active-high relay'
+        )
 
 
 def make_pin_factory(name: str, pinmap: BoardPinMap) -> Any:
@@ -328,6 +348,7 @@ def open_gpio(pinmap: BoardPinMap, backend: str) -> GpioHardware:
     The relay is built first, so it is claimed at its off level before anything else
     on the header is touched.
     """
+    _check_relay_claim(pinmap, backend)
     factory = make_pin_factory(backend, pinmap)
     mock = MockGpioDriver(factory, pinmap) if backend == "mock" else None
     opened: list[Any] = []
@@ -356,6 +377,7 @@ def force_relay_off(pinmap: BoardPinMap, backend: str, factory: Any = None) -> N
     off without touching any other pin. The CLI/daemon tier wraps it in a command.
     ``factory`` (tests) reuses an existing pin factory, which is then left open.
     """
+    _check_relay_claim(pinmap, backend)
     own = factory is None
     factory = make_pin_factory(backend, pinmap) if own else factory
     try:

@@ -6,6 +6,14 @@ service error drops the context, and the next call builds a new one. Cards are
 held with SCARD_SHARE_EXCLUSIVE and always released with SCARD_UNPOWER_CARD,
 because a successful VERIFY stays valid until the card loses power
 (jpki-card.md §2.3).
+
+With no reader name, every reader pcscd lists is watched: readers with a contact and a
+contactless slot may list the contact slot first, so "the first reader" can be the
+wrong one. One transaction at a time: the first card seen (in reader-list order when
+several appear in the same pass) is the active one, and another card is not looked at
+until the active card is removed; if it is still there then, it is served next. The
+reader the monitor thread watches and the one the card thread connects through share
+that choice (:meth:`PcscReader.sibling`), each with its own PC/SC context.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from typing import Any
 
 from smartcard import scard
 
+from terminald.backends.reader_profiles import ReaderProfiles
 from terminald.card.apdu import redact
+from terminald.card.connection import ReaderLimits
 from terminald.card.errors import (
     CardCommunicationError,
     CardRemovedError,
@@ -73,8 +83,10 @@ def _raise_for(hresult: int, what: str) -> None:
 class PcscConnection:
     """One exclusively held card; implements :class:`~terminald.card.connection.CardConnection`."""
 
-    def __init__(self, handle: Any, protocol: int) -> None:
+    def __init__(self, handle: Any, protocol: int, limits: ReaderLimits | None = None) -> None:
         self._handle = handle
+        # Read by the JPKI session (card.connection.reader_limits): caps READ BINARY's Le.
+        self.limits = limits or ReaderLimits()
         self._pci = (
             scard.SCARD_PCI_T1 if protocol == scard.SCARD_PROTOCOL_T1 else scard.SCARD_PCI_T0
         )
@@ -128,20 +140,61 @@ class PcscConnection:
         self._handle = None
 
 
-class PcscReader:
-    """A PC/SC reader by name (exact, or the first whose name starts with it), or the first one."""
+class _Selection:
+    """Which reader holds the card being served; shared by a reader and its sibling."""
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self) -> None:
+        self.active: str | None = None
+
+
+class PcscReader:
+    """A PC/SC reader by name (exact, or the first whose name starts with it), or every one.
+
+    ``name=None`` watches every reader (see the module docstring). ``profiles``
+    (hw/readers.toml) give each connection its reader's :class:`ReaderLimits`.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        profiles: ReaderProfiles | None = None,
+        *,
+        _selection: _Selection | None = None,
+    ) -> None:
         self._wanted = name
+        self._profiles = profiles
         self._context: Any = None
         self._resolved: str | None = None
+        self._selection = _selection or _Selection()
         # Why the last wait could not watch the reader (None: it could). Read by the
         # daemon for its STATUS; changes are logged once, not on every retry.
         self.problem: str | None = None
 
+    def sibling(self) -> PcscReader:
+        """The same reader(s) on a context of its own, sharing the choice of active reader.
+
+        The daemon's monitor thread waits on one and its card thread connects through the
+        other: pcsc-lite serialises calls on one context.
+        """
+        return PcscReader(self._wanted, self._profiles, _selection=self._selection)
+
+    @property
+    def watches_all(self) -> bool:
+        return self._wanted is None
+
     @property
     def name(self) -> str:
-        return self._resolved or self._wanted or "(first PC/SC reader)"
+        if self.watches_all:
+            return self._selection.active or "(every PC/SC reader)"
+        return self._resolved or self._wanted or "(every PC/SC reader)"
+
+    def watched(self) -> list[str]:
+        """The readers present now that this object watches (doctor applies the same rule)."""
+        readers = self.list_readers()
+        if self.watches_all:
+            return readers
+        found = self._resolve()
+        return [found] if found else []
 
     # -- context lifetime -----------------------------------------------------------
 
@@ -174,7 +227,7 @@ class PcscReader:
     def _resolve(self) -> str | None:
         readers = self.list_readers()
         if self._wanted is None:
-            found = readers[0] if readers else None
+            found = self._selection.active if self._selection.active in readers else None
         elif self._wanted in readers:
             found = self._wanted
         else:
@@ -184,12 +237,26 @@ class PcscReader:
 
     # -- waiting ----------------------------------------------------------------------
 
-    def _state(self, reader: str) -> int:
+    def _states(self, readers: list[str]) -> list[int]:
         hresult, states = scard.SCardGetStatusChange(
-            self._ensure_context(), 0, [(reader, scard.SCARD_STATE_UNAWARE)]
+            self._ensure_context(), 0, [(r, scard.SCARD_STATE_UNAWARE) for r in readers]
         )
         _raise_for(hresult, "reader status")
-        return int(states[0][1]) & ~int(scard.SCARD_STATE_CHANGED)
+        return [int(st[1]) & ~int(scard.SCARD_STATE_CHANGED) for st in states]
+
+    @staticmethod
+    def _present(state: int) -> bool:
+        return bool(state & scard.SCARD_STATE_PRESENT) and not state & scard.SCARD_STATE_MUTE
+
+    def _readers_to_watch(self, want_present: bool) -> list[str]:
+        if not self.watches_all:
+            reader = self._resolve()
+            return [reader] if reader else []
+        if want_present:
+            return self.list_readers()
+        # Waiting for the removal of the card being served: only its reader matters.
+        active = self._selection.active
+        return [active] if active and active in self.list_readers() else []
 
     def _wait(self, want_present: bool, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -199,11 +266,16 @@ class PcscReader:
                 return False
             try:
                 context = self._ensure_context()
-                reader = self._resolve()
-                if reader is None:
-                    self._set_problem(f"no reader matching {self.name!r}")
+                readers = self._readers_to_watch(want_present)
+                if not readers:
                     if not want_present:
-                        return True
+                        self._selection.active = None
+                        return True  # the card's reader is gone: so is the card
+                    self._set_problem(
+                        "no PC/SC reader"
+                        if self.watches_all
+                        else f"no reader matching {self.name!r}"
+                    )
                     # No reader: sleep until one is plugged in.
                     scard.SCardGetStatusChange(
                         context,
@@ -211,15 +283,21 @@ class PcscReader:
                         [(PNP_NOTIFICATION, scard.SCARD_STATE_UNAWARE)],
                     )
                     continue
-                state = self._state(reader)
+                states = self._states(readers)
                 self._set_problem(None)
-                present = (
-                    bool(state & scard.SCARD_STATE_PRESENT) and not state & scard.SCARD_STATE_MUTE
-                )
-                if present == want_present:
+                present = [r for r, st in zip(readers, states, strict=True) if self._present(st)]
+                if want_present and present:
+                    self._selection.active = present[0]
                     return True
+                if not want_present and not present:
+                    self._selection.active = None
+                    return True
+                # Sleep until a watched reader changes; a reader plugged in meanwhile is
+                # listed at the next pass (at most one slice later).
                 hresult, _ = scard.SCardGetStatusChange(
-                    context, min(_WAIT_SLICE_MS, int(remaining * 1000) + 1), [(reader, state)]
+                    context,
+                    min(_WAIT_SLICE_MS, int(remaining * 1000) + 1),
+                    list(zip(readers, states, strict=True)),
                 )
                 if hresult not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
                     _raise_for(hresult, "waiting for the card")
@@ -251,9 +329,16 @@ class PcscReader:
     def connect(self) -> Iterator[PcscConnection]:
         try:
             context = self._ensure_context()
-            reader = self._resolved or self._resolve()
+            if self.watches_all:
+                reader = self._selection.active or self._first_with_card()
+            else:
+                reader = self._resolved or self._resolve()
             if reader is None:
-                raise ReaderUnavailableError(f"no reader matching {self.name!r}")
+                raise ReaderUnavailableError(
+                    "no reader holds a card"
+                    if self.watches_all
+                    else f"no reader matching {self.name!r}"
+                )
             hresult, handle, protocol = scard.SCardConnect(
                 context,
                 reader,
@@ -264,7 +349,8 @@ class PcscReader:
         except ReaderUnavailableError:
             self._drop_context()
             raise
-        connection = PcscConnection(handle, protocol)
+        limits = self._profiles.limits(reader) if self._profiles else ReaderLimits(reader)
+        connection = PcscConnection(handle, protocol, limits)
         try:
             yield connection
         except ReaderUnavailableError:
@@ -273,6 +359,15 @@ class PcscReader:
         finally:
             connection.release()
 
+    def _first_with_card(self) -> str | None:
+        readers = self.list_readers()
+        if not readers:
+            return None
+        present = [
+            r for r, st in zip(readers, self._states(readers), strict=True) if self._present(st)
+        ]
+        return present[0] if present else None
 
-def open_reader(name: str | None = None) -> PcscReader:
-    return PcscReader(name)
+
+def open_reader(name: str | None = None, profiles: ReaderProfiles | None = None) -> PcscReader:
+    return PcscReader(name, profiles)

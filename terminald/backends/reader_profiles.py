@@ -1,8 +1,10 @@
 """Reader profiles (``hw/readers.toml``): what may be assumed about a PC/SC reader by name.
 
-The one decision the authentication needs today is whether the reader passes extended
-APDUs (one READ BINARY for the whole certificate instead of seven). Unknown readers and
-readers whose support is "unknown" get short APDUs, which every reader passes.
+Two decisions come from here: whether the reader passes extended APDUs (one READ BINARY
+for the whole certificate instead of seven), and ``max_response``, the most data bytes
+one response may carry through it (every READ asks for no more). Unknown readers and
+readers whose support is "unknown" get short APDUs, which every reader passes, and no
+cap beyond the card's own ``6Cxx`` answers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from terminald.backends.pinmap import default_hw_dir
+from terminald.card.connection import ReaderLimits
+
+# A smaller cap would take a 1.6 KB certificate past 50 READ BINARY round trips.
+MIN_MAX_RESPONSE = 32
+MAX_MAX_RESPONSE = 65536  # the largest extended Le (ISO 7816-4)
 
 
 class ReaderProfileError(ValueError):
@@ -26,6 +33,7 @@ class ReaderProfile:
     extended_apdus: bool | None  # None: unknown
     quirks: tuple[str, ...]
     sources: tuple[str, ...]
+    max_response: int | None = None  # None: not known
 
     def matches(self, reader_name: str) -> bool:
         return any(reader_name.startswith(prefix) for prefix in self.match)
@@ -49,6 +57,16 @@ class ReaderProfiles:
         profile = self.lookup(reader_name)
         return bool(profile and profile.extended_apdus)
 
+    def limits(self, reader_name: str) -> ReaderLimits:
+        """What a connection through ``reader_name`` may assume (see card.connection)."""
+        profile = self.lookup(reader_name)
+        if profile is None or profile.max_response is None:
+            where = "no profile matches it" if profile is None else f"profile {profile.name!r}"
+            return ReaderLimits(reader_name, None, f"hw/readers.toml: {where}")
+        return ReaderLimits(
+            reader_name, profile.max_response, f"hw/readers.toml: profile {profile.name!r}"
+        )
+
 
 def load_reader_profiles(path: Path | None = None) -> ReaderProfiles:
     path = path or default_hw_dir() / "readers.toml"
@@ -71,7 +89,14 @@ def parse_reader_profiles(data: dict[str, Any], source: str = "<readers>") -> Re
         where = f"{source}: reader[{i}]"
         if not isinstance(entry, dict):
             raise ReaderProfileError(f"{where}: must be a table")
-        unknown = set(entry) - {"name", "match", "extended_apdus", "quirks", "sources"}
+        unknown = set(entry) - {
+            "name",
+            "match",
+            "extended_apdus",
+            "max_response",
+            "quirks",
+            "sources",
+        }
         if unknown:
             raise ReaderProfileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         name = entry.get("name")
@@ -87,6 +112,7 @@ def parse_reader_profiles(data: dict[str, Any], source: str = "<readers>") -> Re
                 extended_apdus=_tristate(entry.get("extended_apdus"), f"{where}.extended_apdus"),
                 quirks=_strings(entry, "quirks", f"{where}.quirks"),
                 sources=_strings(entry, "sources", f"{where}.sources"),
+                max_response=_max_response(entry.get("max_response"), f"{where}.max_response"),
             )
         )
     return ReaderProfiles(tuple(profiles))
@@ -109,3 +135,15 @@ def _tristate(v: Any, where: str) -> bool | None:
     if v == "unknown":
         return None
     raise ReaderProfileError(f'{where}: must be true, false or "unknown", got {v!r}')
+
+
+def _max_response(v: Any, where: str) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ReaderProfileError(f"{where}: must be a whole number of bytes, got {v!r}")
+    if not MIN_MAX_RESPONSE <= v <= MAX_MAX_RESPONSE:
+        raise ReaderProfileError(
+            f"{where}: must be {MIN_MAX_RESPONSE}..{MAX_MAX_RESPONSE} bytes, got {v}"
+        )
+    return v

@@ -14,7 +14,8 @@ class SW(IntEnum):
     """Status words this project acts on (see shared/reference/jpki-card.md §2.5)."""
 
     OK = 0x9000
-    NO_RETRY_LIMIT = 0x6300
+    END_REACHED_BEFORE_LE = 0x6282  # fewer bytes than Le: the end of the EF (ISO 7816-4)
+    NO_RETRY_LIMIT = 0x6300  # also "verification failed, no information" (ISO 7816-4)
     WRONG_LENGTH = 0x6700
     SM_NOT_SUPPORTED = 0x6882
     SECURITY_STATUS_NOT_SATISFIED = 0x6982
@@ -22,6 +23,7 @@ class SW(IntEnum):
     REFERENCE_DATA_NOT_USABLE = 0x6984
     CONDITIONS_NOT_SATISFIED = 0x6985
     COMMAND_NOT_ALLOWED_NO_EF = 0x6986
+    FUNCTION_NOT_SUPPORTED = 0x6A81
     FILE_NOT_FOUND = 0x6A82
     INCORRECT_P1P2 = 0x6A86
     REFERENCE_DATA_NOT_FOUND = 0x6A88
@@ -29,6 +31,19 @@ class SW(IntEnum):
     INS_NOT_SUPPORTED = 0x6D00
     CLA_NOT_SUPPORTED = 0x6E00
     NO_PRECISE_DIAGNOSIS = 0x6F00
+    # Java Card's ISO7816.SW_APPLET_SELECT_FAILED: no applet with that AID on the card.
+    APPLET_SELECT_FAILED = 0x6999
+
+
+def wrong_le(sw: int) -> int | None:
+    """``6Cxx``: "wrong Le field; SW2 encodes the exact number of available data bytes"
+    (ISO/IEC 7816-4:2013 §5.6, table 6); the command is to be sent again with that Le.
+
+    Returns the Le to ask for (``6C00`` = 256), or None for any other status word.
+    """
+    if sw >> 8 != 0x6C:
+        return None
+    return sw & 0xFF or SHORT_LE_MAX
 
 
 def is_retry_counter(sw: int) -> bool:

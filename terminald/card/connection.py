@@ -7,7 +7,31 @@ virtual card) implement it; sessions only ever see this Protocol.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderLimits:
+    """What the reader carrying a connection is known to pass (``hw/readers.toml``).
+
+    ``max_response``: the most data bytes one response APDU may carry through this
+    reader, or None when no profile says (the card's ``6Cxx`` answers still count).
+    ``source`` names where the figure comes from, for error details.
+    """
+
+    reader: str = ""
+    max_response: int | None = None
+    source: str = "no reader profile"
+
+
+def reader_limits(connection: object) -> ReaderLimits | None:
+    """The :class:`ReaderLimits` a connection (or a wrapper of one) carries, if any.
+
+    Optional on purpose: the in-process virtual card and test doubles have no reader.
+    """
+    limits = getattr(connection, "limits", None)
+    return limits if isinstance(limits, ReaderLimits) else None
 
 
 class CardConnection(Protocol):
@@ -28,6 +52,7 @@ class CountingConnection:
 
     def __init__(self, inner: CardConnection) -> None:
         self._inner = inner
+        self.limits = reader_limits(inner)
         self.apdus = 0
         self.bytes_sent = 0
         self.bytes_received = 0

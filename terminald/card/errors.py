@@ -31,3 +31,15 @@ class ApduError(CardError):
         super().__init__(f"{context}: card answered SW={sw:04X}")
         self.sw = sw
         self.context = context
+
+
+class ReadLimitError(CardError):
+    """A READ BINARY failed for a reason that is the transport's, not the certificate's.
+
+    The reader could not pass the response size asked for, or the card returned so
+    little per READ that the read was cut off. The detail names the reader's limit.
+    """
+
+
+class PinStateUnknownError(ApduError):
+    """The retry query gave no trustworthy count of tries left: no PIN may be sent."""

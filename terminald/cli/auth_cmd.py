@@ -14,6 +14,7 @@ from terminald.cli.trust import add_trust_argument, load_trust
 from terminald.core.trusted_time import newest
 
 if TYPE_CHECKING:
+    from terminald.backends.reader_profiles import ReaderProfiles
     from terminald.core.auth import PinRequest
     from terminald.daemon.transaction import Transaction
 
@@ -30,7 +31,9 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "challenge and print the verdict. Exit status 0 = ok, 1 = refused, 2 = usage error.",
     )
     auth.add_argument(
-        "--reader", metavar="NAME", help="PC/SC reader name or prefix (default: the first)"
+        "--reader",
+        metavar="NAME",
+        help="PC/SC reader name or prefix (default: every reader, the first card seen)",
     )
     add_trust_argument(auth)
     add_store_arguments(auth, required=False)
@@ -98,6 +101,17 @@ def _as_json(tx: Transaction, reader: str) -> dict[str, Any]:
     }
 
 
+def reader_profiles() -> ReaderProfiles | None:
+    """hw/readers.toml, for each reader's max_response; unusable: none, with a warning."""
+    from terminald.backends.reader_profiles import ReaderProfileError, load_reader_profiles
+
+    try:
+        return load_reader_profiles()
+    except ReaderProfileError as exc:
+        print(f"warning: {exc}; no reader limits applied", file=sys.stderr)
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: building the parser (for every command, including
     # relay-safe after a crash) must not pay for cryptography, numpy or pyscard.
@@ -126,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         revocation=store,
         trusted_time=(lambda: newest(store.signed_time)) if store is not None else None,
     )
-    reader = PcscReader(args.reader)
+    reader = PcscReader(args.reader, reader_profiles())
     if not args.json:
         print(f"Waiting for a card on {reader.name} ...", flush=True)
     if not reader.wait_for_card(args.wait):

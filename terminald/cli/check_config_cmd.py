@@ -114,7 +114,7 @@ def summary(config: Config) -> list[str]:
     else:
         checked = "NOT checked (revocation.required = false, no back-office key)"
     inputs = [name for name in ("contact", "rex", "tamper") if getattr(door, name)]
-    reader = f"reader {card.reader!r}" if card.reader else "first reader"
+    reader = f"reader {card.reader!r}" if card.reader else "every reader"
     return [
         f"terminal:   {config.terminal.id}, {config.terminal.purpose}, mode {config.terminal.mode}",
         f"card:       {reader}, pin floor {card.pin_floor}, PIN timeout {card.pin_timeout_s:g} s, "

@@ -218,7 +218,8 @@ def check_config(path: Path) -> ConfigResult:
 
 
 def check_pcsc(config: Config | None, env: Environment) -> list[Finding]:
-    """pcscd answers, the configured reader is there, and its profile is known."""
+    """pcscd answers, which readers are watched (every one when card.reader is unset),
+    and each watched reader's profile."""
     try:
         readers = env.list_readers()
     except PcscUnreachable as exc:
@@ -233,26 +234,49 @@ def check_pcsc(config: Config | None, env: Environment) -> list[Finding]:
     listed = ", ".join(repr(r) for r in readers) or "none"
     findings = [Finding("pcscd", "ok", f"reachable; readers: {listed}")]
     wanted = config.card.reader if config else None
-    reader = _match_reader(wanted, readers)
-    if reader is None:
-        what = f"no reader matching card.reader = {wanted!r}" if wanted else "no reader at all"
-        fix = "plug in the reader (check `lsusb` and `journalctl -u pcscd`)"
-        if wanted and readers:
-            fix += "; or set card.reader to a prefix of a listed name"
-        findings.append(Finding("reader", "fail", f"{what}; pcscd lists: {listed}", fix))
+    if wanted is None:
+        # card.reader unset: the daemon watches every reader (backends/pcsc.py).
+        if not readers:
+            fix = "plug in the reader (check `lsusb` and `journalctl -u pcscd`)"
+            findings.append(Finding("reader", "fail", "no reader at all", fix))
+            return findings
+        watched = readers
+        findings.append(
+            Finding(
+                "reader",
+                "ok",
+                f"card.reader unset: watching every reader ({len(readers)}): {listed}",
+                "",
+                tuple(f"watched: {r!r}" for r in readers),
+            )
+        )
     else:
-        how = f"matches card.reader = {wanted!r}" if wanted else "the first reader listed"
-        findings.append(Finding("reader", "ok", f"{reader!r} ({how})"))
-    name = reader or wanted
-    if name is not None and config is not None:
-        findings.append(check_reader_profile(name, config, env))
+        reader = _match_reader(wanted, readers)
+        if reader is None:
+            fix = "plug in the reader (check `lsusb` and `journalctl -u pcscd`)"
+            if readers:
+                fix += "; or set card.reader to a prefix of a listed name, or unset it to watch all"
+            findings.append(
+                Finding(
+                    "reader",
+                    "fail",
+                    f"no reader matching card.reader = {wanted!r}; pcscd lists: {listed}",
+                    fix,
+                )
+            )
+            watched = [wanted]
+        else:
+            others = tuple(f"not watched: {r!r}" for r in readers if r != reader)
+            message = f"{reader!r} (matches card.reader = {wanted!r}; the only one watched)"
+            findings.append(Finding("reader", "ok", message, "", others))
+            watched = [reader]
+    if config is not None:
+        findings.extend(check_reader_profile(name, config, env) for name in watched)
     return findings
 
 
-def _match_reader(wanted: str | None, readers: list[str]) -> str | None:
+def _match_reader(wanted: str, readers: list[str]) -> str | None:
     """The same rule as the daemon's PcscReader: exact name, else the first prefix match."""
-    if wanted is None:
-        return readers[0] if readers else None
     if wanted in readers:
         return wanted
     return next((r for r in readers if r.startswith(wanted)), None)
@@ -286,7 +310,9 @@ def check_reader_profile(reader: str, config: Config, env: Environment) -> Findi
         )
     extended = {True: "yes", False: "no", None: "unknown"}[profile.extended_apdus]
     details = tuple(f"quirk: {q}" for q in profile.quirks)
-    message = f"profile {profile.name!r}: extended APDUs {extended}"
+    message = f"{reader!r}: profile {profile.name!r}: extended APDUs {extended}"
+    if profile.max_response is not None:
+        message += f", responses of at most {profile.max_response} bytes"
     if forced is True and profile.extended_apdus is not True:
         return Finding(
             "reader-profile",

@@ -19,7 +19,11 @@ from typing import Final
 from terminald.backends.gpio import GpioBackendError, open_gpio
 from terminald.backends.pcsc import PcscReader
 from terminald.backends.pinmap import PinMapError, load_board
-from terminald.backends.reader_profiles import ReaderProfileError, load_reader_profiles
+from terminald.backends.reader_profiles import (
+    ReaderProfileError,
+    ReaderProfiles,
+    load_reader_profiles,
+)
 from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
 from terminald.daemon.logfmt import configure_daemon_logging, log_event, set_level
 from terminald.daemon.reload import Reload
@@ -38,12 +42,17 @@ class StartupError(Exception):
         self.exit_code = exit_code
 
 
-def reader_supports_extended(config: Config) -> bool:
+def reader_profiles() -> ReaderProfiles | None:
     try:
-        return load_reader_profiles().extended_apdus(config.card.reader or "")
+        return load_reader_profiles()
     except ReaderProfileError as exc:
         logger.warning("event=reader_profiles_unusable problem=%r", str(exc))
-        return False
+        return None
+
+
+def reader_supports_extended(config: Config, profiles: ReaderProfiles | None = None) -> bool:
+    profiles = profiles or reader_profiles()
+    return bool(profiles and profiles.extended_apdus(config.card.reader or ""))
 
 
 def open_daemon(
@@ -71,7 +80,8 @@ def open_daemon(
     )
     if mismatches:
         raise StartupError(mismatches, 2)
-    extended = reader_supports_extended(config)
+    profiles = reader_profiles()
+    extended = reader_supports_extended(config, profiles)
     trusted_time = TrustedTimeFile(config.state.dir / TRUSTED_TIME_NAME)
     try:
         runtime = build_runtime(
@@ -83,13 +93,17 @@ def open_daemon(
         hardware = open_gpio(pinmap, config.gpio.backend)
     except GpioBackendError as exc:
         raise StartupError([f"gpio: {exc}"], 1) from exc
+    presence = PcscReader(config.card.reader, profiles)
     daemon = Daemon(
         config,
         runtime,
         hardware=hardware,
         pinmap=pinmap,
-        card_reader=PcscReader(config.card.reader),
-        presence_reader=PcscReader(config.card.reader),
+        # Two contexts, one choice of the active reader (every reader when card.reader
+        # is unset): the monitor thread waits on one, the card thread connects through
+        # the other.
+        card_reader=presence.sibling(),
+        presence_reader=presence,
         reader_supports_extended=extended,
         audit=open_audit(config),
         trusted_time=trusted_time,

@@ -1,4 +1,8 @@
-"""The reader thread: turns card presence on the PC/SC reader into loop events.
+"""The reader thread: turns card presence on the PC/SC reader(s) into loop events.
+
+With ``card.reader`` unset the reader object watches every reader pcscd lists and
+reports one card at a time (backends/pcsc.py): ``CardArrived`` for the first card seen,
+``CardLeft`` when that card leaves; a card in another reader meanwhile waits its turn.
 
 It has its own reader object, so its own PC/SC context: pcsc-lite serialises the
 calls on one context, and a status wait on the card worker's context would hold up
@@ -72,6 +76,7 @@ class ReaderMonitor:
                 if not self.present:
                     if self._reader.wait_for_card(self._slice):
                         self.present = True
+                        logger.debug("card in %s", self._reader.name)
                         self._post(CardArrived())
                 elif self._reader.wait_for_removal(self._slice):
                     self.present = False

@@ -269,7 +269,7 @@ class Daemon:
             terminal=self.config.terminal.id,
             purpose=self.config.terminal.purpose,
             mode=self.terminal.mode.value,
-            reader=self.config.card.reader or "(first)",
+            reader=self.config.card.reader or "(every reader)",
             board=self.pinmap.board,
             gpio=self.config.gpio.backend,
             access=self.config.access.policy,

@@ -55,6 +55,52 @@ class TimingModel:
         return cls(apdu_ms=8.0, per_byte_us=50.0, sign_ms=350.0)
 
 
+ReadOverMax = Literal["6cxx", "wrong_length"]
+
+
+@dataclass(frozen=True)
+class CardQuirks:
+    """Behaviours of awkward cards and readers, for tests that go through pcscd.
+
+    ``unknown_aid_sw``: the answer to a SELECT of an AID the card lacks (``0x9000``
+    selects an empty application, as cards with a default applet do). ``read_max``:
+    the most data bytes one READ BINARY may return, as behind a reader that cannot carry
+    256-byte responses (0: no limit); a READ asking more gets ``6Cxx`` (xx = read_max,
+    ISO 7816-4) or ``6700`` (wrong length) per ``read_over_max``. ``read_chunk``:
+    answer every READ with at most this many bytes and 9000 (0: no limit).
+    ``pin_query_sw``: the answer to the VERIFY retry query instead of ``63Cx`` (0: normal).
+    """
+
+    unknown_aid_sw: int = 0x6A82
+    read_max: int = 0
+    read_over_max: ReadOverMax = "6cxx"
+    read_chunk: int = 0
+    pin_query_sw: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("unknown_aid_sw", "pin_query_sw"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= 0xFFFF:
+                raise ValueError(f"quirks.{name} must be a status word 0..0xFFFF")
+        for name in ("read_max", "read_chunk"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= 65536:
+                raise ValueError(f"quirks.{name} must be 0..65536")
+        if self.read_over_max not in ("6cxx", "wrong_length"):
+            raise ValueError('quirks.read_over_max must be "6cxx" or "wrong_length"')
+        if self.read_over_max == "6cxx" and self.read_max > 256:
+            raise ValueError("quirks.read_max above 256 cannot be said in a 6Cxx answer")
+
+    @classmethod
+    def from_dict(cls, raw: object) -> CardQuirks:
+        if not isinstance(raw, dict):
+            raise ValueError("card profile quirks must be a JSON object")
+        unknown = set(raw) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown card profile quirks: {', '.join(sorted(unknown))}")
+        return cls(**raw)
+
+
 @dataclass(frozen=True)
 class CardProfile:
     """One virtual card. ``auth_tries`` is the auth PIN's tries left at power-up (0 = blocked)."""
@@ -73,6 +119,7 @@ class CardProfile:
     sign_password: str | None = None  # EF 001B
     sign_tries: int = 5
     timing: TimingModel = field(default_factory=TimingModel)
+    quirks: CardQuirks = field(default_factory=CardQuirks)
     note: str = ""
 
     def to_json(self) -> str:
@@ -94,6 +141,8 @@ class CardProfile:
             raw[key] = base64.b64decode(raw[key])
         if "timing" in raw:
             raw["timing"] = TimingModel(**raw["timing"])
+        if "quirks" in raw:
+            raw["quirks"] = CardQuirks.from_dict(raw["quirks"])
         if raw.get("kind") not in ("jpki", "face_auth", "non_jpki"):
             raise ValueError(
                 f"card profile kind must be jpki, face_auth or non_jpki: {raw.get('kind')!r}"

@@ -201,11 +201,40 @@ def test_the_longest_prefix_wins() -> None:
         ({"name": "x", "match": [], "extended_apdus": True}, r"reader\[0\]\.match: needs"),
         ({"name": "x", "match": ["X"], "extended_apdus": "yes"}, r"extended_apdus: must be"),
         ({"name": "x", "match": ["X"], "extended_apdus": True, "speed": 1}, r"unknown key"),
+        (
+            {"name": "x", "match": ["X"], "extended_apdus": False, "max_response": 16},
+            r"max_response: must be 32\.\.65536",
+        ),
+        (
+            {"name": "x", "match": ["X"], "extended_apdus": False, "max_response": "256"},
+            r"max_response: must be a whole",
+        ),
+        (
+            {"name": "x", "match": ["X"], "extended_apdus": False, "max_response": True},
+            r"max_response: must be a whole",
+        ),
     ],
 )
 def test_bad_reader_entries_name_the_key(entry: dict[str, Any], expected: str) -> None:
     with pytest.raises(ReaderProfileError, match=expected):
         parse_reader_profiles({"reader": [entry]})
+
+
+def test_max_response_becomes_the_connection_limits() -> None:
+    profiles = parse_reader_profiles(
+        {
+            "reader": [
+                {"name": "small", "match": ["ACME"], "extended_apdus": False, "max_response": 64}
+            ]
+        }
+    )
+    limits = profiles.limits("ACME 00 00")
+    assert limits.reader == "ACME 00 00" and limits.max_response == 64
+    assert "small" in limits.source
+    unknown = profiles.limits("Other 00 00")
+    assert unknown.max_response is None and "no profile" in unknown.source
+    # The shipped file only states limits it has a source for: none today.
+    assert all(p.max_response is None or p.sources for p in load_reader_profiles().profiles)
 
 
 def test_duplicate_reader_names_are_refused() -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from terminald.card.errors import ApduError
+from terminald.card.errors import ApduError, PinStateUnknownError, ReadLimitError
 from terminald.card.jpki import (
     CertificateReadError,
     JpkiSession,
@@ -140,3 +140,57 @@ def test_sign_uses_short_ef_form_and_checks_length() -> None:
     s, _ = session(("802a009733" + digest_info.hex() + "00", "6982"))
     with pytest.raises(ApduError):
         s.sign(digest_info)
+
+
+# -- awkward cards and readers, byte by byte ---------------------------------------------------
+
+
+@pytest.mark.parametrize("sw", ["6300", "6999", "6a81"])
+def test_select_refusals_mean_no_jpki_application(sw: str) -> None:
+    with pytest.raises(NotJpkiCardError):
+        JpkiSession(ScriptedConnection([(SELECT_AP, sw)]))
+
+
+def test_no_ef_000a_after_a_good_select_is_not_a_jpki_card() -> None:
+    s, _ = session(("00b08a0000", "6a82"))
+    with pytest.raises(NotJpkiCardError):
+        s.read_certificate_head()
+
+
+def test_6cxx_sends_the_read_again_with_that_length_and_keeps_it() -> None:
+    cert = cert_bytes(300)
+    s, conn = session(
+        ("00b08a0000", "6c80"),
+        ("00b08a0080", cert[:128].hex() + OK),
+        ("00b0008080", cert[128:256].hex() + OK),
+        ("00b001002c", cert[256:].hex() + OK),
+    )
+    head = s.read_certificate_head()  # still the first 256 bytes, in two READs of 128
+    assert head == cert[:256]
+    assert s.read_certificate_rest(head) == cert and conn.done()
+
+
+def test_a_reader_failure_on_read_is_not_a_certificate_problem() -> None:
+    s, _ = session(("00b08a0000", "6700"))
+    with pytest.raises(ReadLimitError, match=r"SW=6700.*max_response"):
+        s.read_certificate_head()
+
+
+def test_a_file_shorter_than_its_der_header_is_a_certificate_problem() -> None:
+    cert = cert_bytes(300)
+    s, _ = session(("00b08a0000", cert[:256].hex() + OK), ("00b001002c", "6b00"))
+    with pytest.raises(CertificateReadError, match="ends after 256 bytes"):
+        s.read_certificate_rest(s.read_certificate_head())
+
+
+def test_verify_answering_63c0_is_blocked() -> None:
+    s, _ = session(("002000980431323334", "63c0"))
+    with pytest.raises(PinBlockedError):
+        s.verify_pin("1234")
+
+
+@pytest.mark.parametrize("sw", ["63c4", "63cf"])
+def test_a_counter_above_three_is_unknown_state(sw: str) -> None:
+    s, _ = session(("00200098", sw))
+    with pytest.raises(PinStateUnknownError):
+        s.pin_status()
