@@ -85,8 +85,9 @@ def add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="extend",
         nargs="+",
         metavar="CERT",
-        help="CA certificates that may have signed the CRLs (PEM or DER); without it the "
-        "trust anchors (--trust) are used, with --trust both",
+        help="CA certificates that may have signed the CRLs (PEM or DER), each a trust anchor "
+        "(same public key) or issued by one (--trust, default the packaged J-LIS roots); "
+        "without it the trust anchors are used, with --trust both",
     )
     add_trust_argument(build)
     build.add_argument(
@@ -131,8 +132,13 @@ def _certificate(path: Path) -> x509.Certificate:
         raise CliError(f"{path}: not a PEM or DER certificate ({exc})") from exc
 
 
-def crl_issuers(args: argparse.Namespace) -> list[x509.Certificate] | None:
-    """Certificates a CRL may be signed by; None when the check is switched off."""
+def crl_issuers(args: argparse.Namespace, now: datetime) -> list[x509.Certificate] | None:
+    """Certificates a CRL may be signed by; None when the check is switched off.
+
+    --issuer-cert certificates count only when trusted: a trust anchor (--trust, default
+    the packaged J-LIS roots), compared by public key, or issued by one.
+    """
+    from terminald.backoffice.revocation_builder import CrlRefused, trusted_crl_signers
     from terminald.cli.trust import load_trust
 
     if args.no_verify_crl:
@@ -140,9 +146,14 @@ def crl_issuers(args: argparse.Namespace) -> list[x509.Certificate] | None:
             raise CliError("--no-verify-crl contradicts --issuer-cert / --trust")
         _warn("--no-verify-crl: the CRLs' issuer and signature are NOT checked")
         return None
-    certs = [_certificate(path) for path in args.issuer_cert or []]
+    anchors = [anchor.certificate for anchor in load_trust(args.trust).anchors()]
+    given = [(str(path), _certificate(path)) for path in args.issuer_cert or []]
+    try:
+        certs = trusted_crl_signers(given, anchors, now)
+    except CrlRefused as exc:
+        raise CliError(str(exc)) from exc
     if args.trust or not certs:
-        certs += [anchor.certificate for anchor in load_trust(args.trust).anchors()]
+        certs += anchors
     return certs
 
 
@@ -236,8 +247,8 @@ def run_build(args: argparse.Namespace) -> int:
         key = load_private_key(_read(args.key, "key"), str(args.key))
     except KeyFileError as exc:
         raise CliError(str(exc)) from exc
-    issuers = crl_issuers(args)
     now = datetime.now(UTC).replace(microsecond=0)
+    issuers = crl_issuers(args, now)
     try:
         crls = [
             read_crl(

@@ -19,9 +19,12 @@ from tests.unit.test_revocation_builder import CA, CA_KEY, OTHER_CA
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    """A directory shaped like the test PKI's: DIR/ca/<name>.pem and <name>.key.pem."""
+    """A directory shaped like the test PKI's: DIR/ca/<name>.pem and <name>.key.pem, and
+    DIR/trust with the root as a trust anchor (what --issuer-cert is checked against)."""
     (tmp_path / "ca").mkdir()
+    (tmp_path / "trust").mkdir()
     (tmp_path / "ca" / "root-2023.pem").write_bytes(CA.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "trust" / "root-2023.pem").write_bytes(CA.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "ca" / "root-2023.key.pem").write_bytes(
         CA_KEY.private_bytes(
             serialization.Encoding.PEM,
@@ -57,7 +60,8 @@ def test_keygen_crl_build_inspect_check(
     v1 = tmp_path / "v1.bundle"
     code, out, _ = run(
         capsys, "revocation", "build", "--crl", str(crl1), "--key", str(key),
-        "--version", "1", "--issuer-cert", str(pki / "ca" / "root-2023.pem"), "--out", str(v1),
+        "--version", "1", "--issuer-cert", str(pki / "ca" / "root-2023.pem"),
+        "--trust", str(pki / "trust"), "--out", str(v1),
     )  # fmt: skip
     assert code == 0 and "snapshot, version 1" in out
 
@@ -87,7 +91,7 @@ def test_keygen_crl_build_inspect_check(
     code, out, _ = run(
         capsys, "revocation", "build", "--crl", str(crl2), "--key", str(key),
         "--version", "2", "--base", str(v1), "--out", str(v2),
-        "--issuer-cert", str(pki / "ca" / "root-2023.pem"),
+        "--issuer-cert", str(pki / "ca" / "root-2023.pem"), "--trust", str(pki / "trust"),
     )  # fmt: skip
     assert code == 0 and "delta from version 1" in out
     trusted = TrustedKeys(load_public_keys(Path(f"{key}.pub").read_bytes(), "pub"))
@@ -102,7 +106,7 @@ def test_keygen_crl_build_inspect_check(
     code, _, err = run(
         capsys, "revocation", "build", "--crl", str(crl2), "--key", str(key),
         "--version", "3", "--base", str(v2), "--out", str(tmp_path / "x"),
-        "--issuer-cert", str(pki / "ca" / "root-2023.pem"),
+        "--issuer-cert", str(pki / "ca" / "root-2023.pem"), "--trust", str(pki / "trust"),
     )  # fmt: skip
     assert code == 2 and "is a delta" in err
 
@@ -141,7 +145,8 @@ def test_user_errors_say_what_is_wrong(
     other.write_bytes(OTHER_CA.public_bytes(serialization.Encoding.PEM))
     code, _, err = run(
         capsys, "revocation", "build", "--crl", str(good_crl), "--key", str(key),
-        "--version", "1", "--issuer-cert", str(other), "--out", str(tmp_path / "b"),
+        "--version", "1", "--issuer-cert", str(other), "--trust", str(pki / "trust"), str(other),
+        "--out", str(tmp_path / "b"),
     )  # fmt: skip
     assert code == 2 and "none of the given issuer certificates" in err
 
@@ -201,6 +206,7 @@ def test_synthetic_crl_builds_a_snapshot(
     code, out, _ = run(
         capsys, "revocation", "build", "--crl", str(big), "--key", str(key),
         "--version", "7", "--out", str(bundle), "--issuer-cert", str(pki / "ca" / "root-2023.pem"),
+        "--trust", str(pki / "trust"),
     )  # fmt: skip
     assert code == 0
     code, out, _ = run(capsys, "revocation", "inspect", str(bundle), "--json")

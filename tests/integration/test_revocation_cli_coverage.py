@@ -173,6 +173,8 @@ def test_build_verifies_each_crl_against_the_trust_anchors_by_default(rig: Rig) 
         "1",
         "--issuer-cert",
         str(rig.pki.ca_dir / f"{root}.pem"),
+        "--trust",
+        str(rig.pki.trust_dir),
     )
     assert code == 2 and "signature does not verify" in err
     code, _, err = rig.build("y", "--crl", str(forged), "--version", "1", "--no-verify-crl")
