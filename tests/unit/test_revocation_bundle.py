@@ -116,7 +116,7 @@ def test_the_base_digest_is_of_content_so_a_replayed_base_matches() -> None:
     from terminald.revocation.coverage import Coverage
 
     entries = BASE.issuers[ISSUER_A]
-    partitioned = BASE.issuers | {
+    partitioned = dict(BASE.issuers) | {
         ISSUER_A: IssuerEntries(entries.revoked, entries.hold, Coverage.of([_NAME]))
     }
     from terminald.revocation import RevocationSet
