@@ -17,6 +17,16 @@ U32_MAX = 2**32 - 1
 X509_INTEGER_MAX = 2**159 - 1
 
 
+def _bound(value: int) -> str:
+    """A bound as people read it: 2**64-1 rather than twenty digits."""
+    for bits in range(33, 200):
+        if value == 2**bits - 1:
+            return f"2**{bits}-1"
+        if value == 2**bits:
+            return f"2**{bits}"
+    return str(value)
+
+
 def integer(
     low: int, high: int, *, what: str = "an integer", base: int = 10
 ) -> Callable[[str], int]:
@@ -28,7 +38,7 @@ def integer(
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is outside {low}..{high}")
+            raise argparse.ArgumentTypeError(f"{text} is outside {low}..{_bound(high)}")
         return value
 
     parse.__name__ = "integer"  # argparse names the type in its fallback message
