@@ -161,6 +161,7 @@ def describe(data: bytes, bundle: Bundle, pubkey: Path | None) -> dict[str, Any]
         "kind": header.kind.label,
         "version": header.version,
         "base_version": header.base_version if header.kind is BundleKind.DELTA else None,
+        "base_digest": header.base_digest.hex() if header.kind is BundleKind.DELTA else None,
         "issuers": len(bundle.content.issuers),
         "size_bytes": len(data),
         "issued_at": header.issued_at.isoformat(),
@@ -218,6 +219,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     print(f"revoked{added}: {info['revoked']}")
     print(f"on hold{added}: {info['hold']}")
     if bundle.header.kind is BundleKind.DELTA:
+        print(f"base digest:   {info['base_digest']}")
         print(f"revoked removed: {info['revoked_removed']}")
         print(f"on hold removed: {info['hold_removed']}")
     print(f"size:          {info['size_bytes']} bytes")

@@ -67,6 +67,7 @@ _HEAD = struct.Struct(">4sBBHQQqq8s32sIH")
 NO_DIGEST = bytes(DIGEST_SIZE)
 _CRC = struct.Struct(">I")
 HEADER_SIZE = _HEAD.size + _CRC.size
+_U64_MAX = 2**64 - 1
 # datetime cannot represent later instants; refusing them keeps the decoder total.
 _MAX_TIME = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
 
@@ -142,11 +143,13 @@ def encode_bundle(
             raise ValueError("a delta needs its base's content digest")
         if not 1 <= base_version < version:
             raise ValueError(f"a delta needs 1 <= base version < version ({version})")
-    if version < 1:
-        raise ValueError("version must be >= 1")
+    if not 1 <= version <= _U64_MAX:
+        raise ValueError("version must be 1..2**64-1")
     issued, until = _unix(issued_at), _unix(valid_until)
     if until <= issued:
         raise ValueError("valid-until must be after the issue time")
+    if issued < 0 or until > _MAX_TIME:
+        raise ValueError("bundle times must lie between 1970 and 9999-12-31")
     head = _HEAD.pack(
         MAGIC,
         FORMAT_VERSION,

@@ -233,3 +233,21 @@ def test_chain_file_damage_is_detected() -> None:
     flipped[len(encoded) // 2] ^= 1
     with pytest.raises(RevocationFormatError, match="digest mismatch"):
         decode_chain(bytes(flipped))
+
+
+def test_encode_refuses_what_the_header_cannot_hold() -> None:
+    from datetime import UTC
+
+    from terminald.revocation import encode_bundle
+
+    for version in (0, 2**64):
+        with pytest.raises(ValueError, match="version"):
+            snapshot(BASE, OLD_KEY, version)
+    with pytest.raises(ValueError, match="9999"):
+        encode_bundle(
+            BASE,
+            version=1,
+            issued_at=T0,
+            valid_until=datetime(9999, 12, 31, 23, tzinfo=UTC),
+            signing_key=OLD_KEY,
+        )
