@@ -15,6 +15,10 @@ or a point named only by something other than a directoryName.
 
 Authenticity: with issuer certificates given, the CRL's issuer is the certificate whose
 key id is its AKI, whose subject is its issuer name, and whose key verifies its signature.
+Those certificates must themselves be trusted (:func:`trusted_crl_signers`): a trust
+anchor (the same public key) or a CA certificate an anchor's signature verifies. A
+certificate anyone can make (a self-signed one with a J-LIS name and key id) vouches for
+nothing.
 
 Reasons (RFC 5280 §5.3.1; J-LIS usage in reference revocation-and-serial.md): every reason
 but two means "revoked"; certificateHold means "on hold" (J-LIS never releases a hold, but
@@ -29,7 +33,9 @@ from datetime import datetime
 
 import numpy as np
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from terminald.pki.anchors import key_identifier
 from terminald.revocation.coverage import WHOLE, Coverage, name_text
@@ -71,6 +77,74 @@ class CrlContents:
     this_update: datetime
     next_update: datetime | None
     coverage: Coverage = WHOLE
+
+
+def _spki(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _issued_by(cert: x509.Certificate, anchor: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(anchor)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _check_chained_signer(cert: x509.Certificate, source: str, now: datetime) -> None:
+    """A CA certificate issued by an anchor: a CA, for CRL signing, in date, and with the key
+    id of its own key (RFC 5280 §4.2.1.2 method 1, as J-LIS uses): its SKI is what CRLs'
+    AKIs name, and one that is not its key's would let it answer for another key's CRLs."""
+    try:
+        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        ca = False
+    if not ca:
+        raise CrlRefused(f"--issuer-cert {source}: not a CA certificate (BasicConstraints)")
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.crl_sign:
+        raise CrlRefused(f"--issuer-cert {source}: its keyUsage does not allow cRLSign")
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise CrlRefused(f"--issuer-cert {source}: not valid now")
+    computed = x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
+    if key_identifier(cert) != computed:
+        raise CrlRefused(
+            f"--issuer-cert {source}: its SubjectKeyIdentifier {key_identifier(cert).hex()} is "
+            f"not its key's ({computed.hex()}, RFC 5280 §4.2.1.2 method 1)"
+        )
+
+
+def trusted_crl_signers(
+    given: Sequence[tuple[str, x509.Certificate]],
+    anchors: Sequence[x509.Certificate],
+    now: datetime,
+) -> list[x509.Certificate]:
+    """The ``--issuer-cert`` certificates that may vouch for a CRL, or CrlRefused.
+
+    Each must be a trust anchor, compared by public key (names and key ids prove nothing:
+    anyone can write them), and then the anchor itself is used, with the key id the
+    terminal matches card AKIs against; or a CA certificate whose signature an anchor's key
+    verifies, with the key id of its own key (:func:`_check_chained_signer`).
+    """
+    by_key = {_spki(anchor): anchor for anchor in anchors}
+    out: list[x509.Certificate] = []
+    for source, cert in given:
+        anchor = by_key.get(_spki(cert))
+        if anchor is not None:
+            out.append(anchor)
+            continue
+        if not any(_issued_by(cert, a) for a in anchors):
+            raise CrlRefused(
+                f"--issuer-cert {source}: not a trust anchor (no anchor has its public key) "
+                "nor issued by one (no anchor's signature verifies), so it vouches for no CRL; "
+                "give the anchors with --trust DIR"
+            )
+        _check_chained_signer(cert, source, now)
+        out.append(cert)
+    return out
 
 
 def _issuer_key_id(crl: x509.CertificateRevocationList, source: str) -> bytes:

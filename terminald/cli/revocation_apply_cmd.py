@@ -22,7 +22,7 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "directory: run as that user, or as root (the file is handed to that user).",
     )
     apply.add_argument("bundle", type=Path, metavar="BUNDLE")
-    add_store_arguments(apply, required=True)
+    add_store_arguments(apply, required=True, grace=False)
     apply.set_defaults(func=run)
 
 

@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from terminald.cli.common import CliError
+from terminald.cli.numeric_args import U64_MAX, integer, number
 from terminald.cli.trust import add_trust_argument
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from terminald.backoffice.revocation_builder import CrlContents
-    from terminald.revocation.serials import RevocationSet
+    from terminald.revocation.serials import RevocationDelta, RevocationSet
 
 DEFAULT_VALID_DAYS = 7.0
+MAX_VALID_DAYS = 3660.0
 
 
 def add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,11 +49,31 @@ def add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="DER CRLs, all kept (full CRLs; partitioned ones by their IDP)",
     )
     build.add_argument("--key", type=Path, required=True, help="back-office private key (PEM)")
-    build.add_argument("--version", type=int, required=True, metavar="N", help="bundle version")
-    build.add_argument("--base", type=Path, metavar="OLD_BUNDLE", help="snapshot to diff against")
+    build.add_argument(
+        "--version",
+        type=integer(1, U64_MAX),
+        required=True,
+        metavar="N",
+        help="bundle version (1..2**64-1)",
+    )
+    build.add_argument(
+        "--base",
+        type=Path,
+        metavar="OLD_BUNDLE",
+        help="snapshot to diff against; its signature must verify (with --key's public key, "
+        "or --base-pubkey)",
+    )
+    build.add_argument(
+        "--base-pubkey",
+        type=Path,
+        action="extend",
+        nargs="+",
+        metavar="PUB",
+        help="back-office public key(s) that may have signed --base (default: --key's own)",
+    )
     build.add_argument(
         "--valid-days",
-        type=float,
+        type=number(0, MAX_VALID_DAYS, low_open=True),
         metavar="D",
         help=f"bundle valid for D days (default {DEFAULT_VALID_DAYS:g}, cut to the earliest "
         "nextUpdate of the CRLs); more than the earliest nextUpdate is refused unless "
@@ -62,8 +85,9 @@ def add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="extend",
         nargs="+",
         metavar="CERT",
-        help="CA certificates that may have signed the CRLs (PEM or DER); without it the "
-        "trust anchors (--trust) are used, with --trust both",
+        help="CA certificates that may have signed the CRLs (PEM or DER), each a trust anchor "
+        "(same public key) or issued by one (--trust, default the packaged J-LIS roots); "
+        "without it the trust anchors are used, with --trust both",
     )
     add_trust_argument(build)
     build.add_argument(
@@ -108,8 +132,13 @@ def _certificate(path: Path) -> x509.Certificate:
         raise CliError(f"{path}: not a PEM or DER certificate ({exc})") from exc
 
 
-def crl_issuers(args: argparse.Namespace) -> list[x509.Certificate] | None:
-    """Certificates a CRL may be signed by; None when the check is switched off."""
+def crl_issuers(args: argparse.Namespace, now: datetime) -> list[x509.Certificate] | None:
+    """Certificates a CRL may be signed by; None when the check is switched off.
+
+    --issuer-cert certificates count only when trusted: a trust anchor (--trust, default
+    the packaged J-LIS roots), compared by public key, or issued by one.
+    """
+    from terminald.backoffice.revocation_builder import CrlRefused, trusted_crl_signers
     from terminald.cli.trust import load_trust
 
     if args.no_verify_crl:
@@ -117,9 +146,14 @@ def crl_issuers(args: argparse.Namespace) -> list[x509.Certificate] | None:
             raise CliError("--no-verify-crl contradicts --issuer-cert / --trust")
         _warn("--no-verify-crl: the CRLs' issuer and signature are NOT checked")
         return None
-    certs = [_certificate(path) for path in args.issuer_cert or []]
+    anchors = [anchor.certificate for anchor in load_trust(args.trust).anchors()]
+    given = [(str(path), _certificate(path)) for path in args.issuer_cert or []]
+    try:
+        certs = trusted_crl_signers(given, anchors, now)
+    except CrlRefused as exc:
+        raise CliError(str(exc)) from exc
     if args.trust or not certs:
-        certs += [anchor.certificate for anchor in load_trust(args.trust).anchors()]
+        certs += anchors
     return certs
 
 
@@ -148,11 +182,28 @@ def _valid_until(args: argparse.Namespace, crls: list[CrlContents], now: datetim
     return wanted
 
 
-def _base_set(path: Path, version: int) -> tuple[int, RevocationSet]:
-    from terminald.cli.revocation_cmd import load_bundle
-    from terminald.revocation.bundle import BundleKind
+def _base_set(
+    path: Path, version: int, key: Ed25519PrivateKey, pubkeys: list[Path] | None
+) -> tuple[int, RevocationSet]:
+    """The snapshot to diff against, its signature verified: a delta says "apply me to
+    exactly this content", so the content must be what the back office signed."""
+    from terminald.revocation.bundle import BundleKind, open_bundle
+    from terminald.revocation.errors import RevocationError
+    from terminald.revocation.keys import KeyFileError, TrustedKeys, load_public_keys
 
-    _, base = load_bundle(path)
+    data = _read(path, "--base bundle")
+    if pubkeys:
+        try:
+            keys = [k for p in pubkeys for k in load_public_keys(_read(p, "public key"), str(p))]
+        except KeyFileError as exc:
+            raise CliError(str(exc)) from exc
+        whose = "--base-pubkey"
+    else:
+        keys, whose = [key.public_key()], "--key's public key (else give --base-pubkey)"
+    try:
+        base = open_bundle(data, TrustedKeys(keys))
+    except RevocationError as exc:
+        raise CliError(f"--base {path}: refused, verified with {whose}: {exc}") from exc
     if base.header.kind is not BundleKind.SNAPSHOT:
         raise CliError(
             f"--base {path} is a delta (version {base.header.version}); a delta is built "
@@ -161,6 +212,24 @@ def _base_set(path: Path, version: int) -> tuple[int, RevocationSet]:
     if version <= base.header.version:
         raise CliError(f"--version {version} must be greater than the base's {base.header.version}")
     return base.header.version, base.snapshot
+
+
+def _summary(
+    revocations: RevocationSet, change: RevocationDelta | None, base_version: int | None
+) -> str:
+    revoked, hold = revocations.counts()
+    partitioned = sum(not e.coverage.whole for e in revocations.issuers.values())
+    issuers = f"{len(revocations.issuers)} issuer(s) ({partitioned} by partition)"
+    if change is None:
+        return f"{issuers}, {revoked} revoked, {hold} on hold"
+    added, held = change.counts()
+    removed, released = change.removed_counts()
+    widened = sum(c.coverage_added is not None for c in change.issuers.values())
+    return (
+        f"adds {added} revoked and {held} on hold, removes {removed} revoked and {released} "
+        f"on hold, widens coverage of {widened} issuer(s) (on top of version {base_version}; "
+        f"the result: {issuers}, {revoked} revoked, {hold} on hold)"
+    )
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -174,16 +243,12 @@ def run_build(args: argparse.Namespace) -> int:
     from terminald.revocation.keys import KeyFileError, load_private_key
     from terminald.revocation.serials import diff
 
-    if args.version < 1:
-        raise CliError("--version must be >= 1")
-    if args.valid_days is not None and not args.valid_days > 0:
-        raise CliError("--valid-days must be more than 0")
     try:
         key = load_private_key(_read(args.key, "key"), str(args.key))
     except KeyFileError as exc:
         raise CliError(str(exc)) from exc
-    issuers = crl_issuers(args)
     now = datetime.now(UTC).replace(microsecond=0)
+    issuers = crl_issuers(args, now)
     try:
         crls = [
             read_crl(
@@ -194,7 +259,14 @@ def run_build(args: argparse.Namespace) -> int:
     except CrlRefused as exc:
         raise CliError(str(exc)) from exc
     revocations = build_revocation_set(crls)
-    valid_until = _valid_until(args, crls, now)
+    # The bundle stores whole seconds: say what it stores.
+    valid_until = _valid_until(args, crls, now).replace(microsecond=0)
+    if valid_until <= now:
+        raise CliError(f"--valid-days {args.valid_days:g} is less than a second")
+    change = None
+    base_version = None
+    if args.base_pubkey and args.base is None:
+        raise CliError("--base-pubkey verifies --base; give --base too")
     if args.base is None:
         data = encode_bundle(
             revocations,
@@ -205,7 +277,7 @@ def run_build(args: argparse.Namespace) -> int:
         )
         kind = "snapshot"
     else:
-        base_version, base = _base_set(args.base, args.version)
+        base_version, base = _base_set(args.base, args.version, key, args.base_pubkey)
         try:
             change = diff(base, revocations)
         except ValueError as exc:
@@ -220,11 +292,8 @@ def run_build(args: argparse.Namespace) -> int:
         )
         kind = f"delta from version {base_version}"
     write_file(args.out, data)
-    revoked, hold = revocations.counts()
-    partitioned = sum(not e.coverage.whole for e in revocations.issuers.values())
     print(
         f"wrote {args.out}: {kind}, version {args.version}, {len(data)} bytes; "
-        f"{len(revocations.issuers)} issuer(s) ({partitioned} by partition), {revoked} revoked, "
-        f"{hold} on hold; valid until {valid_until.isoformat()}"
+        f"{_summary(revocations, change, base_version)}; valid until {valid_until.isoformat()}"
     )
     return 0

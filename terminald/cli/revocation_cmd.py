@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.numeric_args import U32_MAX, integer
 from terminald.cli.revocation_build_cmd import add_build
 
 # cryptography, numpy and pyroaring come with terminald.revocation and the back-office
@@ -46,15 +47,41 @@ def register(commands: Subparsers, groups: Groups) -> None:
     check = sub.add_parser(
         "check",
         help="look up one certificate in a snapshot bundle: revoked, hold, good or not covered",
-        description="Print revoked, hold or good (exit 0) for a certificate, given as --cert "
-        "or as --issuer and --serial (with --crldp for its CRL partition); print 'not "
-        "covered' (exit 1) when the bundle has no data for its issuer or partition, as the "
+        description="Verify the bundle's signature with --pubkey (or answer from unverified "
+        "data with --no-verify, said in the answer), then print revoked, hold or good (exit 0) "
+        "for a certificate, given as --cert or as --issuer and --serial (with --crldp for its "
+        "CRL partition). Print 'not covered' (exit 1) when the bundle has no data for its "
+        "issuer or partition, and 'stale' (exit 1) when the bundle has expired, as the "
         "terminal would answer revocation_unavailable.",
     )
     check.add_argument("bundle", type=Path, metavar="BUNDLE")
-    check.add_argument("--cert", type=Path, metavar="FILE", help="the certificate (PEM or DER)")
+    check.add_argument(
+        "--pubkey",
+        type=Path,
+        action="extend",
+        nargs="+",
+        metavar="PUB",
+        help="back-office public key(s), one of which must have signed the bundle (PEM)",
+    )
+    check.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="answer without checking the signature (the answer says it is unverified)",
+    )
+    check.add_argument(
+        "--cert",
+        type=Path,
+        metavar="FILE",
+        help="the certificate (PEM or DER), or a test-PKI card profile (DIR/cards/NAME.json: "
+        "its user-authentication certificate)",
+    )
     check.add_argument("--issuer", metavar="KEYID_HEX", help="issuer key id (the cert's AKI)")
-    check.add_argument("--serial", metavar="N", help="decimal or 0x hex")
+    check.add_argument(
+        "--serial",
+        type=integer(0, U32_MAX, what="a serial (decimal or 0x hex)", base=0),
+        metavar="N",
+        help="decimal or 0x hex, 0..2**32-1 (JPKI serials are 4 bytes)",
+    )
     check.add_argument(
         "--crldp",
         action="extend",
@@ -134,6 +161,7 @@ def describe(data: bytes, bundle: Bundle, pubkey: Path | None) -> dict[str, Any]
         "kind": header.kind.label,
         "version": header.version,
         "base_version": header.base_version if header.kind is BundleKind.DELTA else None,
+        "base_digest": header.base_digest.hex() if header.kind is BundleKind.DELTA else None,
         "issuers": len(bundle.content.issuers),
         "size_bytes": len(data),
         "issued_at": header.issued_at.isoformat(),
@@ -191,6 +219,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     print(f"revoked{added}: {info['revoked']}")
     print(f"on hold{added}: {info['hold']}")
     if bundle.header.kind is BundleKind.DELTA:
+        print(f"base digest:   {info['base_digest']}")
         print(f"revoked removed: {info['revoked_removed']}")
         print(f"on hold removed: {info['hold_removed']}")
     print(f"size:          {info['size_bytes']} bytes")
@@ -205,29 +234,67 @@ def run_inspect(args: argparse.Namespace) -> int:
     return status
 
 
+class _NotCovered(Exception):
+    """An answer of "not covered" known before the bundle is read."""
+
+
+def _certificate_der(path: Path, raw: bytes) -> bytes:
+    """DER of --cert: a PEM or DER certificate, or a test-PKI card profile's auth cert."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    if raw.lstrip().startswith(b"{"):
+        from terminald.sim.profile import CardProfile
+
+        try:
+            der = CardProfile.from_json(raw.decode("utf-8")).auth_cert
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CliError(
+                f"--cert {path}: JSON, but not a test-PKI card profile ({exc.__class__.__name__})"
+            ) from None
+        if not der:
+            raise CliError(f"--cert {path}: the card profile holds no authentication certificate")
+        return der
+    if raw.lstrip().startswith(b"-----"):
+        try:
+            return x509.load_pem_x509_certificate(raw).public_bytes(Encoding.DER)
+        except ValueError:
+            raise CliError(f"--cert {path}: PEM, but not an X.509 certificate") from None
+    return raw
+
+
 def _certificate_query(path: Path) -> tuple[bytes, int, tuple[bytes, ...]]:
-    """(issuer key id, serial, CRLDP names) of a certificate file."""
+    """(issuer key id, serial, CRLDP names) of a certificate file; a certificate only an
+    indirect CRL covers is answered here ("not covered"), as the terminal does."""
     from cryptography import x509
 
     from terminald.pki.certificate import (
+        INDIRECT_CRL_DETAIL,
         CertificateRejected,
         authority_key_id,
         crl_distribution_points,
+        indirect_crl_only,
     )
 
-    raw = _read(path, "certificate")
+    der = _certificate_der(path, _read(path, "certificate"))
     try:
-        cert = (
-            x509.load_pem_x509_certificate(raw)
-            if raw.lstrip().startswith(b"-----")
-            else x509.load_der_x509_certificate(raw)
-        )
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        # cryptography's parser error is an internal structure dump: say it in one line.
+        raise CliError(
+            f"--cert {path}: not an X.509 certificate (PEM or DER) nor a test-PKI card "
+            "profile (JSON)"
+        ) from None
+    try:
         issuer = authority_key_id(cert)
         points = crl_distribution_points(cert)
+        indirect = indirect_crl_only(cert)
     except (ValueError, CertificateRejected) as exc:
         raise CliError(f"--cert {path}: not a usable certificate ({exc})") from exc
     if issuer is None:
         raise CliError(f"--cert {path}: has no Authority Key Identifier key id")
+    if indirect:
+        raise _NotCovered(INDIRECT_CRL_DETAIL)
     return issuer, cert.serial_number, points
 
 
@@ -240,33 +307,64 @@ def _named_query(args: argparse.Namespace) -> tuple[bytes, int, tuple[bytes, ...
         issuer = bytes.fromhex(args.issuer.removeprefix("0x").replace(":", ""))
     except ValueError:
         raise CliError(f"--issuer {args.issuer!r} is not hex") from None
-    try:
-        serial = int(args.serial, 0)
-    except ValueError:
-        raise CliError(f"--serial {args.serial!r} is not a number") from None
+    if not issuer:
+        raise CliError("--issuer: the key id is empty")
     try:
         points = tuple(parse_name_text(text) for text in args.crldp or [])
     except ValueError as exc:
         raise CliError(f"--crldp: {exc}") from None
-    return issuer, serial, points
+    return issuer, int(args.serial), points
+
+
+def _open_checked(args: argparse.Namespace) -> Bundle:
+    """The bundle, its signature verified with --pubkey (or not, with --no-verify)."""
+    from terminald.revocation.bundle import open_bundle
+    from terminald.revocation.errors import RevocationError
+    from terminald.revocation.keys import KeyFileError, TrustedKeys, load_public_keys
+
+    if args.no_verify:
+        if args.pubkey:
+            raise CliError("--no-verify contradicts --pubkey")
+        return load_bundle(args.bundle)[1]
+    if not args.pubkey:
+        raise CliError(
+            "check needs --pubkey PUB (a back-office key that must have signed the bundle), "
+            "or --no-verify to answer from unverified data"
+        )
+    try:
+        keys = [k for p in args.pubkey for k in load_public_keys(_read(p, "public key"), str(p))]
+    except KeyFileError as exc:
+        raise CliError(str(exc)) from exc
+    data = _read(args.bundle, "bundle")
+    try:
+        return open_bundle(data, TrustedKeys(keys))
+    except RevocationError as exc:
+        raise CliError(f"{args.bundle}: refused: {exc}") from exc
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from terminald.revocation.bundle import BundleKind
     from terminald.revocation.coverage import name_text
-    from terminald.revocation.serials import MAX_SERIAL
 
     if args.cert is not None:
-        if args.issuer or args.serial or args.crldp:
+        if args.issuer is not None or args.serial is not None or args.crldp is not None:
             raise CliError("--cert gives issuer, serial and CRLDP; leave out the others")
-        issuer, serial, points = _certificate_query(args.cert)
+        try:
+            issuer, serial, points = _certificate_query(args.cert)
+        except _NotCovered as exc:
+            _open_checked(args)  # the bundle is still checked: a bad one is an error
+            print(f"not covered: {exc}")
+            return 1
     else:
         issuer, serial, points = _named_query(args)
-    if not 0 <= serial <= MAX_SERIAL:
-        raise CliError(f"serial {serial} is outside 0..2**32-1 (JPKI serials are 4 bytes)")
-    _, bundle = load_bundle(args.bundle)
+    bundle = _open_checked(args)
     if bundle.header.kind is not BundleKind.SNAPSHOT:
         raise CliError(f"{args.bundle} is a delta; check needs a snapshot bundle")
+    unverified = (
+        " (UNVERIFIED: --no-verify, the signature was not checked)" if args.no_verify else ""
+    )
     snapshot = bundle.snapshot
     entries = snapshot.issuers.get(issuer)
     if entries is None:
@@ -275,9 +373,22 @@ def run_check(args: argparse.Namespace) -> int:
         return 1
     answer = snapshot.status(issuer, serial, points)
     if answer is None:
-        wanted = " / ".join(name_text(p) for p in points) or "no CRL distribution point"
         have = "; ".join(entries.coverage.describe())
-        print(f"not covered: partition {wanted} (issuer {issuer.hex()} covers: {have})")
+        if points:
+            wanted = " / ".join(name_text(p) for p in points)
+            print(f"not covered: partition {wanted} (issuer {issuer.hex()} covers: {have})")
+        else:
+            print(
+                "not covered: the certificate names no CRL distribution point (give --crldp), "
+                f"and issuer {issuer.hex()} is covered only for: {have}"
+            )
         return 1
-    print(answer)
+    now = datetime.now(UTC)
+    if now >= bundle.header.valid_until:
+        print(
+            f"stale: the bundle expired at {bundle.header.valid_until.isoformat()} (it said "
+            f"{answer}); a terminal fails closed past its grace{unverified}"
+        )
+        return 1
+    print(f"{answer}{unverified}")
     return 0

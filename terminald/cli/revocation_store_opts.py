@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from terminald.cli.common import CliError
+from terminald.cli.numeric_args import number
 
 if TYPE_CHECKING:
     from terminald.store.revocation_store import RevocationStore
 
 
-def add_store_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+MAX_GRACE_HOURS = 7 * 24.0  # FreshnessPolicy's bound
+
+
+def add_store_arguments(
+    parser: argparse.ArgumentParser, *, required: bool, grace: bool = True
+) -> None:
+    """--revocation-state and --backoffice-key; with ``grace`` (commands that answer from
+    the store, such as ``auth``) also --revocation-grace. An installer (``revocation
+    apply``) passes ``grace=False``: grace decides answers, not what may be installed."""
     parser.add_argument(
         "--revocation-state",
         type=Path,
@@ -30,13 +39,15 @@ def add_store_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
         help="back-office Ed25519 public key(s) whose signatures count (PEM; several after "
         "one flag or the flag repeated)",
     )
+    if not grace:
+        return
     parser.add_argument(
         "--revocation-grace",
-        type=float,
+        type=number(0, MAX_GRACE_HOURS),
         default=0.0,
         metavar="HOURS",
         help="admit (and log) for this long past valid-until instead of failing closed "
-        "(default 0: fail closed)",
+        f"(0..{MAX_GRACE_HOURS:g}; default 0: fail closed)",
     )
 
 
@@ -66,7 +77,8 @@ def open_store(args: argparse.Namespace, *, creating: bool = False) -> Revocatio
         )
     try:
         keys = load_trusted_keys(args.backoffice_key)
-        policy = FreshnessPolicy(grace=timedelta(hours=args.revocation_grace))
+        hours = getattr(args, "revocation_grace", 0.0)  # absent for an installer
+        policy = FreshnessPolicy(grace=timedelta(hours=hours))
     except (OSError, KeyFileError, ValueError) as exc:
         raise CliError(f"revocation store: {exc}") from exc
     config = RevocationStoreConfig(args.revocation_state, keys, policy, creating=creating)

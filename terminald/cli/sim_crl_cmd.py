@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from terminald.cli.common import CliError, Groups, Subparsers
+from terminald.cli.numeric_args import U64_MAX, X509_INTEGER_MAX, integer, number
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
 # so that building the parser stays cheap. terminald.sim.crl.DISTRIBUTIONS, spelled out
 # for --distribution's choices; a test checks they agree.
 DISTRIBUTIONS = ("uniform", "clustered")
+
+MAX_RANDOM_SPACE = 2**32
+# Synthetic serials are drawn as int64: the top of the space must fit.
+MAX_FIRST_SERIAL = 2**62
+MAX_NEXT_UPDATE_DAYS = 3660.0
 
 # RFC 5280 names, matched case-insensitively, to cryptography's x509.ReasonFlags members.
 REASONS = {
@@ -52,22 +58,55 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "--revoke",
         action="extend",
         nargs="+",
+        type=revoke_spec,
         metavar="SERIAL[:REASON]",
-        help="serials to list (decimal or 0x hex); REASON is an RFC 5280 name such as "
+        help="serials to list (decimal or 0x hex, 1..2**159-1); REASON is an RFC 5280 name such as "
         "superseded, keyCompromise, certificateHold, removeFromCRL (default: no reasonCode)",
     )
     picked.add_argument(
-        "--random", type=int, metavar="N", help="synthetic: size of the serial space"
+        "--random",
+        type=integer(1, MAX_RANDOM_SPACE),
+        metavar="N",
+        help=f"synthetic: size of the serial space (1..{MAX_RANDOM_SPACE})",
     )
-    picked.add_argument("--rate", type=float, metavar="R", help="synthetic: fraction revoked, 0..1")
-    picked.add_argument("--distribution", choices=DISTRIBUTIONS, default="uniform")
-    picked.add_argument("--first-serial", type=int, default=1, metavar="S")
     picked.add_argument(
-        "--hold-fraction", type=float, default=0.0, metavar="F", help="fraction put on hold"
+        "--rate", type=number(0, 1), metavar="R", help="synthetic: fraction revoked, 0..1"
     )
-    picked.add_argument("--seed", type=int, default=None, help="random seed (reproducible CRLs)")
-    crl.add_argument("--crl-number", type=int, default=1, metavar="N")
-    crl.add_argument("--next-update-days", type=float, default=1.0, metavar="D")
+    picked.add_argument("--distribution", choices=DISTRIBUTIONS, default="uniform")
+    picked.add_argument(
+        "--first-serial",
+        type=integer(1, MAX_FIRST_SERIAL, base=0),
+        default=1,
+        metavar="S",
+        help=f"synthetic: the lowest serial (1..{MAX_FIRST_SERIAL})",
+    )
+    picked.add_argument(
+        "--hold-fraction",
+        type=number(0, 1),
+        default=0.0,
+        metavar="F",
+        help="fraction put on hold, 0..1",
+    )
+    picked.add_argument(
+        "--seed",
+        type=integer(0, U64_MAX),
+        default=None,
+        help="random seed, 0..2**64-1 (reproducible CRLs)",
+    )
+    crl.add_argument(
+        "--crl-number",
+        type=integer(0, X509_INTEGER_MAX, base=0),
+        default=1,
+        metavar="N",
+        help="CRL number, 0..2**159-1 (RFC 5280: at most 20 octets)",
+    )
+    crl.add_argument(
+        "--next-update-days",
+        type=number(0, MAX_NEXT_UPDATE_DAYS, low_open=True),
+        default=1.0,
+        metavar="D",
+        help=f"nextUpdate D days after thisUpdate (more than 0, at most {MAX_NEXT_UPDATE_DAYS:g})",
+    )
     crl.add_argument(
         "--idp",
         metavar="NAME",
@@ -126,34 +165,27 @@ def _load_ca(args: argparse.Namespace) -> tuple[x509.Certificate, CaKey]:
     return cert, key
 
 
-def _parse_serial(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise CliError(f"--revoke {text!r}: the serial is not a number") from None
+def revoke_spec(spec: str) -> tuple[int, str | None]:
+    """argparse type of --revoke: (serial, RFC 5280 reason name or None), checked."""
+    serial_text, _, reason_text = spec.partition(":")
+    serial = integer(1, X509_INTEGER_MAX, what="a serial (decimal or 0x hex)", base=0)(serial_text)
+    if reason_text and reason_text.lower() not in REASONS:
+        raise argparse.ArgumentTypeError(
+            f"{spec}: unknown reason {reason_text!r}; use one of unspecified, keyCompromise, "
+            "cACompromise, affiliationChanged, superseded, cessationOfOperation, "
+            "certificateHold, removeFromCRL, privilegeWithdrawn, aACompromise"
+        )
+    return serial, REASONS[reason_text.lower()] if reason_text else None
 
 
-def _listed_entries(specs: list[str]) -> list[CrlEntry]:
+def _listed_entries(specs: list[tuple[int, str | None]]) -> list[CrlEntry]:
     from cryptography import x509
 
     from terminald.sim.crl import CrlEntry
 
-    entries = []
-    for spec in specs:
-        serial_text, _, reason_text = spec.partition(":")
-        reason = None
-        if reason_text:
-            member = REASONS.get(reason_text.lower())
-            if member is None:
-                raise CliError(
-                    f"--revoke {spec}: unknown reason {reason_text!r}; use one of "
-                    "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, "
-                    "cessationOfOperation, certificateHold, removeFromCRL, privilegeWithdrawn, "
-                    "aACompromise"
-                )
-            reason = x509.ReasonFlags[member]
-        entries.append(CrlEntry(_parse_serial(serial_text), reason))
-    return entries
+    return [
+        CrlEntry(serial, x509.ReasonFlags[member] if member else None) for serial, member in specs
+    ]
 
 
 def _random_entries(args: argparse.Namespace) -> list[CrlEntry]:
@@ -163,8 +195,6 @@ def _random_entries(args: argparse.Namespace) -> list[CrlEntry]:
 
     if args.rate is None:
         raise CliError("--random needs --rate (fraction of the serial space revoked)")
-    if args.random < 1 or not 0 <= args.rate <= 1 or not 0 <= args.hold_fraction <= 1:
-        raise CliError("--random must be >= 1; --rate and --hold-fraction within 0..1")
     rng = np.random.default_rng(args.seed)
     serials = synthetic_serials(args.random, args.rate, args.distribution, rng, args.first_serial)
     return synthetic_entries(serials, args.hold_fraction, rng)
@@ -179,8 +209,7 @@ def idp_text(idp: x509.IssuingDistributionPoint) -> str:
 
 def _idp_name(text: str) -> x509.Name:
     """A municipality of the test PKI (by CRLDP city or code), or an RFC 4514 name."""
-    from cryptography import x509
-
+    from terminald.revocation.coverage import rfc4514_name
     from terminald.sim.testpki import MUNICIPALITIES, crl_distribution_point_name
 
     for town in MUNICIPALITIES:
@@ -192,12 +221,9 @@ def _idp_name(text: str) -> x509.Name:
             f"--idp {text!r}: not a test-PKI municipality ({towns}) nor an RFC 4514 name"
         )
     try:
-        name = x509.Name.from_rfc4514_string(text)
+        return rfc4514_name(text)
     except ValueError as exc:
-        raise CliError(f"--idp {text!r}: not an RFC 4514 name ({exc})") from None
-    if not name.rdns:
-        raise CliError("--idp: the name is empty")
-    return name
+        raise CliError(f"--idp: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,10 +38,11 @@ from terminald.card.jpki import (
 )
 from terminald.core.cert_cache import TAIL_LENGTH, CertificateCache
 from terminald.core.reasons import Reason
-from terminald.core.revocation_check import RevocationCheck, RevocationState
+from terminald.core.revocation_check import RevocationCheck, RevocationState, RevocationVerdict
 from terminald.core.trusted_time import BUILD_EPOCH, EPOCH, SignedTime, clock_problem
 from terminald.pki.anchors import TrustStore
 from terminald.pki.certificate import (
+    INDIRECT_CRL_DETAIL,
     CertificateRejected,
     VerifiedCertificate,
     verify_certificate,
@@ -246,8 +247,12 @@ class Authenticator:
 
         revocation = "not_checked"
         if self._revocation is not None:
-            verdict = self._revocation.check(
-                cert.issuer_key_id, cert.serial, now, cert.crl_distribution_points
+            verdict = (
+                RevocationVerdict(RevocationState.UNAVAILABLE, False, INDIRECT_CRL_DETAIL)
+                if cert.indirect_crl_only  # no data covers it (pki/certificate.py)
+                else self._revocation.check(
+                    cert.issuer_key_id, cert.serial, now, cert.crl_distribution_points
+                )
             )
             if verdict.state is not RevocationState.GOOD:
                 reason = _REVOCATION_REASONS[verdict.state]

@@ -63,6 +63,10 @@ class VerifiedCertificate:
     # DER of each CRL distribution point name (revocation/coverage.py): which CRL
     # partition speaks for this certificate. Empty: only whole-issuer data covers it.
     crl_distribution_points: tuple[bytes, ...] = ()
+    # Every CRL distribution point names a cRLIssuer (an indirect CRL): no revocation data
+    # can speak for this certificate, not even whole-issuer data (its issuer's own CRL
+    # need not list it). The revocation check answers unavailable (fail closed).
+    indirect_crl_only: bool = False
 
     @property
     def public_key(self) -> rsa.RSAPublicKey:
@@ -167,21 +171,26 @@ def _check_usage(cert: x509.Certificate) -> None:
         pass
 
 
+def _crl_points(cert: x509.Certificate) -> list[x509.DistributionPoint]:
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value)
+    except x509.ExtensionNotFound:
+        return []
+    except ValueError as exc:
+        raise CertificateRejected(CertProblem.MALFORMED, f"undecodable CRLDP: {exc}") from exc
+
+
 def crl_distribution_points(cert: x509.Certificate) -> tuple[bytes, ...]:
     """DER names of the certificate's CRL distribution points (directoryName or a name
     relative to the issuer, RFC 5280 §4.2.1.13); raises MALFORMED if undecodable.
 
     A point with a cRLIssuer is left out: its CRL would be indirect, which the builder
-    refuses, so no revocation data can cover it.
+    refuses, so no revocation data can cover it. A certificate with only such points is
+    :func:`indirect_crl_only`, which the revocation check must refuse, not treat as a
+    certificate without a distribution point.
     """
-    try:
-        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
-        return ()
-    except ValueError as exc:
-        raise CertificateRejected(CertProblem.MALFORMED, f"undecodable CRLDP: {exc}") from exc
     names: list[bytes] = []
-    for point in points:
+    for point in _crl_points(cert):
         if point.crl_issuer:
             continue
         if point.relative_name is not None:
@@ -191,6 +200,21 @@ def crl_distribution_points(cert: x509.Certificate) -> tuple[bytes, ...]:
             if isinstance(general, x509.DirectoryName):
                 names.append(general.value.public_bytes())
     return tuple(dict.fromkeys(names))
+
+
+def indirect_crl_only(cert: x509.Certificate) -> bool:
+    """Whether the certificate has CRL distribution points and every one names a separate
+    cRLIssuer: its revocation is published in another issuer's (indirect) CRL, so its own
+    issuer's CRLs, whole or partitioned, need not list it. Raises MALFORMED if undecodable.
+    """
+    points = _crl_points(cert)
+    return bool(points) and all(point.crl_issuer for point in points)
+
+
+INDIRECT_CRL_DETAIL = (
+    "the certificate's CRL distribution points all name a separate cRLIssuer (an indirect "
+    "CRL), which no revocation data covers"
+)
 
 
 def find_issuer(cert: x509.Certificate, trust: TrustStore) -> TrustAnchor:
@@ -219,6 +243,8 @@ def verify_certificate(der: bytes, trust: TrustStore, now: datetime) -> Verified
     if cert.serial_number <= 0:
         raise CertificateRejected(CertProblem.MALFORMED, "serial number not positive")
     points = crl_distribution_points(cert)
-    verified = VerifiedCertificate(der, cert, cert.serial_number, anchor.key_id, anchor, points)
+    verified = VerifiedCertificate(
+        der, cert, cert.serial_number, anchor.key_id, anchor, points, indirect_crl_only(cert)
+    )
     verified.check_time(now)
     return verified

@@ -214,11 +214,15 @@ def encode_delta_body(delta: RevocationDelta) -> bytes:
     return _encode_body(dict(delta.issuers), lambda c: c.coverage_added, lambda c: c.lists())
 
 
-def decode_delta_body(data: bytes, offset: int, end: int, issuer_count: int) -> RevocationDelta:
+def decode_delta_body(
+    data: bytes, offset: int, end: int, issuer_count: int, base_digest: bytes
+) -> RevocationDelta:
+    """The delta at ``offset``; ``base_digest`` comes from the (signed) bundle header."""
     raw = _decode_body(data, offset, end, issuer_count, 4)
     return RevocationDelta(
         {
             key_id: IssuerChanges(lists[0], lists[1], lists[2], lists[3], coverage)
             for key_id, (coverage, lists) in raw.items()
-        }
+        },
+        base_digest,
     )

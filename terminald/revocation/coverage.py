@@ -128,16 +128,48 @@ def name_text(der: bytes) -> str:
         return f"der:{der.hex()}"
 
 
-def parse_name_text(text: str) -> bytes:
-    """The DER of an RFC 4514 name, encoded as cryptography and J-LIS do (C as
-    PrintableString, the rest UTF8String)."""
+def _upper_types(text: str) -> str:
+    """``text`` with each attribute type's short name in upper case, values untouched.
+
+    RFC 4514 §3 takes types as RFC 4512 descriptors, which are case-insensitive (§1.4):
+    ``cn=`` is ``CN=``. cryptography only knows the upper-case spellings. A type starts
+    the text or follows an unescaped ``,`` or ``+`` and ends at ``=``; a ``\\`` in a
+    value escapes the next character.
+    """
+    out: list[str] = []
+    in_type, escaped = True, False
+    for char in text:
+        if in_type:
+            if char == "=":
+                in_type = False
+            out.append(char.upper() if in_type else char)
+            continue
+        out.append(char)
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in ",+":
+            in_type = True
+    return "".join(out)
+
+
+def rfc4514_name(text: str) -> x509.Name:
+    """Parse RFC 4514 text (attribute types in any case); ValueError with a reason."""
     try:
-        name = x509.Name.from_rfc4514_string(text)
+        name = x509.Name.from_rfc4514_string(_upper_types(text))
     except ValueError as exc:
-        raise ValueError(f"{text!r} is not an RFC 4514 name ({exc})") from None
+        reason = str(exc) or "expected TYPE=value pairs separated by ',', such as CN=...,OU=..."
+        raise ValueError(f"{text!r} is not an RFC 4514 name ({reason})") from None
     if not name.rdns:
         raise ValueError("an empty name names no partition")
-    return name_der(name)
+    return name
+
+
+def parse_name_text(text: str) -> bytes:
+    """The DER of an RFC 4514 name, encoded as cryptography and J-LIS do (C as
+    PrintableString, the rest UTF8String); attribute types in any case."""
+    return name_der(rfc4514_name(text))
 
 
 # -- coverage ---------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ user-authentication serials are 4-byte integers from one sequential counter
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +22,10 @@ SerialArray = npt.NDArray[np.uint32]
 
 MAX_SERIAL = 0xFFFF_FFFF
 MAX_KEY_ID_LENGTH = 64
+DIGEST_SIZE = 32
+_DIGEST_TAG = b"terminald revocation set 1\x00"
+_U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
 
 
 def serial_array(serials: Iterable[int] | npt.NDArray[np.integer]) -> SerialArray:
@@ -131,6 +137,31 @@ class RevocationSet:
         hold = sum(int(e.hold.size) for e in self.issuers.values())
         return revoked, hold
 
+    def digest(self) -> bytes:
+        """SHA-256 of the set's canonical content, coverage included (docs/revocation.md,
+        "Base digest"): what a delta names as its base, whatever chain produced the set."""
+        return content_digest(self)
+
+
+def content_digest(revocations: RevocationSet) -> bytes:
+    """SHA-256 over the tag, then per issuer in increasing key-id order: key id length u8,
+    key id, coverage (mode u8 1 = whole / 2 = partitions, name count u16, then per name in
+    byte order its length u16 and DER), then revoked and on hold, each as count u32 and the
+    serials as u32, ascending. Every field is length-prefixed, so one set has one digest."""
+    digest = hashlib.sha256(_DIGEST_TAG)
+    digest.update(_U32.pack(len(revocations.issuers)))
+    for key_id in sorted(revocations.issuers):
+        entries = revocations.issuers[key_id]
+        names = entries.coverage.names()
+        digest.update(bytes([len(key_id)]) + key_id)
+        digest.update(bytes([1 if entries.coverage.whole else 2]) + _U16.pack(len(names)))
+        for name in names:
+            digest.update(_U16.pack(len(name)) + name)
+        for serials in (entries.revoked, entries.hold):
+            digest.update(_U32.pack(int(serials.size)))
+            digest.update(np.ascontiguousarray(serials, dtype=">u4").tobytes())
+    return digest.digest()
+
 
 @dataclass(frozen=True, eq=False)
 class IssuerChanges:
@@ -161,13 +192,20 @@ class IssuerChanges:
 
 @dataclass(frozen=True)
 class RevocationDelta:
-    """Changes per issuer; an issuer absent here is unchanged."""
+    """Changes per issuer; an issuer absent here is unchanged.
+
+    ``base_digest``: the :func:`content_digest` of the exact set the delta was computed
+    from; :func:`apply_delta` refuses any other base, even one with the same version.
+    """
 
     issuers: Mapping[bytes, IssuerChanges]
+    base_digest: bytes
 
     def __post_init__(self) -> None:
         for key_id in self.issuers:
             check_key_id(key_id)
+        if len(self.base_digest) != DIGEST_SIZE:
+            raise ValueError(f"a delta's base digest is {DIGEST_SIZE} bytes")
 
     def counts(self) -> tuple[int, int]:
         """(revoked added, on hold added) over all issuers."""
@@ -218,7 +256,7 @@ def diff(base: RevocationSet, new: RevocationSet) -> RevocationDelta:
         )
         if previous is None or added is not None or any(a.size for a in change.lists()):
             changes[key_id] = change
-    return RevocationDelta(changes)
+    return RevocationDelta(changes, content_digest(base))
 
 
 def _apply_list(
@@ -234,7 +272,15 @@ def _apply_list(
 
 
 def apply_delta(base: RevocationSet, delta: RevocationDelta) -> RevocationSet:
-    """``base`` with ``delta`` applied; refuses a delta that does not fit the base exactly."""
+    """``base`` with ``delta`` applied; refuses a delta that does not fit the base exactly:
+    built from another set (base digest), or adding what is there, removing what is not."""
+    actual = content_digest(base)
+    if actual != delta.base_digest:
+        raise RevocationFormatError(
+            f"delta was built from other data than this base (base digest "
+            f"{delta.base_digest.hex()[:16]}…, this data {actual.hex()[:16]}…): rebuild it "
+            "against the snapshot of what is installed, or send a snapshot"
+        )
     empty = empty_serials()
     issuers = dict(base.issuers)
     for key_id, change in delta.issuers.items():

@@ -59,6 +59,7 @@ class BackOffice:
             issuers.append(str(self.pki.directory / "ca" / f"{root}.pem"))
         bundle = self.directory / f"v{version}.bundle"
         build = ["revocation", "build", "--crl", *crls, "--issuer-cert", *issuers]
+        build += ["--trust", str(self.pki.trust_dir)]  # what --issuer-cert must chain to
         build += ["--key", str(self.key), "--version", str(version), "--out", str(bundle)]
         assert main(build) == 0
         return bundle

@@ -65,6 +65,11 @@ class Rig:
             str(self.work / out), *args,
         )  # fmt: skip
 
+    @property
+    def verify(self) -> tuple[str, str]:
+        """``revocation check``'s --pubkey for this back office's key."""
+        return ("--pubkey", f"{self.key}.pub")
+
     def trusted(self) -> TrustedKeys:
         return TrustedKeys(load_public_keys(Path(f"{self.key}.pub").read_bytes(), "pub"))
 
@@ -87,6 +92,8 @@ MULTI_VALUE = [
     (("revocation", "build"), "--issuer-cert", ("--crl", "c", *BUILD)),
     (("revocation", "build"), "--trust", ("--crl", "c", *BUILD)),
     (("revocation", "check"), "--crldp", ("B", "--issuer", "aa", "--serial", "1")),
+    (("revocation", "check"), "--pubkey", ("B", "--issuer", "aa", "--serial", "1")),
+    (("revocation", "build"), "--base-pubkey", ("--crl", "c", *BUILD)),
     (("revocation", "apply"), "--backoffice-key", ("B", "--revocation-state", "s")),
     (("sim", "crl"), "--revoke", ("--out", "o")),
     (("auth",), "--trust", ()),
@@ -106,12 +113,17 @@ def test_a_multi_value_option_takes_values_after_one_flag_or_repeated(
     # Positionals first: a list option swallows what follows it, as argparse does.
     positional = [a for a in rest[:1] if not a.startswith("-")]
     tail = list(rest[len(positional) :])
-    together = parser.parse_args([*words, *positional, *tail, option, "A", "B"])
-    repeated = parser.parse_args([*words, *positional, *tail, option, "A", option, "B"])
-    mixed = parser.parse_args([*words, *positional, *tail, option, "A", "B", option, "C"])
-    as_text = [str(v) for v in getattr(together, dest)]
-    assert as_text == [str(v) for v in getattr(repeated, dest)] == ["A", "B"]
-    assert [str(v) for v in getattr(mixed, dest)] == ["A", "B", "C"]
+    # Numbers: valid for every option (--revoke's serials are checked as they are parsed).
+    together = parser.parse_args([*words, *positional, *tail, option, "1", "2"])
+    repeated = parser.parse_args([*words, *positional, *tail, option, "1", option, "2"])
+    mixed = parser.parse_args([*words, *positional, *tail, option, "1", "2", option, "3"])
+
+    def text(values: list[object]) -> list[str]:
+        return [str(v[0] if isinstance(v, tuple) else v) for v in values]
+
+    as_text = text(getattr(together, dest))
+    assert as_text == text(getattr(repeated, dest)) == ["1", "2"]
+    assert text(getattr(mixed, dest)) == ["1", "2", "3"]
 
 
 def _walk(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -173,6 +185,8 @@ def test_build_verifies_each_crl_against_the_trust_anchors_by_default(rig: Rig) 
         "1",
         "--issuer-cert",
         str(rig.pki.ca_dir / f"{root}.pem"),
+        "--trust",
+        str(rig.pki.trust_dir),
     )
     assert code == 2 and "signature does not verify" in err
     code, _, err = rig.build("y", "--crl", str(forged), "--version", "1", "--no-verify-crl")
@@ -238,7 +252,13 @@ def test_partition_coverage_through_build_inspect_and_check(rig: Rig) -> None:
     code, out, _ = rig.build("other.bundle", "--crl", str(theirs), "--version", "1", *trust)
     assert code == 0 and "1 by partition" in out
     code, out, _ = run(
-        rig.capsys, "revocation", "check", str(work / "other.bundle"), "--cert", str(cert)
+        rig.capsys,
+        "revocation",
+        "check",
+        str(work / "other.bundle"),
+        *rig.verify,
+        "--cert",
+        str(cert),
     )
     assert code == 1 and out.startswith("not covered: partition " + own)
     code, out, _ = run(rig.capsys, "revocation", "inspect", str(work / "other.bundle"), "--json")
@@ -249,19 +269,35 @@ def test_partition_coverage_through_build_inspect_and_check(rig: Rig) -> None:
     code, _, _ = rig.build("own.bundle", "--crl", str(mine), str(theirs), "--version", "1", *trust)
     assert code == 0
     own_bundle = str(work / "own.bundle")
-    code, out, _ = run(rig.capsys, "revocation", "check", own_bundle, "--cert", str(cert))
+    code, out, _ = run(
+        rig.capsys, "revocation", "check", own_bundle, *rig.verify, "--cert", str(cert)
+    )
     assert (code, out.strip()) == (0, "revoked")
     by_name = ("--issuer", issuer, "--serial", str(entry.serial))
-    code, out, _ = run(rig.capsys, "revocation", "check", own_bundle, *by_name, "--crldp", own)
+    code, out, _ = run(
+        rig.capsys, "revocation", "check", own_bundle, *rig.verify, *by_name, "--crldp", own
+    )
     assert (code, out.strip()) == (0, "revoked")
-    code, out, _ = run(rig.capsys, "revocation", "check", own_bundle, *by_name)
-    assert code == 1 and "not covered: partition no CRL distribution point" in out
-    code, out, _ = run(rig.capsys, "revocation", "check", own_bundle, *by_name, "--crldp", "C=XX")
+    code, out, _ = run(rig.capsys, "revocation", "check", own_bundle, *rig.verify, *by_name)
+    assert code == 1 and "not covered: the certificate names no CRL distribution point" in out
+    code, out, _ = run(
+        rig.capsys, "revocation", "check", own_bundle, *rig.verify, *by_name, "--crldp", "C=XX"
+    )
     assert code == 1 and "not covered" in out
-    code, _, err = run(rig.capsys, "revocation", "check", own_bundle, *by_name, "--crldp", "junk")
+    code, _, err = run(
+        rig.capsys, "revocation", "check", own_bundle, *rig.verify, *by_name, "--crldp", "junk"
+    )
     assert code == 2 and "RFC 4514" in err
     code, out, _ = run(
-        rig.capsys, "revocation", "check", own_bundle, "--issuer", "abcd", "--serial", "1"
+        rig.capsys,
+        "revocation",
+        "check",
+        own_bundle,
+        *rig.verify,
+        "--issuer",
+        "abcd",
+        "--serial",
+        "1",
     )
     assert code == 1 and "no data for issuer abcd" in out
 

@@ -289,3 +289,23 @@ def test_revocation_is_asked_for_the_twins_own_pair(test_pki: TestPkiManifest) -
     for name, reason in (("card-001", Reason.CERT_REVOKED), ("twin", Reason.OK)) * 2:
         result, _ = run(auth, card(test_pki, name), pin_of(test_pki, name))
         assert result.reason is reason, name
+
+
+def test_a_card_only_an_indirect_crl_covers_is_refused_as_unavailable(
+    test_pki: TestPkiManifest,
+) -> None:
+    # Its only CRL distribution point names a separate cRLIssuer: whole-issuer data (here a
+    # store that would answer GOOD for anything) must not speak for it.
+    from cryptography import x509
+
+    from tests.unit.test_certificate_crldp import PART, der, points, reissue
+
+    indirect = x509.DistributionPoint(
+        [x509.DirectoryName(PART)], None, None, [x509.DirectoryName(PART)]
+    )
+    cert = reissue(test_pki, points(indirect))
+    profile = dataclasses.replace(test_pki.load_profile("card-001"), auth_cert=der(cert))
+    revocation = FixedRevocation(RevocationVerdict(RevocationState.GOOD))
+    result, _ = run(authenticator(test_pki, revocation=revocation), VirtualJpkiCard(profile), None)
+    assert result.reason is Reason.REVOCATION_UNAVAILABLE
+    assert "cRLIssuer" in result.detail and revocation.asked == []

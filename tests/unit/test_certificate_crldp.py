@@ -17,6 +17,7 @@ from terminald.pki.certificate import (
     CertificateRejected,
     CertProblem,
     crl_distribution_points,
+    indirect_crl_only,
     verify_certificate,
 )
 from terminald.revocation.coverage import parse_name_text
@@ -112,3 +113,39 @@ def test_cert_show_names_an_undecodable_extension_without_a_traceback(
     path.write_bytes(der(reissue(test_pki, garbage)))
     assert main(["cert", "show", str(path), "--trust", str(test_pki.trust_dir)]) == 2
     assert "undecodable certificate extension" in capsys.readouterr().err
+
+
+def test_a_certificate_with_only_indirect_crl_points_is_never_covered(
+    test_pki: TestPkiManifest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Its only point names a separate cRLIssuer: that issuer's CRL lists it, its own
+    # issuer's need not. Whole-issuer data must not answer "good" for it.
+    indirect = x509.DistributionPoint(
+        [x509.DirectoryName(PART)], None, None, [x509.DirectoryName(PART)]
+    )
+    direct = x509.DistributionPoint([x509.DirectoryName(PART)], None, None, None)
+    trust = TrustStore.from_paths([test_pki.trust_dir])
+    only = reissue(test_pki, points(indirect))
+    verified = verify_certificate(der(only), trust, NOW)
+    assert verified.crl_distribution_points == () and verified.indirect_crl_only
+    assert indirect_crl_only(only)
+    assert not indirect_crl_only(reissue(test_pki, points(indirect, direct)))
+    assert not indirect_crl_only(reissue(test_pki, None))  # no CRLDP: the issuer's CRLs
+
+    # revocation check --cert answers "not covered" from a whole-issuer bundle.
+    entry = test_pki.card("card-001")
+    key = tmp_path / "bo.key"
+    crl, bundle, cert = tmp_path / "g.crl", tmp_path / "g.bundle", tmp_path / "card.der"
+    cert.write_bytes(der(only))
+    pki = str(test_pki.directory)
+    assert main(["revocation", "keygen", "--out", str(key)]) == 0
+    assert main(["sim", "crl", "--pki", pki, "--root", str(entry.root), "--out", str(crl)]) == 0
+    build = ["revocation", "build", "--crl", str(crl), "--key", str(key), "--version", "1"]
+    assert main([*build, "--trust", str(test_pki.trust_dir), "--out", str(bundle)]) == 0
+    capsys.readouterr()
+    check = ["revocation", "check", str(bundle), "--pubkey", f"{key}.pub"]
+    assert main([*check, "--cert", str(cert)]) == 1
+    assert "not covered: " in capsys.readouterr().out
+    cert.write_bytes(der(reissue(test_pki, None)))
+    assert main([*check, "--cert", str(cert)]) == 0
+    assert capsys.readouterr().out.strip() == "good"

@@ -8,23 +8,25 @@ import numpy as np
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from terminald.backoffice.revocation_builder import (
     CrlRefused,
     build_revocation_set,
     read_crl,
+    trusted_crl_signers,
 )
 from terminald.pki.anchors import key_identifier
-from terminald.sim.crl import CrlEntry, make_crl, synthetic_serials
+from terminald.sim.crl import CaKey, CrlEntry, make_crl, synthetic_serials
 
 NOW = datetime(2026, 1, 10, tzinfo=UTC)
 R = x509.ReasonFlags
 
 
-def make_ca(name: str = "JPKI-TEST root") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
+def make_ca(name: str = "JPKI-TEST root") -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    # RSA with BasicConstraints: usable as a trust anchor (--trust), like the J-LIS roots.
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     cert = (
         x509.CertificateBuilder()
@@ -35,6 +37,7 @@ def make_ca(name: str = "JPKI-TEST root") -> tuple[x509.Certificate, ec.Elliptic
         .not_valid_before(NOW - timedelta(days=1))
         .not_valid_after(NOW + timedelta(days=3650))
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
         .sign(key, hashes.SHA256())
     )
     return cert, key
@@ -48,7 +51,7 @@ def crl(
     entries: list[tuple[int, x509.ReasonFlags | None]],
     *,
     ca: x509.Certificate = CA,
-    key: ec.EllipticCurvePrivateKey = CA_KEY,
+    key: CaKey = CA_KEY,
     crl_number: int = 1,
     with_authority_key_id: bool = True,
 ) -> bytes:
@@ -130,3 +133,84 @@ def test_synthetic_serials_have_the_requested_count_and_range(distribution: str)
     assert np.all(np.diff(serials) > 0)
     if distribution == "clustered":  # the last slice is far denser than the first
         assert np.sum(serials >= 100_000) > 20 * max(1, np.sum(serials < 2000))
+
+
+# -- which --issuer-cert certificates may vouch for a CRL ----------------------------------
+
+
+def _fake_of(ca: x509.Certificate) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """The reviewer's forgery: self-signed, ca's name, and an SKI claiming ca's key id."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca.subject)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.SubjectKeyIdentifier(key_identifier(ca)), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _issued_by_ca(ski: bytes | None = None, *, is_ca: bool = True) -> x509.Certificate:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CRL signer")]))
+        .issuer_name(CA.subject)
+        .public_key(key.public_key())
+        .serial_number(3)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(
+            x509.SubjectKeyIdentifier(ski)
+            if ski is not None
+            else x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            False,
+        )
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), True)
+    )
+    return builder.sign(CA_KEY, hashes.SHA256())
+
+
+def test_a_self_signed_lookalike_issuer_cert_is_refused() -> None:
+    fake, fake_key = _fake_of(CA)
+    with pytest.raises(CrlRefused, match=r"not a trust anchor .* nor issued by one"):
+        trusted_crl_signers([("fake-gen3.pem", fake)], [CA, OTHER_CA], NOW)
+    # What it would have let through: an empty CRL signed by the fake key, with CA's AKI.
+    forged = make_crl(fake, fake_key, [], NOW, NOW + timedelta(days=1))
+    with pytest.raises(CrlRefused, match="signature does not verify"):
+        read_crl(forged, "fake.crl", [CA])
+
+
+def test_an_anchor_given_as_issuer_cert_is_matched_by_public_key() -> None:
+    # A copy of the anchor (even with another name or SKI) stands for the anchor itself.
+    renamed = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "copy")]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "copy")]))
+        .public_key(CA_KEY.public_key())
+        .serial_number(9)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.SubjectKeyIdentifier(b"\x01" * 20), False)
+        .sign(CA_KEY, hashes.SHA256())
+    )
+    assert trusted_crl_signers([("copy.pem", renamed)], [OTHER_CA, CA], NOW) == [CA]
+    assert trusted_crl_signers([("ca.pem", CA)], [CA], NOW) == [CA]
+
+
+def test_a_ca_issued_by_an_anchor_counts_with_its_own_key_id_only() -> None:
+    signer = _issued_by_ca()
+    assert trusted_crl_signers([("signer.pem", signer)], [CA], NOW) == [signer]
+    lying = _issued_by_ca(ski=key_identifier(OTHER_CA))
+    with pytest.raises(CrlRefused, match="is not its key's"):
+        trusted_crl_signers([("lying.pem", lying)], [CA], NOW)
+    with pytest.raises(CrlRefused, match="not a CA certificate"):
+        trusted_crl_signers([("leaf.pem", _issued_by_ca(is_ca=False))], [CA], NOW)
+    with pytest.raises(CrlRefused, match="not a trust anchor"):
+        trusted_crl_signers([("signer.pem", signer)], [OTHER_CA], NOW)

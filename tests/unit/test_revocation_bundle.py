@@ -27,6 +27,7 @@ from terminald.revocation.keys import load_public_keys, public_key_pem
 
 from .revocation_support import DAY, ISSUER_A, ISSUER_B, T0, delta, revocations, snapshot
 
+_NAME = bytes.fromhex("3011310f300d06035504030c064b69796f7365")  # CN=Kiyose
 OLD_KEY = Ed25519PrivateKey.from_private_bytes(bytes([1]) * 32)
 NEW_KEY = Ed25519PrivateKey.from_private_bytes(bytes([2]) * 32)
 BASE = revocations({ISSUER_A: ({10, 20, 30}, {40}), ISSUER_B: ((), ())})
@@ -75,8 +76,78 @@ def test_diff_then_apply_gives_the_new_set(
 def test_delta_against_the_wrong_content_is_refused() -> None:
     change = diff(BASE, NEXT)
     other_base = revocations({ISSUER_A: ({11}, ()), ISSUER_B: ((), ())})
-    with pytest.raises(RevocationFormatError, match=r"does not have|already has"):
+    with pytest.raises(RevocationFormatError, match=r"built from other data"):
         apply_delta(other_base, change)
+
+
+def test_a_delta_built_against_another_set_of_the_same_version_is_refused() -> None:
+    # The reviewer's case: the terminal holds v1-real (nothing revoked); the delta was built
+    # against v1-other (same version, revokes 16777225). v2 revokes 16777225 and 16777220,
+    # so the delta only adds 16777220: it fits v1-real's content, and applied there it
+    # would leave 16777225 GOOD. The base digest in the signed header refuses it.
+    real = revocations({ISSUER_A: ((), ())})
+    other = revocations({ISSUER_A: ({16777225}, ())})
+    v2 = revocations({ISSUER_A: ({16777225, 16777220}, ())})
+    trusted = TrustedKeys([OLD_KEY.public_key()])
+    data = delta(diff(other, v2), OLD_KEY, version=2, base=1)
+    opened = open_bundle(data, trusted)
+    assert opened.header.base_digest == other.digest() != real.digest()
+    with pytest.raises(RevocationFormatError, match="built from other data"):
+        apply_delta(real, opened.delta)
+    assert apply_delta(other, opened.delta) == v2
+    chain = [snapshot(real, OLD_KEY, 1), data]
+    with pytest.raises(RevocationFormatError, match="built from other data"):
+        replay(chain, trusted)
+
+
+def test_the_base_digest_is_of_content_so_a_replayed_base_matches() -> None:
+    # The terminal's version N may come from snapshot + deltas: the digest is of the set,
+    # so a delta built against the snapshot of version N applies to the replayed N.
+    third = revocations({ISSUER_A: ({10, 30, 50}, {60}), ISSUER_B: ({7, 8}, ())})
+    trusted = TrustedKeys([OLD_KEY.public_key()])
+    chain = [
+        snapshot(BASE, OLD_KEY, 5),
+        delta(diff(BASE, NEXT), OLD_KEY, 6, 5),
+        delta(diff(NEXT, third), OLD_KEY, 7, 6, issued=T0 + DAY),
+    ]
+    assert replay(chain, trusted).revocations == third
+    # Coverage is part of the content: same serials, other coverage, other digest.
+    from terminald.revocation import IssuerEntries
+    from terminald.revocation.coverage import Coverage
+
+    entries = BASE.issuers[ISSUER_A]
+    partitioned = dict(BASE.issuers) | {
+        ISSUER_A: IssuerEntries(entries.revoked, entries.hold, Coverage.of([_NAME]))
+    }
+    from terminald.revocation import RevocationSet
+
+    assert RevocationSet(partitioned).digest() != BASE.digest()
+
+
+def test_a_snapshot_with_a_base_digest_or_a_delta_without_one_is_refused() -> None:
+    import struct
+    import zlib
+
+    from terminald.revocation.bundle import HEADER_SIZE
+
+    good = bytearray(snapshot(BASE, OLD_KEY, 5))
+    good[48] ^= 1  # first byte of the base digest
+    struct.pack_into(">I", good, HEADER_SIZE - 4, zlib.crc32(bytes(good[: HEADER_SIZE - 4])))
+    with pytest.raises(RevocationFormatError, match="base digest"):
+        open_bundle(bytes(good), TrustedKeys([OLD_KEY.public_key()]))
+
+
+def test_format_2_bundles_are_refused_with_a_rebuild_message() -> None:
+    import struct
+    import zlib
+
+    from terminald.revocation.bundle import HEADER_SIZE
+
+    old = bytearray(snapshot(BASE, OLD_KEY, 5))
+    old[4] = 2
+    struct.pack_into(">I", old, HEADER_SIZE - 4, zlib.crc32(bytes(old[: HEADER_SIZE - 4])))
+    with pytest.raises(RevocationFormatError, match=r"format 2 .* rebuild it"):
+        open_bundle(bytes(old), TrustedKeys([OLD_KEY.public_key()]))
 
 
 def test_diff_refuses_to_drop_an_issuer() -> None:
@@ -162,3 +233,21 @@ def test_chain_file_damage_is_detected() -> None:
     flipped[len(encoded) // 2] ^= 1
     with pytest.raises(RevocationFormatError, match="digest mismatch"):
         decode_chain(bytes(flipped))
+
+
+def test_encode_refuses_what_the_header_cannot_hold() -> None:
+    from datetime import UTC
+
+    from terminald.revocation import encode_bundle
+
+    for version in (0, 2**64):
+        with pytest.raises(ValueError, match="version"):
+            snapshot(BASE, OLD_KEY, version)
+    with pytest.raises(ValueError, match="9999"):
+        encode_bundle(
+            BASE,
+            version=1,
+            issued_at=T0,
+            valid_until=datetime(9999, 12, 31, 23, tzinfo=UTC),
+            signing_key=OLD_KEY,
+        )

@@ -123,11 +123,11 @@ def test_every_single_bit_flip_is_detected() -> None:
 
 def test_a_bit_flip_in_a_block_is_found_by_its_checksum_without_the_key() -> None:
     good = _sample_bundle()
-    # envelope header 58 + issuer header (1 + 20 + coverage 3 + 4) + list header 12 +
+    # envelope header 90 + issuer header (1 + 20 + coverage 3 + 4) + list header 12 +
     # block header 15: the byte after that is in ISSUER_A's first revoked block.
     damaged = bytearray(good)
-    damaged[58 + 28 + 12 + 15] ^= 0x10
-    with pytest.raises(RevocationFormatError, match="block at byte 98: checksum mismatch"):
+    damaged[90 + 28 + 12 + 15] ^= 0x10
+    with pytest.raises(RevocationFormatError, match="block at byte 130: checksum mismatch"):
         read_unverified(bytes(damaged))
 
 

@@ -161,8 +161,8 @@ def test_a_bundle_with_a_malformed_name_behind_a_valid_checksum_is_refused() -> 
     body = head + struct.pack(">I", zlib.crc32(head)) + empty_list * 2  # revoked, on hold
     good = snapshot(RevocationSet({ISSUER_A: entries(set(), set())}), KEY, 1)
     envelope = bytearray(good[:HEADER_SIZE])
-    struct.pack_into(">I", envelope, 48, len(body))
-    struct.pack_into(">I", envelope, 54, zlib.crc32(bytes(envelope[:54])))
+    struct.pack_into(">I", envelope, HEADER_SIZE - 10, len(body))
+    struct.pack_into(">I", envelope, HEADER_SIZE - 4, zlib.crc32(bytes(envelope[:-4])))
     signed = bytes(envelope) + body
     with pytest.raises(RevocationFormatError, match="bad partition name"):
         open_bundle(signed + KEY.sign(signed), TRUSTED)
@@ -194,7 +194,7 @@ def test_mutated_coverage_bundles_fail_only_with_typed_errors(data: st.DataObjec
 def test_a_format_1_bundle_is_refused_with_a_rebuild_message() -> None:
     old = bytearray(snapshot(sample(), KEY, 1))
     old[4] = 1
-    struct.pack_into(">I", old, 54, zlib.crc32(bytes(old[:54])))
+    struct.pack_into(">I", old, HEADER_SIZE - 4, zlib.crc32(bytes(old[: HEADER_SIZE - 4])))
     with pytest.raises(RevocationFormatError, match="rebuild it with this version"):
         read_unverified(bytes(old))
 
@@ -231,17 +231,23 @@ def test_a_delta_that_does_not_fit_the_base_coverage_is_refused() -> None:
         (Coverage.of([KIYOSE]), "already covers"),
         (None, None),  # unchanged: fine
     ):
-        change = RevocationDelta({ISSUER_A: IssuerChanges(empty, empty, empty, empty, added)})
+        change = RevocationDelta(
+            {ISSUER_A: IssuerChanges(empty, empty, empty, empty, added)}, base.digest()
+        )
         if match is None:
             assert apply_delta(base, change) == base
         else:
             with pytest.raises(RevocationFormatError, match=match):
                 apply_delta(base, change)
     whole = RevocationSet({ISSUER_A: entries(set(), set())})
-    widen = RevocationDelta({ISSUER_A: IssuerChanges(empty, empty, empty, empty, WHOLE)})
+    widen = RevocationDelta(
+        {ISSUER_A: IssuerChanges(empty, empty, empty, empty, WHOLE)}, whole.digest()
+    )
     with pytest.raises(RevocationFormatError, match="already the whole issuer"):
         apply_delta(whole, widen)
-    new_issuer = RevocationDelta({ISSUER_B: IssuerChanges(empty, empty, empty, empty, None)})
+    new_issuer = RevocationDelta(
+        {ISSUER_B: IssuerChanges(empty, empty, empty, empty, None)}, base.digest()
+    )
     with pytest.raises(RevocationFormatError, match="must state its coverage"):
         apply_delta(base, new_issuer)
 
@@ -306,7 +312,7 @@ def test_a_store_holding_a_format_1_bundle_fails_closed_asking_for_a_rebuild(
 ) -> None:
     old = bytearray(snapshot(sample(), KEY, 1))
     old[4] = 1
-    struct.pack_into(">I", old, 54, zlib.crc32(bytes(old[:54])))
+    struct.pack_into(">I", old, HEADER_SIZE - 4, zlib.crc32(bytes(old[: HEADER_SIZE - 4])))
     (tmp_path / "rev.state").write_bytes(encode_chain([bytes(old)]))
     verdict = store_with(tmp_path).check(ISSUER_B, 3, T0)
     assert verdict.state is RevocationState.UNAVAILABLE
