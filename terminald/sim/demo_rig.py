@@ -25,6 +25,8 @@ from terminald.sim.testpki import CardEntry, TestPkiManifest
 from terminald.sim.twin import TWIN
 
 DEMO_CONFIG = Path(terminald.__file__).resolve().parent.parent / "systemd" / "terminald-demo.toml"
+GOOD = "card-001"  # the tour's good card: enrolled, its holder knows the PIN
+MISTYPED = "card-002"  # an enrolled card whose holder mistypes the PIN in the tour
 NOT_ENROLLED_CARD = "card-003"  # a good card the demo deliberately leaves out of enrolled.toml
 LETTERS = "abcefghijklnopsuvwyz"  # card keys in the UI: no d, m, q, r, t, x (commands)
 
@@ -60,6 +62,13 @@ class DemoCard:
     @property
     def good(self) -> bool:
         return self.entry.expected is Reason.OK
+
+    @property
+    def expected(self) -> Reason:
+        """The verdict this card gets at the demo terminal (its holder typing the right PIN)."""
+        if self.good and not self.enrolled:
+            return Reason.NOT_ENROLLED
+        return self.entry.expected
 
     @property
     def summary(self) -> str:

@@ -31,6 +31,9 @@ EXPECTED: dict[str, Reason | None] = {
     "A face-authentication card": Reason.FACE_AUTH_CARD,
     "Some other smart card": Reason.NOT_JPKI_CARD,
     "An expired certificate": Reason.CERT_EXPIRED,
+    "A certificate not yet valid": Reason.CERT_NOT_YET_VALID,
+    "A certificate for another use": Reason.CERT_WRONG_USAGE,
+    "A damaged certificate signature": Reason.CERT_SIGNATURE_INVALID,
     "A forged issuer": Reason.CERT_SIGNATURE_INVALID,
     "An unknown issuer": Reason.UNKNOWN_ISSUER,
     "No PIN in time": Reason.PIN_TIMEOUT,
@@ -53,10 +56,18 @@ def test_the_tour_shows_every_outcome(
         assert rig.pcscd is None, "the demo started a second pcscd beside the suite's"
         results = run_tour(rig, out)
         assert not rig.relay_energised(), "the tour left the door released"
+        offered = [c.name for c in rig.cards]  # what the screen offers, one letter each
     text = out.getvalue()
     failed = [f"{r.title}: {r.observed}" for r in results if not r.ok]
     assert not failed, text
     assert {r.title: r.reason for r in results} == EXPECTED, text
+    # Every card on the desk has its own step, and its verdict is the one the test PKI
+    # promises for it (independent of the daemon): nothing the screen offers is skipped.
+    assert sorted(r.card for r in results if r.card) == sorted(offered)
+    promised = {c.name: c.expected for c in test_pki.cards}
+    promised.update({"card-002": Reason.PIN_WRONG, "card-003": Reason.NOT_ENROLLED})
+    promised["twin"] = Reason.NOT_ENROLLED
+    assert {r.card: r.reason for r in results if r.card} == {n: promised[n] for n in offered}
     assert f"{len(EXPECTED)}/{len(EXPECTED)} steps as expected" in text
 
     open_s = TOUR_TIMINGS.open_ms / 1000
