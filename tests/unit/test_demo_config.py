@@ -60,3 +60,34 @@ def test_the_demo_writes_a_copy_that_says_what_it_is(
     assert "written by `terminald sim demo`" in text
     assert "copy it into" not in text and "cp systemd" not in text
     assert check_files(load_config(path)) == []
+
+
+def test_the_demo_outside_the_sandbox_says_what_to_run_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TERMINALD_SANDBOX", raising=False)
+    assert main(["sim", "demo", "--tour"]) == 2
+    out, err = capsys.readouterr()
+    assert "scripts/run" in err and "Traceback" not in err
+    assert "Building a test PKI" not in out, "it built a PKI before saying it cannot run"
+
+
+@pytest.mark.parametrize("what", ["missing", "file", "empty dir", "bad manifest"])
+def test_a_bad_pki_directory_is_a_clear_error(
+    what: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TERMINALD_SANDBOX", "1")  # the check that comes first passes
+    pki = tmp_path / "pki"
+    if what == "file":
+        pki.write_text("not a directory")
+    elif what != "missing":
+        pki.mkdir()
+        if what == "bad manifest":
+            (pki / "manifest.json").write_text('{"format": "something else"}')
+    assert main(["sim", "demo", "--tour", "--pki", str(pki)]) == 2
+    err = capsys.readouterr().err
+    assert f"--pki {pki}: not a test PKI directory" in err, err
+    assert "terminald sim pki --out DIR" in err and "Traceback" not in err
