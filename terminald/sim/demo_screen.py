@@ -251,11 +251,15 @@ def too_small(view: View, width: int, height: int) -> list[Row]:
     return [_fit([(line, "alert")], width) for line in wrap(text, width)][: max(0, height)]
 
 
+def fits(view: View, width: int, height: int) -> bool:
+    """Whether the whole screen fits, in two columns or in one."""
+    two, one = needed(view)
+    return (width >= two[0] and height >= two[1]) or (one[0] <= width < two[0] and height >= one[1])
+
+
 def render(view: View, width: int = WIDTH, height: int = HEIGHT) -> list[Row]:
     """The whole screen as at most ``height`` rows, each within ``width``."""
-    two, one = needed(view)
-    fits = (width >= two[0] and height >= two[1]) or (one[0] <= width < two[0] and height >= one[1])
-    if not fits:
+    if not fits(view, width, height):
         return too_small(view, width, height)
     rows = _panels(view, width) + _footer(view, width)
     note = f" {view.note} " if view.note else ""

@@ -26,6 +26,7 @@ from terminald.sim.demo_screen import (
     LogScroll,
     Row,
     View,
+    fits,
     plain,
     render,
     shown_verdict,
@@ -287,9 +288,11 @@ def _loop(screen: Any, rig: DemoRig, hands: Hands, ascii_only: bool) -> None:
         if not rig.running:
             note = "the daemon has stopped; see the log; q quits"
         height, width = screen.getmaxyx()
-        rows = render(build_view(rig, watches, note, ascii_only, scroll), width, height)
-        _draw(screen, rows, attrs, curses.error)
+        view = build_view(rig, watches, note, ascii_only, scroll)
+        _draw(screen, render(view, width, height), attrs, curses.error)
         code = screen.getch()
+        if not fits(view, width, height) and code not in (ord("q"), ord("Q")):
+            continue  # no acting blind: only q works until the window is large enough
         if code in scroll_keys:
             scroll_keys[code]()
             continue

@@ -16,7 +16,7 @@ from terminald.core.reasons import Reason
 from terminald.daemon.service import Snapshot
 from terminald.sim.checks import StepFailed
 from terminald.sim.demo_rig import NOT_ENROLLED_CARD, TOUR_TIMINGS, write_demo_config
-from terminald.sim.demo_screen import LogScroll, needed, shown_verdict
+from terminald.sim.demo_screen import LogScroll, fits, needed, shown_verdict
 from terminald.sim.demo_tour import Seen, Step, Tour
 from terminald.sim.demo_ui import CardRow, Hands, PinWatch, View, plain, render
 from terminald.sim.rig import LogTail
@@ -150,7 +150,8 @@ def test_a_window_too_small_says_so_and_how_large_it_must_be(size: tuple[int, in
 
 def test_the_smallest_sizes_it_asks_for_do_show_everything() -> None:
     (w2, h2), (w1, h1) = needed(view())
-    assert (w2, h2) <= (80, 24), "the demo promises to fit 80x24"
+    assert w2 <= 80 and h2 <= 24, "the demo promises to fit 80x24"
+    assert fits(view(), 80, 24) and not fits(view(), 79, 24) and not fits(view(), 80, h2 - 1)
     for width, height in ((w2, h2), (w1, h1)):
         lines = plain(render(view(), width, height))
         screen = "\n".join(lines)
