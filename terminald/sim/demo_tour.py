@@ -261,6 +261,7 @@ class Tour(DoorSteps):
     def _card(self, name: str, expect: Reason, keys: str | None) -> Seen:
         rig = self.rig
         since, relay_mark = rig.observer.mark(), rig.relay_mark()
+        tries_before = rig.by_name[name].tries_left()
         rig.tap(name)
         if keys is not None:
             wait_pin_prompt(self.rig, since)
@@ -279,6 +280,9 @@ class Tour(DoorSteps):
         if tries is not None and keys is not None:
             parts.append(f"PIN tries left {tries}")
         ok = record.reason is expect
+        if keys is None and tries != tries_before:  # refused before any PIN: no try spent
+            parts.append(f"PIN tries {tries_before} -> {tries}")
+            ok = False
         if pulse is not None:
             ok = ok and abs(pulse - self.open_s) < 0.25
         return Seen("; ".join(parts), ok, record.reason, pulse)
