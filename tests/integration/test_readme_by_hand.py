@@ -33,11 +33,12 @@ def by_hand_lines() -> list[str]:
     return [re.sub(r"\s{2,}#.*$", "", line).rstrip() for line in block.splitlines()]
 
 
-def processes_in(netns: str) -> list[str]:
+def processes_in(netns: str, pids: list[int]) -> list[str]:
+    """Those of ``pids`` still alive in the network namespace ``netns`` (both must hold:
+    a pid or a namespace inode alone may be reused by another run meanwhile)."""
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    for pid in pids:
+        proc = Path("/proc") / str(pid)
         try:
             if os.readlink(proc / "ns" / "net") == netns:
                 cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
@@ -63,7 +64,8 @@ def test_the_readme_by_hand_lines_work_and_leave_nothing_running(tmp_path: Path)
     script = ["readlink /proc/$$/ns/net"]
     for number, line in enumerate(lines[2:-1], 3):
         line = line.replace("/tmp/pki", str(pki))
-        script.append(line if line.endswith("&") else f'{line}\necho "::line {number} rc=$?"')
+        status = "::bg $!" if line.endswith("&") else f"::line {number} rc=$?"
+        script.append(f'{line}\necho "{status}"')
     (tmp_path / "by-hand.sh").write_text("\n".join(script) + "\n")
 
     env = {k: v for k, v in os.environ.items() if k != "TERMINALD_SANDBOX"}  # a new sandbox
@@ -81,32 +83,38 @@ def test_the_readme_by_hand_lines_work_and_leave_nothing_running(tmp_path: Path)
     feeder = subprocess.Popen(
         [str(REPO / ".venv/bin/python"), "-c", pin_feeder], stdout=subprocess.PIPE
     )
+    # Output to a file, not a pipe: a process left running would hold a pipe open and
+    # hide the leak behind a timeout.
+    log = tmp_path / "by-hand.out"
     try:
-        run = subprocess.run(
-            ["scripts/sandbox", "bash", str(tmp_path / "by-hand.sh")],
-            cwd=REPO,
-            env=env,
-            stdin=feeder.stdout,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            start_new_session=True,  # no controlling terminal: getpass reads stdin
-        )
+        with log.open("w") as output:
+            run = subprocess.run(
+                ["scripts/sandbox", "bash", str(tmp_path / "by-hand.sh")],
+                cwd=REPO,
+                env=env,
+                stdin=feeder.stdout,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=180,
+                start_new_session=True,  # no controlling terminal: getpass reads stdin
+            )
     finally:
         feeder.wait(10)
-    out = run.stdout + run.stderr
+    out = log.read_text()
     assert run.returncode == 0, out
-    statuses = re.findall(r"^::line (\d+) rc=(\d+)$", run.stdout, flags=re.MULTILINE)
+    statuses = re.findall(r"^::line (\d+) rc=(\d+)$", out, flags=re.MULTILINE)
     expected_lines = [n for n, line in enumerate(lines[2:-1], 3) if not line.endswith("&")]
     assert [int(n) for n, _ in statuses] == expected_lines, out
     assert [rc for _, rc in statuses] == ["0"] * len(statuses), out
-    assert "Verdict: ok" in run.stdout, out
-    assert "terminald.toml: ok" in run.stdout, out
+    assert "Verdict: ok" in out, out
+    assert "terminald.toml: ok" in out, out
 
     # What the README started is gone with the sandbox: nothing lives in its namespace.
-    netns = run.stdout.splitlines()[0]
+    netns = out.splitlines()[0]
     assert netns.startswith("net:["), out
-    left = processes_in(netns)
+    started = [int(pid) for pid in re.findall(r"^::bg (\d+)$", out, flags=re.MULTILINE)]
+    assert len(started) == sum(line.endswith("&") for line in lines), out
+    left = processes_in(netns, started)
     for entry in left:  # a failing run must not leak them into the next tests
         with contextlib.suppress(OSError):
             os.kill(int(entry.split(":", 1)[0]), signal.SIGKILL)
