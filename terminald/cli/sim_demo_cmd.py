@@ -17,8 +17,9 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "daemon (what `terminald run` runs) on mock GPIO, with virtual My Number Cards on "
         "the virtual reader. With a terminal on stdin and stdout: a screen with the keypad, "
         "the LEDs, relay, buzzer and door, and keys to tap cards, open the door, press REX, "
-        "flip tamper and change the mode. Otherwise, or with --tour: a scripted tour of "
-        "every outcome, exit status 1 if any differs from the expected one. "
+        "flip tamper, change the mode and scroll the log. Otherwise, or with --tour: a "
+        "scripted tour that taps every card the screen offers and walks through every door "
+        "outcome, exit status 1 if any differs from the expected one. "
         "Needs scripts/sandbox (scripts/run does it).",
     )
     demo.add_argument("--tour", action="store_true", help="the scripted tour, even on a terminal")

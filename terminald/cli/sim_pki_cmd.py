@@ -23,8 +23,9 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "pki",
         help="generate a test PKI shaped like J-LIS's, and card profiles for virtual cards",
         description="Generate three same-DN test root generations, good and deliberately "
-        "broken user-authentication certificates, and one card profile per card. "
-        "Regenerating into the same directory replaces it whole.",
+        "broken user-authentication certificates, and one card profile per card, plus "
+        "what systemd/terminald-demo.toml copied into DIR names beside it (enrolled.toml, "
+        "state/). Regenerating into the same directory replaces it whole.",
     )
     pki.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     pki.add_argument(
@@ -38,6 +39,7 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def run_pki(args: argparse.Namespace) -> int:
+    from terminald.sim.demo_config import write_demo_files
     from terminald.sim.testpki import TestPkiError, build_test_pki
 
     if not 1 <= args.cards <= MAX_CARDS:
@@ -45,6 +47,7 @@ def run_pki(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         manifest = build_test_pki(args.out, cards=args.cards)
+        write_demo_files(args.out, manifest)
     except TestPkiError as exc:
         raise CliError(str(exc)) from exc
     except OSError as exc:
@@ -84,3 +87,8 @@ def _print_summary(manifest: TestPkiManifest, seconds: float) -> None:
         )
     print()
     print(f"card profiles: {directory / 'cards'}/<CARD>.json")
+    print(
+        f"for the demo configuration: {directory / 'enrolled.toml'} (all cards but card-003 "
+        f"and twin) and {directory / 'state'}/; "
+        f"cp systemd/terminald-demo.toml {directory / 'terminald.toml'}"
+    )

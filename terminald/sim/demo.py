@@ -12,33 +12,49 @@ mock pins, and fails (exit 1) when one differs from what it should be.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from terminald.sim.demo_rig import NOT_ENROLLED_CARD, TOUR_TIMINGS, DemoRig, DemoTimings
-from terminald.sim.demo_tour import GOOD, run_tour
-from terminald.sim.testpki import TestPkiManifest, build_test_pki
-from terminald.sim.twin import TWIN
-
-TOUR_CARDS = (
+from terminald.sim.demo_rig import (
     GOOD,
-    "card-002",
+    MISTYPED,
     NOT_ENROLLED_CARD,
-    TWIN,
-    "last-try",
-    "blocked",
-    "face-auth",
-    "non-jpki",
-    "expired",
-    "forged-issuer",
-    "unknown-issuer",
+    TOUR_TIMINGS,
+    DemoRig,
+    DemoTimings,
 )
+from terminald.sim.demo_tour import run_tour
+from terminald.sim.testpki import TestPkiManifest, build_test_pki
+
+# The cards the tour's own stories need; every other card on the desk gets its step too.
+TOUR_CARDS = (GOOD, MISTYPED, NOT_ENROLLED_CARD)
 
 
 class DemoError(Exception):
-    """The demo cannot run as asked (a test PKI without the cards it needs)."""
+    """The demo cannot run as asked (outside the sandbox, or with an unusable test PKI)."""
+
+
+def _check_sandbox() -> None:
+    # Before the test PKI is built: say at once what to run instead.
+    if os.environ.get("TERMINALD_SANDBOX") != "1":
+        raise DemoError(
+            "the demo runs the real pcscd with its vpcd reader, which needs the test sandbox "
+            "(TERMINALD_SANDBOX=1 is not set): run `scripts/run` as root, or "
+            "`scripts/sandbox .venv/bin/terminald sim demo ...` after scripts/bootstrap"
+        )
+
+
+def _load_pki(pki_dir: Path) -> TestPkiManifest:
+    try:
+        return TestPkiManifest.load(pki_dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DemoError(
+            f"--pki {pki_dir}: not a test PKI directory ({exc}); build one with "
+            "`terminald sim pki --out DIR`, or leave --pki out"
+        ) from exc
 
 
 def run_demo(
@@ -50,12 +66,13 @@ def run_demo(
     out: TextIO = sys.stdout,
 ) -> int:
     """The whole demo; returns the exit code (1 when a tour step went wrong)."""
+    _check_sandbox()
     with tempfile.TemporaryDirectory(prefix="terminald-demo-") as tmp:
         if pki_dir is None:
             print("Building a test PKI: three root generations, virtual cards ...", file=out)
             manifest = build_test_pki(Path(tmp) / "pki", cards=3)
         else:
-            manifest = TestPkiManifest.load(pki_dir)
+            manifest = _load_pki(pki_dir)
         missing = sorted({*TOUR_CARDS} - {c.name for c in manifest.cards})
         if missing and not interactive:
             raise DemoError(
@@ -75,8 +92,9 @@ def run_demo(
                 return code
             print(
                 f"Gate daemon {rig.the_daemon.config.terminal.id!r} running "
-                f"(config {rig.config_path}); pin_timeout_s={timings.pin_timeout_s:g}, "
-                f"open_ms={timings.open_ms}, held_open_s={timings.held_open_s:g}",
+                f"(config {rig.config_path}, state {rig.config.state.dir}); "
+                f"pin_timeout_s={timings.pin_timeout_s:g}, open_ms={timings.open_ms}, "
+                f"held_open_s={timings.held_open_s:g}",
                 file=out,
                 flush=True,
             )

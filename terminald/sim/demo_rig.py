@@ -1,31 +1,56 @@
 """The demo's rig: the shared ``SimRig`` with the demo's configuration and desk of cards.
 
-``DemoRig`` writes, in a temporary directory, the demo configuration
-(``systemd/terminald-demo.toml``, copied with the test PKI's trust directory and the
-demo's timings) and an ``enrolled.toml`` that enrols every test card with a serial
-except one good card (so a refusal for "not enrolled" can be shown). It then runs the
-gate daemon on the shared rig (``rig.SimRig``: pcscd, the vpcd slot, the daemon on mock
-GPIO) and names its cards by test-PKI name and by a letter for the curses UI. The
-scenario runner reuses the configuration pieces (``demo_config_text``, ``enrolled_toml``).
+``DemoRig`` writes, in a temporary directory, the demo configuration (``demo_config``:
+``systemd/terminald-demo.toml`` with the test PKI's trust directory and the demo's
+timings, an ``enrolled.toml`` that enrols every test card with a serial except one good
+card and the twin, and ``state/``). It then runs the gate daemon on the shared rig
+(``rig.SimRig``: pcscd, the vpcd slot, the daemon on mock GPIO) and names its cards by
+test-PKI name and by a letter for the curses UI.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import terminald
 from terminald.core.reasons import Reason
 from terminald.sim.card import VirtualJpkiCard
+from terminald.sim.demo_config import (
+    DEMO_CONFIG,
+    DEMO_TIMINGS,
+    GOOD,
+    MISTYPED,
+    NOT_ENROLLED_CARD,
+    TOUR_TIMINGS,
+    DemoTimings,
+    demo_config_text,
+    enrolled_names,
+    enrolled_toml,
+    write_demo_config,
+)
 from terminald.sim.profile import TimingModel
 from terminald.sim.rig import SimRig
 from terminald.sim.testpki import CardEntry, TestPkiManifest
 from terminald.sim.twin import TWIN
 
-DEMO_CONFIG = Path(terminald.__file__).resolve().parent.parent / "systemd" / "terminald-demo.toml"
-NOT_ENROLLED_CARD = "card-003"  # a good card the demo deliberately leaves out of enrolled.toml
+__all__ = [
+    "DEMO_CONFIG",
+    "GOOD",
+    "LETTERS",
+    "MISTYPED",
+    "NOT_ENROLLED_CARD",
+    "TOUR_TIMINGS",
+    "DemoCard",
+    "DemoRig",
+    "DemoTimings",
+    "demo_config_text",
+    "desk_cards",
+    "enrolled_names",
+    "enrolled_toml",
+    "write_demo_config",
+]
+
 LETTERS = "abcefghijklnopsuvwyz"  # card keys in the UI: no d, m, q, r, t, x (commands)
 
 
@@ -62,6 +87,13 @@ class DemoCard:
         return self.entry.expected is Reason.OK
 
     @property
+    def expected(self) -> Reason:
+        """The verdict this card gets at the demo terminal (its holder typing the right PIN)."""
+        if self.good and not self.enrolled:
+            return Reason.NOT_ENROLLED
+        return self.entry.expected
+
+    @property
     def summary(self) -> str:
         if self.name == TWIN:
             return "card-001's serial, other root"
@@ -87,92 +119,6 @@ def desk_cards(manifest: TestPkiManifest, enrolled: set[str], realtime: bool) ->
     return cards
 
 
-# -- configuration ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoTimings:
-    """What the demo changes in the demo configuration (every value within its limits)."""
-
-    pin_timeout_s: float = 30.0
-    open_ms: int = 3000
-    held_open_s: float = 15.0
-
-
-TOUR_TIMINGS = DemoTimings(pin_timeout_s=5.0, open_ms=1000, held_open_s=1.0)
-
-
-def enrolled_names(manifest: TestPkiManifest) -> list[str]:
-    """Every card whose certificate has a serial, but one good card and the twin (card-001's
-    serial under another root: enrolling card-001 must not let it in)."""
-    left_out = (NOT_ENROLLED_CARD, TWIN)
-    return [c.name for c in manifest.cards if c.serial is not None and c.name not in left_out]
-
-
-def enrolled_toml(manifest: TestPkiManifest, names: list[str], header: str) -> str:
-    """An enrolled-cards file for the test-PKI cards ``names``: serial AND issuer key id.
-
-    Serials are unique only per issuer, so every entry names both (KeyError for a name
-    the manifest lacks, ValueError for a card without a certificate).
-    """
-    lines = [f"# {header}"]
-    for name in names:
-        card = manifest.card(name)
-        if card.serial is None or card.issuer_key_id is None:
-            raise ValueError(f"{name} has no user-authentication certificate to enrol")
-        lines += [
-            "",
-            "[[card]]",
-            f"serial = {card.serial}",
-            f'issuer = "{card.issuer_key_id}"',
-            f'label = "{name}"',
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _set_key(text: str, key: str, value: str) -> str:
-    pattern = re.compile(rf"^{re.escape(key)}\s*=.*$", re.MULTILINE)
-    if len(pattern.findall(text)) != 1:
-        raise ValueError(f"{DEMO_CONFIG}: expected one `{key} = ...` line")
-    return pattern.sub(lambda _m: f"{key} = {value}", text)
-
-
-def demo_config_text(
-    manifest: TestPkiManifest, timings: DemoTimings, template: Path = DEMO_CONFIG
-) -> str:
-    """The demo configuration trusting ``manifest``'s roots, with ``timings``."""
-    try:
-        text = template.read_text()
-    except OSError as exc:
-        raise FileNotFoundError(
-            f"the demo configuration {template} is missing: run the demo from the source tree"
-        ) from exc
-    trust = str(manifest.trust_dir.absolute()).replace("\\", "\\\\").replace('"', '\\"')
-    text = _set_key(text, "anchors", f'["{trust}"]')
-    text = _set_key(text, "pin_timeout_s", repr(float(timings.pin_timeout_s)))
-    text = _set_key(text, "open_ms", str(int(timings.open_ms)))
-    return _set_key(text, "held_open_s", repr(float(timings.held_open_s)))
-
-
-def write_demo_config(
-    directory: Path,
-    manifest: TestPkiManifest,
-    timings: DemoTimings,
-    template: Path = DEMO_CONFIG,
-) -> Path:
-    """The demo configuration and its enrolled.toml in ``directory``; returns the config."""
-    text = demo_config_text(manifest, timings, template)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "state").mkdir(exist_ok=True)
-    header = "The demo's enrolled cards; one good card is left out on purpose."
-    (directory / "enrolled.toml").write_text(
-        enrolled_toml(manifest, enrolled_names(manifest), header)
-    )
-    path = directory / "terminald.toml"
-    path.write_text(text)
-    return path
-
-
 # -- the rig ---------------------------------------------------------------------------------------
 
 
@@ -184,7 +130,7 @@ class DemoRig(SimRig):
         workdir: Path,
         manifest: TestPkiManifest,
         *,
-        timings: DemoTimings = DemoTimings(),
+        timings: DemoTimings = DEMO_TIMINGS,
         realtime: bool = True,
     ) -> None:
         self.workdir = workdir

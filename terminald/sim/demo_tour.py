@@ -2,7 +2,10 @@
 
 Each step acts on the rig (``demo_rig.DemoRig``) and reads what happened from the
 daemon's own records and the mock pins (``checks``); a step that sees something else
-fails the tour (exit 1 from ``terminald sim demo --tour``).
+fails the tour (exit 1 from ``terminald sim demo --tour``). Every card the screen offers
+(the rig's desk) gets a step of its own, expecting the verdict the test PKI promises for
+it (``DemoCard.expected``), so a card added to the desk cannot be left out of the tour.
+The door and mode steps are in ``demo_tour_door``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from terminald.core.commands import Record
 from terminald.core.hardware import DoorInput
 from terminald.core.reasons import DESCRIPTIONS, Reason
 from terminald.core.terminal import Mode
@@ -21,15 +23,15 @@ from terminald.sim.checks import (
     StepFailed,
     led_text,
     still_locked,
-    wait_alarm,
     wait_pin_prompt,
-    wait_pulse,
-    wait_record,
     wait_verdict,
 )
-from terminald.sim.demo_rig import NOT_ENROLLED_CARD, DemoRig
+from terminald.sim.demo_rig import GOOD, MISTYPED, NOT_ENROLLED_CARD, DemoCard, DemoRig
+from terminald.sim.demo_tour_door import DoorSteps, Seen
 from terminald.sim.rig import wait_until
 from terminald.sim.twin import TWIN
+
+__all__ = ["GOOD", "Seen", "Step", "StepResult", "Tour", "run_tour"]
 
 GREEN, RED, AMBER, DIM, BOLD, RESET = (
     "\033[32m",
@@ -39,17 +41,38 @@ GREEN, RED, AMBER, DIM, BOLD, RESET = (
     "\033[1m",
     "\033[0m",
 )
-GOOD = "card-001"
 
-
-@dataclass(frozen=True)
-class Seen:
-    """What one step observed: its words, its verdict (if any) and the relay pulse."""
-
-    text: str
-    ok: bool
-    reason: Reason | None = None
-    pulse_s: float | None = None
+# A title and a story per card of the test PKI; a card without one is told from its
+# manifest note, so it still gets its step.
+CARD_STORIES: dict[str, tuple[str, str]] = {
+    NOT_ENROLLED_CARD: (
+        "A good card that is not enrolled here",
+        f"{NOT_ENROLLED_CARD} is genuine but missing from enrolled.toml",
+    ),
+    TWIN: (
+        "The same serial from another root",
+        f"{TWIN} has {GOOD}'s serial under another root generation: another person",
+    ),
+    "last-try": ("One PIN try left", "the terminal never uses a person's last try"),
+    "blocked": ("A blocked PIN", "only the municipal office can reset it"),
+    "face-auth": ("A face-authentication card", "issued since Dec 2023: it has no PIN"),
+    "non-jpki": ("Some other smart card", "no JPKI application on it"),
+    "expired": ("An expired certificate", "notAfter in the past"),
+    "not-yet-valid": ("A certificate not yet valid", "notBefore in the future"),
+    "wrong-usage": (
+        "A certificate for another use",
+        "its key usage is keyEncipherment only: it cannot sign",
+    ),
+    "bad-signature": (
+        "A damaged certificate signature",
+        "one bit of the certificate's signature flipped",
+    ),
+    "forged-issuer": (
+        "A forged issuer",
+        "a trusted root's name and key id, signed by another key",
+    ),
+    "unknown-issuer": ("An unknown issuer", "a root this terminal does not trust"),
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,7 @@ class StepResult:
     ok: bool
     reason: Reason | None = None
     pulse_s: float | None = None
+    card: str | None = None  # the desk card this step tapped first
 
 
 @dataclass(frozen=True)
@@ -68,9 +92,10 @@ class Step:
     story: str
     expected: str
     run: Callable[[], Seen]
+    card: str | None = None
 
 
-class Tour:
+class Tour(DoorSteps):
     """Every outcome in turn, each read back from the daemon; see the module doc."""
 
     def __init__(self, rig: DemoRig, out: TextIO = sys.stdout, pace: float = 0.0) -> None:
@@ -90,82 +115,51 @@ class Tour:
 
     # -- the steps -------------------------------------------------------------------------------
 
-    def steps(self) -> list[Step]:
-        rig, t = self.rig, self.rig.timings
+    def card_steps(self) -> list[Step]:
+        """One step per card on the desk: the good card, the mistyped PIN, then the rest."""
+        rig = self.rig
         good_pin = rig.pin(GOOD)
-        wrong = "0000" if rig.pin("card-002") != "0000" else "1111"
-        open_s = f"{self.open_s:g} s"
-
-        def card(name: str, expect: Reason, keys: str | None = None) -> Callable[[], Seen]:
-            return lambda: self._card(name, expect, keys)
-
-        return [
+        wrong = "0000" if rig.pin(MISTYPED) != "0000" else "1111"
+        steps = [
             Step(
                 "A good card and its PIN",
                 f"{GOOD} is enrolled; its holder types {good_pin} and #",
-                f"granted ok, relay released {open_s} then locked",
-                card(GOOD, Reason.OK, good_pin + "#"),
+                f"granted ok, relay released {self.open_s:g} s then locked",
+                self._card_step(GOOD, Reason.OK, good_pin + "#"),
+                GOOD,
             ),
             Step(
                 "A mistyped PIN",
-                f"card-002 is enrolled; its holder types {wrong} and #",
+                f"{MISTYPED} is enrolled; its holder types {wrong} and #",
                 "refused pin_wrong, the card counts one try",
-                card("card-002", Reason.PIN_WRONG, wrong + "#"),
+                self._card_step(MISTYPED, Reason.PIN_WRONG, wrong + "#"),
+                MISTYPED,
             ),
-            Step(
-                "A good card that is not enrolled here",
-                f"{NOT_ENROLLED_CARD} is genuine but missing from enrolled.toml",
-                "refused not_enrolled before any PIN",
-                card(NOT_ENROLLED_CARD, Reason.NOT_ENROLLED),
-            ),
-            Step(
-                "The same serial from another root",
-                f"{TWIN} has {GOOD}'s serial under another root generation: another person",
-                "refused not_enrolled before any PIN",
-                card(TWIN, Reason.NOT_ENROLLED),
-            ),
-            Step(
-                "One PIN try left",
-                "the terminal never uses a person's last try",
-                "refused pin_tries_low before any PIN",
-                card("last-try", Reason.PIN_TRIES_LOW),
-            ),
-            Step(
-                "A blocked PIN",
-                "only the municipal office can reset it",
-                "refused pin_blocked",
-                card("blocked", Reason.PIN_BLOCKED),
-            ),
-            Step(
-                "A face-authentication card",
-                "issued since Dec 2023: it has no PIN",
-                "refused face_auth_card",
-                card("face-auth", Reason.FACE_AUTH_CARD),
-            ),
-            Step(
-                "Some other smart card",
-                "no JPKI application on it",
-                "refused not_jpki_card",
-                card("non-jpki", Reason.NOT_JPKI_CARD),
-            ),
-            Step(
-                "An expired certificate",
-                "notAfter in the past",
-                "refused cert_expired",
-                card("expired", Reason.CERT_EXPIRED),
-            ),
-            Step(
-                "A forged issuer",
-                "a trusted root's name and key id, signed by another key",
-                "refused cert_signature_invalid",
-                card("forged-issuer", Reason.CERT_SIGNATURE_INVALID),
-            ),
-            Step(
-                "An unknown issuer",
-                "a root this terminal does not trust",
-                "refused unknown_issuer",
-                card("unknown-issuer", Reason.UNKNOWN_ISSUER),
-            ),
+        ]
+        steps += [self._desk_step(c) for c in rig.cards if c.name not in (GOOD, MISTYPED)]
+        return steps
+
+    def _desk_step(self, card: DemoCard) -> Step:
+        title, story = CARD_STORIES.get(card.name, (card.name, card.entry.note or card.summary))
+        expect = card.expected
+        if expect is Reason.OK:  # another good enrolled card (a PKI built with more cards)
+            pin = self.rig.pin(card.name)
+            story = f"{story}; its holder types {pin} and #"
+            expected = f"granted ok, relay released {self.open_s:g} s then locked"
+            return Step(
+                title, story, expected, self._card_step(card.name, expect, pin + "#"), card.name
+            )
+        expected = f"refused {expect.value} before any PIN"
+        return Step(title, story, expected, self._card_step(card.name, expect, None), card.name)
+
+    def _card_step(self, name: str, expect: Reason, keys: str | None) -> Callable[[], Seen]:
+        return lambda: self._card(name, expect, keys)
+
+    def steps(self) -> list[Step]:
+        t = self.rig.timings
+        open_s = f"{self.open_s:g} s"
+        return [
+            *self.card_steps(),
             Step(
                 "No PIN in time",
                 f"{GOOD}'s holder types two digits and walks away "
@@ -235,7 +229,15 @@ class Tour:
             for line in self.rig.log.since(log_mark):
                 self.say(f"        log      {line}", DIM)
             results.append(
-                StepResult(step.title, step.expected, seen.text, seen.ok, seen.reason, seen.pulse_s)
+                StepResult(
+                    step.title,
+                    step.expected,
+                    seen.text,
+                    seen.ok,
+                    seen.reason,
+                    seen.pulse_s,
+                    step.card,
+                )
             )
             if self.pace:
                 time.sleep(self.pace)
@@ -243,16 +245,6 @@ class Tour:
         colour = GREEN if passed == len(results) else RED
         self.say(f"\n{passed}/{len(results)} steps as expected.", colour)
         return results
-
-    def _pulse(self, relay_mark: int) -> float:
-        return wait_pulse(self.rig, relay_mark, self.open_s)
-
-    def _press(self, which: DoorInput, active: bool) -> None:
-        self.rig.set_input(which, active)
-        if active:
-            self._inputs.add(which)
-        else:
-            self._inputs.discard(which)
 
     def _tidy(self) -> None:
         """Whatever a step left behind (a card, an input, a mode), after a failure too."""
@@ -264,11 +256,12 @@ class Tour:
             rig.set_mode(Mode.NORMAL)
         wait_until(lambda: not rig.relay_energised(), self.open_s + 2)
 
-    # -- the steps' actions ----------------------------------------------------------------------
+    # -- the card steps' actions -------------------------------------------------------------------
 
     def _card(self, name: str, expect: Reason, keys: str | None) -> Seen:
         rig = self.rig
         since, relay_mark = rig.observer.mark(), rig.relay_mark()
+        tries_before = rig.by_name[name].tries_left()
         rig.tap(name)
         if keys is not None:
             wait_pin_prompt(self.rig, since)
@@ -287,6 +280,9 @@ class Tour:
         if tries is not None and keys is not None:
             parts.append(f"PIN tries left {tries}")
         ok = record.reason is expect
+        if keys is None and tries != tries_before:  # refused before any PIN: no try spent
+            parts.append(f"PIN tries {tries_before} -> {tries}")
+            ok = False
         if pulse is not None:
             ok = ok and abs(pulse - self.open_s) < 0.25
         return Seen("; ".join(parts), ok, record.reason, pulse)
@@ -323,111 +319,6 @@ class Tour:
             f"{still_locked(self.rig, relay_mark)}; PIN tries left {tries}"
         )
         return Seen(text, record.reason is Reason.CARD_REMOVED and tries == 3, record.reason)
-
-    def _rex_pulse(self) -> tuple[Record, float]:
-        rig = self.rig
-        since, relay_mark = rig.observer.mark(), rig.relay_mark()
-        self._press(DoorInput.REX, True)
-        record = wait_record(self.rig, "rex", since, 3)
-        self._press(DoorInput.REX, False)
-        return record, self._pulse(relay_mark)
-
-    def _rex(self) -> Seen:
-        record, pulse = self._rex_pulse()
-        text = f"rex ({record.detail}); relay RELEASED {pulse:.2f} s, then LOCKED"
-        return Seen(text, abs(pulse - self.open_s) < 0.25, None, pulse)
-
-    def _forced(self) -> Seen:
-        rig = self.rig
-        if rig.relay_energised():
-            raise StepFailed("the relay is released before the door opens")
-        since = rig.observer.mark()
-        self._press(DoorInput.DOOR, True)
-        wait_alarm(self.rig, "forced_open", True, since, 3)
-        opened = wait_record(self.rig, "door_opened", since, 3)
-        alarms = sorted(rig.the_daemon.snapshot().alarms)
-        since = rig.observer.mark()
-        self._press(DoorInput.DOOR, False)
-        wait_alarm(self.rig, "forced_open", False, since, 3)
-        text = f"door_opened {opened.detail}; alarms {','.join(alarms)}; door closed: alarm cleared"
-        return Seen(text, opened.detail == "forced" and "forced_open" in alarms)
-
-    def _held_open(self) -> Seen:
-        rig = self.rig
-        since = rig.observer.mark()
-        self._press(DoorInput.REX, True)
-        wait_record(self.rig, "rex", since, 3)
-        self._press(DoorInput.REX, False)
-        self._press(DoorInput.DOOR, True)
-        opened = wait_record(self.rig, "door_opened", since, 3)
-        started = time.monotonic()
-        held = rig.timings.held_open_s
-        wait_alarm(self.rig, "held_open", True, since, held + 3)
-        after = time.monotonic() - started
-        since = rig.observer.mark()
-        self._press(DoorInput.DOOR, False)
-        wait_alarm(self.rig, "held_open", False, since, 3)
-        if not wait_until(lambda: not rig.relay_energised(), self.open_s + 2):
-            raise StepFailed("the relay stayed released after the door closed")
-        text = (
-            f"door_opened {opened.detail}; alarm held_open after {after:.1f} s; "
-            "door closed: alarm cleared, relay LOCKED"
-        )
-        return Seen(text, opened.detail == "authorised")
-
-    def _tamper(self) -> Seen:
-        rig = self.rig
-        since = rig.observer.mark()
-        self._press(DoorInput.TAMPER, True)
-        wait_alarm(self.rig, "tamper", True, since, 3)
-        alarms = sorted(rig.the_daemon.snapshot().alarms)
-        since = rig.observer.mark()
-        self._press(DoorInput.TAMPER, False)
-        wait_alarm(self.rig, "tamper", False, since, 3)
-        return Seen(f"alarms {','.join(alarms)}; enclosure closed: alarm cleared", True)
-
-    def _mode(self, mode: Mode) -> None:
-        since = self.rig.observer.mark()
-        self.rig.set_mode(mode)
-        wait_record(self.rig, "mode", since, 3, f"-> {mode.value}")
-
-    def _lockdown(self) -> Seen:
-        rig = self.rig
-        self._mode(Mode.LOCKDOWN)
-        led = led_text(self.rig)
-        since, relay_mark = rig.observer.mark(), rig.relay_mark()
-        rig.tap(GOOD)
-        record = wait_verdict(self.rig, since)
-        assert record.reason is not None
-        locked = still_locked(self.rig, relay_mark)
-        rig.remove()
-        _rex, pulse = self._rex_pulse()
-        self._mode(Mode.NORMAL)
-        text = (
-            f"mode lockdown, {led}; {record.kind} {record.reason.value}; {locked}; "
-            f"REX released the relay {pulse:.2f} s; mode normal"
-        )
-        return Seen(text, record.reason is Reason.LOCKDOWN, record.reason, pulse)
-
-    def _emergency(self) -> Seen:
-        rig = self.rig
-        self._mode(Mode.EMERGENCY_OPEN)
-        if not wait_until(rig.relay_energised, 2):
-            raise StepFailed("emergency open did not release the relay")
-        since = rig.observer.mark()
-        rig.tap(GOOD)
-        record = wait_verdict(self.rig, since)
-        assert record.reason is not None
-        held = rig.relay_energised()
-        rig.remove()
-        self._mode(Mode.NORMAL)
-        if not wait_until(lambda: not rig.relay_energised(), 2):
-            raise StepFailed("the relay stayed released after emergency open ended")
-        text = (
-            f"mode emergency_open: relay RELEASED and held; {record.kind} "
-            f"{record.reason.value}; mode normal: relay LOCKED"
-        )
-        return Seen(text, record.reason is Reason.EMERGENCY_OPEN and held, record.reason)
 
 
 def run_tour(rig: DemoRig, out: TextIO = sys.stdout, pace: float = 0.0) -> list[StepResult]:

@@ -1,11 +1,11 @@
 """The demo's screen: the gate daemon's outside, drawn with curses, driven from the keyboard.
 
-``render(view, width, height)`` is pure: a ``View`` (the daemon's snapshot, what the
-mock pins show, the cards on the desk, the last log lines) in, rows of styled text
-out, so it is tested without a terminal. ``run_ui`` is the curses loop around it: it
-redraws ten times a second and turns keys into the person's actions, which ``Hands``
-carries out on worker threads (a tap waits for pcscd, a key press lasts 70 ms) so the
-screen never freezes. It fits an 80x24 terminal.
+``build_view`` reads the rig into a ``View``, and ``demo_screen.render`` (pure, tested
+without a terminal) lays it out. ``run_ui`` is the curses loop around them: it redraws
+ten times a second and turns keys into the person's actions, which ``Hands`` carries out
+on worker threads (a tap waits for pcscd, a key press lasts 70 ms) so the screen never
+freezes; the arrow and page keys scroll the log. It fits an 80x24 terminal, and says so
+when the window is smaller than that.
 """
 
 from __future__ import annotations
@@ -14,165 +14,30 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from terminald.core.hardware import DoorInput
-from terminald.core.terminal import PIN_LENGTH, Mode
-from terminald.daemon.service import Snapshot
+from terminald.core.terminal import Mode
 from terminald.sim.demo_rig import DemoCard, DemoRig
+from terminald.sim.demo_screen import (
+    CardRow,
+    LogScroll,
+    Row,
+    View,
+    fits,
+    plain,
+    render,
+    shown_verdict,
+)
 
-Segment = tuple[str, str]  # text, style: "", dim, bold, title, green, red, amber, alert
-Row = list[Segment]
+__all__ = ["CardRow", "Hands", "PinWatch", "View", "build_view", "plain", "render", "run_ui"]
 
-WIDTH, HEIGHT = 80, 24
-LEFT = 40  # the terminal panel's width; the cards take the rest
 FRAME_S = 0.1
 REX_PRESS_S = 0.3
 MODES = (Mode.NORMAL, Mode.LOCKDOWN, Mode.EMERGENCY_OPEN)
-LED_STYLE = {"green": "green", "red": "red", "amber": "amber"}
-HELP = (
-    " keypad: 0-9 * #    card: its letter (again: off)    r: remove card",
-    " d: door open/close   x: press REX   t: tamper   m: mode   q: quit",
-)
-
-
-@dataclass(frozen=True)
-class CardRow:
-    letter: str
-    name: str
-    summary: str
-    pin: str | None = None  # good cards only
-    tries: int | None = None
-    enrolled: bool = True
-    on_reader: bool = False
-
-
-@dataclass(frozen=True)
-class View:
-    snapshot: Snapshot
-    leds: Mapping[str, bool]  # lit now, or lit at some moment since the last frame
-    buzzer: bool
-    door_open: bool
-    rex_pressed: bool
-    tamper: bool
-    cards: Sequence[CardRow] = ()
-    log: Sequence[str] = ()
-    verdict: tuple[str, bool] | None = None  # "refused pin_wrong", granted
-    note: str = ""
-    terminal_id: str = ""
-    ascii: bool = False
-
-
-# -- rendering (pure) ------------------------------------------------------------------------
-
-
-def _fit(row: Row, width: int) -> Row:
-    out: Row = []
-    room = width
-    for text, style in row:
-        if room <= 0:
-            break
-        out.append((text[:room], style))
-        room -= len(text[:room])
-    return out
-
-
-def _pad(row: Row, width: int) -> Row:
-    row = _fit(row, width)
-    used = sum(len(t) for t, _ in row)
-    return [*row, (" " * (width - used), "")] if used < width else row
-
-
-def plain(rows: Sequence[Row]) -> list[str]:
-    """The rows as text, for tests and logs."""
-    return ["".join(text for text, _ in row) for row in rows]
-
-
-def _field(label: str, *value: Segment) -> Row:
-    return [(f" {label:<9}", "dim"), *value]
-
-
-def _terminal_panel(view: View) -> list[Row]:
-    snap = view.snapshot
-    lit, unlit = ("##", "..") if view.ascii else ("██", "░░")
-    dot = "*" if view.ascii else "•"
-    digits = dot * snap.pin_digits + "_" * max(0, PIN_LENGTH - snap.pin_digits)
-    leds: Row = []
-    for colour in ("green", "red", "amber"):
-        on = view.leds.get(colour, False)
-        leds += [(lit if on else unlit, LED_STYLE[colour] if on else "dim"), (f" {colour}  ", "")]
-    mode_style = "" if snap.mode == Mode.NORMAL.value else "alert"
-    alarms = ", ".join(sorted(snap.alarms))
-    verdict: Segment = ("-", "dim")
-    if view.verdict is not None:
-        verdict = (view.verdict[0], "green" if view.verdict[1] else "red")
-    card = next((c.name for c in view.cards if c.on_reader), None)
-    return [
-        [(f" TERMINAL {view.terminal_id}", "title")],
-        _field("state", (snap.state, "bold")),
-        _field("mode", (snap.mode, mode_style)),
-        _field("PIN", (digits, "bold"), (f"  {snap.pin_digits} of {PIN_LENGTH}", "dim")),
-        _field("LEDs", *leds),
-        _field("buzzer", ("BEEP", "amber") if view.buzzer else ("silent", "dim")),
-        _field("relay", ("RELEASED", "green") if snap.relay_energised else ("LOCKED", "bold")),
-        _field("door", ("OPEN", "alert") if view.door_open else ("CLOSED", "")),
-        _field("REX", ("PRESSED", "amber") if view.rex_pressed else ("released", "")),
-        _field("tamper", ("OPEN", "alert") if view.tamper else ("closed", "")),
-        _field("alarms", (alarms, "alert") if alarms else ("none", "dim")),
-        _field("health", ("ok", "green") if snap.health is None else (snap.health, "alert")),
-        _field("verdict", verdict),
-        _field("reader", (card, "bold") if card else ("empty", "dim")),
-    ]
-
-
-def _card_text(card: CardRow) -> str:
-    if card.pin is None:
-        return card.summary
-    tries = "" if card.tries is None else f" ({card.tries} left)"
-    return f"PIN {card.pin}{tries}" if card.enrolled else f"PIN {card.pin}, NOT enrolled"
-
-
-def _cards_panel(view: View) -> list[Row]:
-    rows: list[Row] = [[(" CARDS  letter: tap / again: off", "title")]]
-    for card in view.cards:
-        mark = ">" if card.on_reader else " "
-        style = "bold" if card.on_reader else ""
-        rows.append(
-            [
-                (f"{mark}{card.letter} ", "amber" if card.on_reader else "bold"),
-                (f"{card.name:<15}", style),
-                (_card_text(card), style if card.pin else "dim"),
-            ]
-        )
-    return rows
-
-
-def render(view: View, width: int = WIDTH, height: int = HEIGHT) -> list[Row]:
-    """The whole screen as ``height`` rows (fewer if it is smaller), each within ``width``."""
-    if width < 20 or height < 3:
-        return [_fit([("terminal too small", "alert")], width)][:height]
-    left = _terminal_panel(view)
-    right = _cards_panel(view)
-    rows: list[Row] = []
-    if width >= LEFT + 20:
-        for i in range(max(len(left), len(right))):
-            a = left[i] if i < len(left) else []
-            b = right[i] if i < len(right) else []
-            rows.append(_fit([*_pad(a, LEFT), *b], width))
-    else:  # narrow: one column
-        rows = [_fit(r, width) for r in (*left, *right)]
-    rows += [_fit([(line, "dim")], width) for line in HELP]
-    note = f" {view.note} " if view.note else ""
-    rule = "-" if view.ascii else "─"
-    head = f"{rule * 2} log {rule * 2}{note}"
-    rows.append(_fit([(head, "title" if not note else "amber"), (rule * width, "dim")], width))
-    room = height - len(rows)
-    if room > 0:
-        log = list(view.log)[-room:]
-        rows += [_fit([(" " + line, "")], width) for line in log]
-    return rows[:height]
+PAGE_LINES = 5  # log lines per PgUp/PgDn
 
 
 # -- the rig's state as a View --------------------------------------------------------------
@@ -234,26 +99,31 @@ class Watches:
         )
 
 
-def build_view(rig: DemoRig, watches: Watches, note: str, ascii_only: bool) -> View:
+def build_view(
+    rig: DemoRig, watches: Watches, note: str, ascii_only: bool, scroll: LogScroll | None = None
+) -> View:
     daemon = rig.the_daemon
     inputs = daemon.hardware.inputs.state()
+    snapshot = daemon.snapshot()
     last = rig.observer.last_verdict()
-    verdict = None
-    if last is not None and last.reason is not None:
-        verdict = (f"{last.kind} {last.reason.value}", last.kind == "granted")
+    reason = last.reason.value if last is not None and last.reason is not None else None
+    log = rig.log.lines()
+    back = scroll.update(rig.log.count, len(log)) if scroll is not None else 0
     return View(
-        snapshot=daemon.snapshot(),
+        snapshot=snapshot,
         leds={c: w.active() for c, w in watches.leds.items()},
         buzzer=watches.buzzer.active(),
         door_open=inputs.door_open,
         rex_pressed=inputs.rex_pressed,
         tamper=inputs.tamper,
         cards=card_rows(rig.cards, rig.on_reader),
-        log=rig.log.lines(40),
-        verdict=verdict,
+        log=log,
+        verdict=shown_verdict(snapshot.state, last.kind if last else None, reason),
         note=note,
         terminal_id=daemon.config.terminal.id,
         ascii=ascii_only,
+        state_dir=str(daemon.config.state.dir),
+        log_back=back,
     )
 
 
@@ -383,6 +253,18 @@ def _attributes(curses: Any) -> dict[str, int]:
     return attrs
 
 
+def _draw(screen: Any, rows: Sequence[Row], attrs: dict[str, int], error: type[Exception]) -> None:
+    screen.erase()
+    for y, row in enumerate(rows):
+        x = 0
+        for text, style in row:
+            # The bottom-right cell raises after writing: harmless.
+            with contextlib.suppress(error):
+                screen.addstr(y, x, text, attrs.get(style, 0))
+            x += len(text)
+    screen.refresh()
+
+
 def _loop(screen: Any, rig: DemoRig, hands: Hands, ascii_only: bool) -> None:
     import curses
 
@@ -391,6 +273,14 @@ def _loop(screen: Any, rig: DemoRig, hands: Hands, ascii_only: bool) -> None:
         curses.curs_set(0)
     screen.timeout(int(FRAME_S * 1000))
     watches = Watches.of(rig)
+    scroll = LogScroll()
+    scroll_keys: dict[int, Callable[[], None]] = {
+        curses.KEY_UP: lambda: scroll.scroll(1),
+        curses.KEY_DOWN: lambda: scroll.scroll(-1),
+        curses.KEY_PPAGE: lambda: scroll.scroll(PAGE_LINES),
+        curses.KEY_NPAGE: lambda: scroll.scroll(-PAGE_LINES),
+        curses.KEY_END: scroll.follow,
+    }
     while True:
         note = hands.current_note()
         if not note and rig.the_daemon.snapshot().state == "pin_entry":
@@ -398,17 +288,14 @@ def _loop(screen: Any, rig: DemoRig, hands: Hands, ascii_only: bool) -> None:
         if not rig.running:
             note = "the daemon has stopped; see the log; q quits"
         height, width = screen.getmaxyx()
-        rows = render(build_view(rig, watches, note, ascii_only), width, height)
-        screen.erase()
-        for y, row in enumerate(rows):
-            x = 0
-            for text, style in row:
-                # The bottom-right cell raises after writing: harmless.
-                with contextlib.suppress(curses.error):
-                    screen.addstr(y, x, text, attrs.get(style, 0))
-                x += len(text)
-        screen.refresh()
+        view = build_view(rig, watches, note, ascii_only, scroll)
+        _draw(screen, render(view, width, height), attrs, curses.error)
         code = screen.getch()
+        if not fits(view, width, height) and code not in (ord("q"), ord("Q")):
+            continue  # no acting blind: only q works until the window is large enough
+        if code in scroll_keys:
+            scroll_keys[code]()
+            continue
         if code == -1 or code == curses.KEY_RESIZE or not 0 <= code < 256:
             continue
         if not hands.handle(chr(code)):

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from terminald.core.reasons import Reason
+from terminald.sim.checks import wait_pin_prompt, wait_verdict
 from terminald.sim.demo_rig import TOUR_TIMINGS, DemoRig, enrolled_names
 from terminald.sim.demo_tour import run_tour
+from terminald.sim.demo_ui import Watches, build_view, plain, render
 from terminald.sim.pcscd import Pcscd
 from terminald.sim.testpki import TestPkiManifest
 
@@ -31,6 +33,9 @@ EXPECTED: dict[str, Reason | None] = {
     "A face-authentication card": Reason.FACE_AUTH_CARD,
     "Some other smart card": Reason.NOT_JPKI_CARD,
     "An expired certificate": Reason.CERT_EXPIRED,
+    "A certificate not yet valid": Reason.CERT_NOT_YET_VALID,
+    "A certificate for another use": Reason.CERT_WRONG_USAGE,
+    "A damaged certificate signature": Reason.CERT_SIGNATURE_INVALID,
     "A forged issuer": Reason.CERT_SIGNATURE_INVALID,
     "An unknown issuer": Reason.UNKNOWN_ISSUER,
     "No PIN in time": Reason.PIN_TIMEOUT,
@@ -53,10 +58,18 @@ def test_the_tour_shows_every_outcome(
         assert rig.pcscd is None, "the demo started a second pcscd beside the suite's"
         results = run_tour(rig, out)
         assert not rig.relay_energised(), "the tour left the door released"
+        offered = [c.name for c in rig.cards]  # what the screen offers, one letter each
     text = out.getvalue()
     failed = [f"{r.title}: {r.observed}" for r in results if not r.ok]
     assert not failed, text
     assert {r.title: r.reason for r in results} == EXPECTED, text
+    # Every card on the desk has its own step, and its verdict is the one the test PKI
+    # promises for it (independent of the daemon): nothing the screen offers is skipped.
+    assert sorted(r.card for r in results if r.card) == sorted(offered)
+    promised = {c.name: c.expected for c in test_pki.cards}
+    promised.update({"card-002": Reason.PIN_WRONG, "card-003": Reason.NOT_ENROLLED})
+    promised["twin"] = Reason.NOT_ENROLLED
+    assert {r.card: r.reason for r in results if r.card} == {n: promised[n] for n in offered}
     assert f"{len(EXPECTED)}/{len(EXPECTED)} steps as expected" in text
 
     open_s = TOUR_TIMINGS.open_ms / 1000
@@ -78,3 +91,33 @@ def test_the_demo_enrols_all_but_one_good_card(test_pki: TestPkiManifest) -> Non
     names = enrolled_names(test_pki)
     assert "card-001" in names and "card-002" in names and "card-003" not in names
     assert "non-jpki" not in names  # no certificate, no serial
+
+
+def test_the_screen_clears_the_verdict_on_a_new_card_and_shows_its_state_dir(
+    tmp_path: Path, test_pki: TestPkiManifest, pcscd: Pcscd
+) -> None:
+    rig = DemoRig(tmp_path, test_pki, timings=TOUR_TIMINGS, realtime=False)
+    with rig:
+        watches = Watches.of(rig)
+        since = rig.observer.mark()
+        rig.tap("card-001")
+        wait_pin_prompt(rig, since)
+        rig.type(rig.pin("card-001") + "#")
+        assert wait_verdict(rig, since).reason is Reason.OK
+        assert build_view(rig, watches, "", False).verdict == ("granted ok", True)
+        since = rig.observer.mark()
+        rig.tap("card-002")  # the holder of another card steps up
+        wait_pin_prompt(rig, since)
+        view = build_view(rig, watches, "", False)
+        assert view.snapshot.state == "pin_entry"
+        assert view.verdict is None, "the last person's verdict stayed on the screen"
+        screen = "\n".join(plain(render(view, 80, 24)))
+        assert "verdict  -" in screen
+        # The state directory shown is the daemon's own, where its audit trail lives.
+        assert Path(view.state_dir) == tmp_path / "state"
+        assert (Path(view.state_dir) / "audit.sqlite").is_file()
+        assert f"state dir {tmp_path / 'state'}" in screen
+        rig.type("*")
+        rig.remove()
+        assert wait_verdict(rig, since).reason in (Reason.PIN_CANCELLED, Reason.CARD_REMOVED)
+        assert build_view(rig, watches, "", False).verdict is not None

@@ -16,6 +16,7 @@ from terminald.core.reasons import Reason
 from terminald.daemon.service import Snapshot
 from terminald.sim.checks import StepFailed
 from terminald.sim.demo_rig import NOT_ENROLLED_CARD, TOUR_TIMINGS, write_demo_config
+from terminald.sim.demo_screen import LogScroll, fits, needed, shown_verdict
 from terminald.sim.demo_tour import Seen, Step, Tour
 from terminald.sim.demo_ui import CardRow, Hands, PinWatch, View, plain, render
 from terminald.sim.rig import LogTail
@@ -58,6 +59,7 @@ def view(**changes: Any) -> View:
         "verdict": ("refused pin_wrong", False),
         "note": "card-001 on the reader",
         "terminal_id": "demo-gate",
+        "state_dir": "/tmp/terminald-demo-x1y2z3/terminal/state",
     }
     fields.update(changes)
     return View(**fields)
@@ -87,6 +89,7 @@ def test_an_80x24_screen_shows_the_whole_terminal() -> None:
         "PIN 4321, NOT enrolled",
         "card-001 on the reader",
         "q: quit",
+        "state dir /tmp/terminald-demo-x1y2z3/terminal/state",
     ):
         assert shown in screen, shown
     # Every card is listed with its letter; the one on the reader is marked.
@@ -118,16 +121,93 @@ def test_leds_are_coloured_blocks_and_styles_say_state() -> None:
     assert ("lockdown", "alert") in segments and ("granted ok", "green") in segments
 
 
-def test_ascii_and_small_terminals() -> None:
+def test_ascii_and_narrow_terminals() -> None:
     screen = text(view(ascii=True))
     assert "**__" in screen and "##" in screen and "•" not in screen and "█" not in screen
     narrow = plain(render(view(), 50, 40))
     assert all(len(line) <= 50 for line in narrow)
     assert any("pin_entry" in line for line in narrow)
     assert any("card-002" in line for line in narrow)
-    short = plain(render(view(), 80, 10))
-    assert len(short) == 10
-    assert plain(render(view(), 10, 5)) == ["terminal t"]
+    assert "too small" not in "\n".join(narrow)
+    # The help and the state directory wrap rather than lose their ends.
+    assert any("q: quit" in line for line in narrow)
+    assert "".join(line.strip() for line in narrow).count("terminald-demo-x1y2z3/terminal/state")
+
+
+@pytest.mark.parametrize("size", [(80, 10), (79, 24), (30, 60), (10, 5), (80, 2)])
+def test_a_window_too_small_says_so_and_how_large_it_must_be(size: tuple[int, int]) -> None:
+    width, height = size
+    lines = plain(render(view(), width, height))
+    assert 0 < len(lines) <= height and all(len(line) <= width for line in lines)
+    said = " ".join(line.strip() for line in lines)
+    assert said.startswith("The terminal is"), said
+    if height >= 5 and width >= 30:
+        assert f"{width}x{height}: too small" in said
+        (w2, h2), (w1, h1) = needed(view())
+        assert f"It needs {w2}x{h2}, or {w1}x{h1} in one column" in said
+        assert "q quits" in said
+
+
+def test_the_smallest_sizes_it_asks_for_do_show_everything() -> None:
+    (w2, h2), (w1, h1) = needed(view())
+    assert w2 <= 80 and h2 <= 24, "the demo promises to fit 80x24"
+    assert fits(view(), 80, 24) and not fits(view(), 79, 24) and not fits(view(), 80, h2 - 1)
+    for width, height in ((w2, h2), (w1, h1)):
+        lines = plain(render(view(), width, height))
+        screen = "\n".join(lines)
+        assert "too small" not in screen
+        assert "TERMINAL demo-gate" in screen and "q: quit" in screen and "state dir" in screen
+        assert sum("event=line" in line for line in lines) >= 3
+
+
+LONG = (
+    "12:00:30 event=granted reason=ok issuer=908f71ab.. serial=16777221 label=card-001 "
+    "detail=authenticated card_ms=5.0 apdus=6 tail=THE-END"
+)
+
+
+def test_log_lines_wrap_rather_than_being_cut() -> None:
+    lines = plain(render(view(log=(*view().log, LONG)), 80, 24))
+    assert all(len(line) <= 80 for line in lines)
+    start = next(i for i, line in enumerate(lines) if "event=granted" in line)
+    assert lines[-1].rstrip().endswith("tail=THE-END"), lines[start:]
+    assert lines[start + 1].startswith(" " * 10), "a continuation sits under the text"
+    joined = " ".join(line.strip() for line in lines[start:])
+    assert joined == LONG
+    # The top of the log panel starts with a whole line, never a lone continuation.
+    lines = plain(render(view(log=(LONG,) * 6), 80, 24))
+    top = next(i for i, line in enumerate(lines) if line.startswith("── log")) + 1
+    assert lines[top].startswith(" 12:00:30 event=granted")
+    assert lines[-1].rstrip().endswith("tail=THE-END")
+
+
+def test_the_log_scrolls_back_and_follows_again() -> None:
+    lines = plain(render(view(log_back=10), 80, 24))
+    screen = "\n".join(lines)
+    assert "event=line19" in screen and "event=line20" not in screen
+    assert "10 line(s) back, End follows" in screen
+    scroll = LogScroll()
+    assert scroll.update(logged=30, kept=30) == 0  # following
+    scroll.scroll(5)
+    assert scroll.update(logged=30, kept=30) == 5
+    # New lines while scrolled back: what is shown stays put.
+    assert scroll.update(logged=33, kept=33) == 8
+    scroll.scroll(-100)
+    assert scroll.update(logged=33, kept=33) == 0
+    scroll.scroll(1000)
+    assert scroll.update(logged=33, kept=33) == 32  # never past the oldest line kept
+    scroll.follow()
+    assert scroll.update(logged=40, kept=40) == 0
+
+
+def test_a_new_card_clears_the_last_verdict() -> None:
+    assert shown_verdict("verdict", "granted", "ok") == ("granted ok", True)
+    assert shown_verdict("idle", "refused", "pin_wrong") == ("refused pin_wrong", False)
+    for deciding in ("checking", "pin_entry", "verifying"):
+        assert shown_verdict(deciding, "granted", "ok") is None
+    assert shown_verdict("idle", None, None) is None
+    screen = text(view(verdict=None))
+    assert "verdict  -" in screen
 
 
 @dataclass
