@@ -90,14 +90,26 @@ def build(path: Path, inputs: BuildInputs) -> tuple[Config, Runtime]:
     return config, runtime
 
 
+@dataclass(frozen=True)
+class ReloadHooks:
+    """What the reloader needs of the daemon (all called on the loop)."""
+
+    source: Callable[[], Path | None]  # the running configuration's file
+    inputs: Callable[[], BuildInputs]
+    apply: Callable[[Config, Runtime], None]  # swap a built configuration in
+    reloading: Callable[[], None]  # sd_notify RELOADING=1
+    ready: Callable[[], None]  # sd_notify READY=1 with the status
+
+
 class Reloader:
     """The loop's side of a reload; every method but the builder thread runs on the loop."""
 
-    def __init__(self, post: Callable[[object], None]) -> None:
+    def __init__(self, post: Callable[[object], None], hooks: ReloadHooks) -> None:
         self._post = post
+        self._hooks = hooks
         self._generation = 0
         self._building: _Build | None = None
-        self._again: list[Reply] | None = None  # a request that came during a build
+        self._again: list[Reply] | None = None  # requests that came during a build
 
     @property
     def busy(self) -> bool:
@@ -108,24 +120,76 @@ class Reloader:
         building = self._building
         return None if building is None else building.started + RELOAD_TIMEOUT_S
 
-    def request(self, path: Path, inputs: BuildInputs, reply: Reply | None) -> bool:
-        """Start a build; False when one is running (this request then runs after it)."""
+    def requested(self, event: Reload) -> None:
+        """A Reload event: start a build, or queue one after the build in progress."""
+        replies = [event.reply] if event.reply is not None else []
         if self._building is not None:
-            self._again = self._again or []
-            if reply is not None:
-                self._again.append(reply)
+            self._again = (self._again or []) + replies
             log_event(logger, logging.INFO, "reload_queued", why="a reload is in progress")
-            return False
-        self._start(path, inputs, [reply] if reply is not None else [])
-        return True
+            return
+        if self._start(replies):
+            self._hooks.reloading()
 
-    def _start(self, path: Path, inputs: BuildInputs, replies: list[Reply]) -> None:
+    def built(self, event: ReloadBuilt) -> None:
+        """A builder's result: swap it in, or keep the running configuration."""
+        building = self._building
+        if building is None or building.generation != event.generation:
+            log_event(
+                logger, logging.WARNING, "reload_discarded", why="it finished after it was given up"
+            )
+            return
+        self._building = None
+        if event.config is not None and event.runtime is not None:
+            self._hooks.apply(event.config, event.runtime)
+            self._ended(building.replies, True)
+            return
+        for message in event.problems:
+            log_event(
+                logger, logging.ERROR, "reload_refused", file=str(building.path), problem=message
+            )
+        log_event(logger, logging.ERROR, "reload_refused", why="kept the running configuration")
+        self._ended(building.replies, False)
+
+    def check_time(self, now: float) -> None:
+        """Give up a build that has run past :data:`RELOAD_TIMEOUT_S` (monotonic ``now``)."""
+        building = self._building
+        if building is None or now < building.started + RELOAD_TIMEOUT_S:
+            return
+        self._building = None
+        log_event(
+            logger,
+            logging.ERROR,
+            "reload_refused",
+            file=str(building.path),
+            why=f"reading the configuration took more than {RELOAD_TIMEOUT_S:g} s "
+            "(a FIFO or a stalled disk where a file should be?); kept the running configuration",
+        )
+        self._ended(building.replies, False)
+
+    def _ended(self, replies: list[Reply], ok: bool) -> None:
+        for reply in replies:
+            reply(ok)
+        again, self._again = self._again, None
+        if again is not None and self._start(again):
+            return
+        self._hooks.ready()
+
+    def _start(self, replies: list[Reply]) -> bool:
+        path = self._hooks.source()
+        if path is None:
+            log_event(logger, logging.WARNING, "reload_refused", why="started without a file")
+            for reply in replies:
+                reply(False)
+            return False
         self._generation += 1
         self._building = _Build(self._generation, path, time.monotonic(), replies)
-        generation = self._generation
         threading.Thread(
-            target=self._build_thread, args=(generation, path, inputs), name="reload", daemon=True
+            target=self._build_thread,
+            args=(self._generation, path, self._hooks.inputs()),
+            name="reload",
+            daemon=True,
         ).start()
+        return True
 
     def _build_thread(self, generation: int, path: Path, inputs: BuildInputs) -> None:
         try:
@@ -137,33 +201,3 @@ class Reloader:
             self._post(ReloadBuilt(generation, None, None, (f"unexpected error: {exc!r}",)))
         else:
             self._post(ReloadBuilt(generation, config, runtime))
-
-    def finished(self, event: ReloadBuilt) -> list[Reply] | None:
-        """The replies to answer for ``event``; None when it is late (given up)."""
-        building = self._building
-        if building is None or building.generation != event.generation:
-            log_event(
-                logger,
-                logging.WARNING,
-                "reload_discarded",
-                why="it finished after it was given up",
-            )
-            return None
-        self._building = None
-        return building.replies
-
-    def timed_out(self, now: float) -> tuple[Path, list[Reply]] | None:
-        """The build given up now (its path and replies), if its time is over."""
-        building = self._building
-        if building is None or now < building.started + RELOAD_TIMEOUT_S:
-            return None
-        self._building = None
-        return building.path, building.replies
-
-    def next_request(self) -> list[Reply] | None:
-        """Replies of a request that waited for the last build (then build again)."""
-        again, self._again = self._again, None
-        return again
-
-    def start_again(self, path: Path, inputs: BuildInputs, replies: list[Reply]) -> None:
-        self._start(path, inputs, replies)

@@ -30,7 +30,6 @@ from terminald.backends.pinmap import BoardPinMap
 from terminald.backends.systemd_notify import Notifier
 from terminald.card.reader import CardReader
 from terminald.config import Config
-from terminald.core.auth import CardIdentity
 from terminald.core.commands import (
     AlarmChanged,
     Command,
@@ -38,14 +37,12 @@ from terminald.core.commands import (
     HoldRelay,
     PlayBeep,
     PulseRelay,
-    Record,
     ReleaseRelay,
     RunChecks,
     RunVerify,
     ShowLight,
 )
 from terminald.core.hardware import DoorInput, InputChanged, KeyPressed
-from terminald.core.reasons import DESCRIPTIONS
 from terminald.core.terminal import (
     CardArrived,
     CardLeft,
@@ -58,6 +55,7 @@ from terminald.core.terminal import (
 )
 from terminald.core.trusted_time import clock_problem
 from terminald.daemon.card_worker import CardTiming, CardWorker
+from terminald.daemon.health import health_problem, status_text
 from terminald.daemon.live_revocation import (
     LiveRevocation,
     RevocationPicked,
@@ -66,24 +64,21 @@ from terminald.daemon.live_revocation import (
 )
 from terminald.daemon.logfmt import log_event, set_level
 from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
+from terminald.daemon.recorder import Listener, Recorder
 from terminald.daemon.reload import (
     RELOAD_TIMEOUT_S,
     BuildInputs,
     Reload,
     ReloadBuilt,
     Reloader,
-    Reply,
+    ReloadHooks,
 )
 from terminald.daemon.runtime import Runtime
-from terminald.store.audit import AuditEntry, AuditLog
+from terminald.store.audit import AuditLog
 from terminald.store.trusted_time import TrustedTimeFile
 
 logger = logging.getLogger("terminald.daemon")
 
-# How long a part may be silent before the watchdog is withheld. The monitor beats at
-# least once per wait slice (1 s); a card job takes well under a second with a real card.
-MONITOR_STALL_S = 5.0
-CARD_STALL_S = 15.0
 IDLE_WAKE_S = 5.0  # the loop's longest sleep with no deadline and no watchdog
 _RESTART_ONLY = (("gpio", "board"), ("gpio", "backend"), ("card", "reader"), ("card", "backend"))
 
@@ -105,9 +100,6 @@ class Snapshot:
     relay_energised: bool
     health: str | None
     reader_problem: str | None = None
-
-
-Listener = Callable[[Record | AlarmChanged], None]
 
 
 def utc_now() -> datetime:
@@ -142,12 +134,33 @@ class Daemon:
         self.monitor = ReaderMonitor(presence_reader, self.post)
         self.trusted_time = trusted_time
         self.live = LiveRevocation(lambda: self.runtime.revocation, trusted_time, self.post)
-        self.reloader = Reloader(self.post)
+        self.reloader = Reloader(
+            self.post,
+            ReloadHooks(
+                source=lambda: self.config.source,
+                inputs=lambda: BuildInputs(
+                    pinmap.relay.active_high,
+                    pinmap.relay.lock,
+                    reader_supports_extended,
+                    trusted_time,
+                    self.runtime,
+                ),
+                apply=self._apply_reload,
+                reloading=self.notifier.reloading,
+                ready=lambda: self.notifier.ready(self._status()),
+            ),
+        )
         self.worker.before_checks = self.live.poll
         self._card_reader = card_reader
         self._clock = clock
         self.audit = audit
-        self._listeners: list[Listener] = []
+        self.recorder = Recorder(
+            terminal_id=lambda: self.config.terminal.id,
+            access=lambda: self.runtime.access,
+            timing=lambda: self.worker.timing,
+            clock=clock,
+            audit=audit,
+        )
         self._running = False
         self._last_ping = float("-inf")
         self._withheld: str | None = None
@@ -163,7 +176,7 @@ class Daemon:
 
     def add_listener(self, listener: Listener) -> None:
         """Called on the loop thread with every Record and AlarmChanged (UI, tests)."""
-        self._listeners.append(listener)
+        self.recorder.listeners.append(listener)
 
     def snapshot(self) -> Snapshot:
         t = self.terminal
@@ -193,7 +206,7 @@ class Daemon:
                 if deadline is not None and now >= deadline:
                     self._guarded(self._tick, now)
                 if self.reloader.busy:
-                    self._guarded(self._reload_given_up, now)
+                    self._guarded(self.reloader.check_time, now)
                 self._feed_watchdog(now)
         finally:
             self._shutdown()
@@ -310,10 +323,10 @@ class Daemon:
             self._running = False
             return
         if isinstance(event, Reload):
-            self._reload_requested(event)
+            self.reloader.requested(event)
             return
         if isinstance(event, ReloadBuilt):
-            self._reload_built(event)
+            self.reloader.built(event)
             return
         if isinstance(event, RevocationPicked):
             self._revocation_picked(event)
@@ -365,111 +378,12 @@ class Daemon:
             elif isinstance(command, ReleaseRelay):
                 hw.relay.de_energise()
             elif isinstance(command, AlarmChanged):
-                level = logging.WARNING if command.active else logging.INFO
-                log_event(logger, level, "alarm", alarm=command.alarm, active=command.active)
-                state = "raised" if command.active else "cleared"
-                self._audit("alarm", None, None, None, f"{command.alarm} {state}")
-                self._tell(command)
+                self.recorder.alarm(command)
             else:
-                self._record(command)
-
-    def _record(self, record: Record) -> None:
-        values: dict[str, object] = {}
-        label = ""
-        if record.reason is not None:
-            values["reason"] = record.reason.value
-            if record.serial is not None:  # a certificate is its issuer and serial
-                issuer = record.issuer_key_id
-                values["issuer"] = issuer.hex() if issuer is not None else "unknown"
-            values["serial"] = record.serial
-            label = self._label(record.serial, record.issuer_key_id)
-            if label:
-                values["label"] = label
-            values["detail"] = record.detail or DESCRIPTIONS[record.reason]
-            values["card_ms"] = round(self.worker.timing.elapsed_ms, 1)
-            values["apdus"] = self.worker.timing.apdus
-        else:
-            values["detail"] = record.detail
-        level = logging.INFO if record.kind != "refused" else logging.WARNING
-        log_event(logger, level, record.kind, **values)
-        evidence = record.evidence
-        self._audit(
-            record.kind,
-            record.reason.value if record.reason else None,
-            record.serial,
-            label or None,
-            str(values["detail"]),
-            (evidence.message, evidence.signature, evidence.certificate) if evidence else None,
-            record.issuer_key_id,
-        )
-        self._tell(record)
-
-    def _audit(
-        self,
-        kind: str,
-        reason: str | None,
-        serial: int | None,
-        label: str | None,
-        detail: str,
-        evidence: tuple[bytes, bytes, bytes] | None = None,
-        issuer: bytes | None = None,
-    ) -> None:
-        """A row in the audit trail; a failing trail never stops a door, nor waits the loop."""
-        if self.audit is None:
-            return
-        entry = AuditEntry(
-            self._clock(),
-            self.config.terminal.id,
-            kind,
-            reason,
-            serial,
-            label,
-            detail,
-            evidence,
-            issuer,
-        )
-        # Only queues the row: the audit writer thread owns the file, so the loop never
-        # waits on it; it logs audit_waiting / audit_recovered itself (store/audit.py).
-        self.audit.append(entry)
-
-    def _label(self, serial: int | None, issuer: bytes | None) -> str:
-        # The enrolled label of this very certificate, by the record's own pair: the
-        # serial alone could name the same-serial holder of another root.
-        if serial is None or issuer is None:
-            return ""
-        identity = CardIdentity(serial, issuer)
-        match = getattr(self.runtime.access, "match", None)
-        card = match(identity) if callable(match) else None
-        return str(getattr(card, "label", "") or "")
-
-    def _tell(self, item: Record | AlarmChanged) -> None:
-        for listener in self._listeners:
-            try:
-                listener(item)
-            except Exception:
-                logger.exception("event=listener_failed")
+                self.recorder.record(command)
 
     def _revocation_picked(self, event: RevocationPicked) -> None:
-        header = event.outcome.installed
-        if header is None:
-            log_event(
-                logger, logging.ERROR, "revocation_not_installed", problem=event.outcome.problem
-            )
-            self._audit("revocation", None, None, None, event.outcome.problem)
-        else:
-            detail = (
-                f"{header.kind.label} version {header.version} issued "
-                f"{header.issued_at.isoformat()} valid until {header.valid_until.isoformat()}"
-            )
-            log_event(
-                logger,
-                logging.INFO,
-                "revocation_installed",
-                kind=header.kind.label,
-                version=header.version,
-                valid_until=header.valid_until.isoformat(),
-            )
-            self._audit("revocation", None, None, None, detail)
+        self.recorder.revocation_picked(event)
         self.notifier.status(self._status())
 
     # -- SIGHUP --------------------------------------------------------------------------------
@@ -486,64 +400,6 @@ class Daemon:
 
         self.post(Reload(reply))
         return done.wait(timeout) and outcome[0]
-
-    def _build_inputs(self) -> BuildInputs:
-        return BuildInputs(
-            self.pinmap.relay.active_high,
-            self.pinmap.relay.lock,
-            self._extended,
-            self.trusted_time,
-            self.runtime,
-        )
-
-    def _reload_requested(self, event: Reload) -> None:
-        path = self.config.source
-        if path is None:
-            log_event(logger, logging.WARNING, "reload_refused", why="started without a file")
-            if event.reply is not None:
-                event.reply(False)
-            return
-        if self.reloader.request(path, self._build_inputs(), event.reply):
-            self.notifier.reloading()
-
-    def _reload_built(self, event: ReloadBuilt) -> None:
-        replies = self.reloader.finished(event)
-        if replies is None:
-            return
-        path = self.config.source
-        ok = event.config is not None and event.runtime is not None
-        if event.config is not None and event.runtime is not None:
-            self._apply_reload(event.config, event.runtime)
-        else:
-            for message in event.problems:
-                log_event(logger, logging.ERROR, "reload_refused", file=str(path), problem=message)
-            log_event(logger, logging.ERROR, "reload_refused", why="kept the running configuration")
-        self._reload_ended(replies, ok)
-
-    def _reload_given_up(self, now: float) -> None:
-        given_up = self.reloader.timed_out(now)
-        if given_up is None:
-            return
-        path, replies = given_up
-        log_event(
-            logger,
-            logging.ERROR,
-            "reload_refused",
-            file=str(path),
-            why=f"reading the configuration took more than {RELOAD_TIMEOUT_S:g} s "
-            "(a FIFO or a stalled disk where a file should be?); kept the running configuration",
-        )
-        self._reload_ended(replies, False)
-
-    def _reload_ended(self, replies: list[Reply], ok: bool) -> None:
-        for reply in replies:
-            reply(ok)
-        again = self.reloader.next_request()
-        path = self.config.source
-        if again is not None and path is not None:
-            self.reloader.start_again(path, self._build_inputs(), again)
-            return
-        self.notifier.ready(self._status())
 
     def _apply_reload(self, config: Config, runtime: Runtime) -> None:
         """On the loop: swap in a configuration built and checked off it."""
@@ -584,16 +440,7 @@ class Daemon:
     # -- health ---------------------------------------------------------------------------------
 
     def health_problem(self, now: float) -> str | None:
-        # Stable texts: a change of text is what gets logged and sent as STATUS.
-        if self.monitor.silent_for(now) > MONITOR_STALL_S:
-            return f"reader monitor silent for more than {MONITOR_STALL_S:g} s"
-        if not self.worker.alive:
-            return "card worker stopped"
-        if self.worker.busy_for(now) > CARD_STALL_S:
-            return f"a card call has run for more than {CARD_STALL_S:g} s"
-        if not self.hardware.healthy:
-            return "GPIO layer unhealthy (keypad scanner stopped)"
-        return None
+        return health_problem(self.monitor, self.worker, self.hardware.healthy, now)
 
     def _feed_watchdog(self, now: float) -> None:
         problem = self.health_problem(now)
@@ -610,15 +457,6 @@ class Daemon:
             self._last_ping = now
 
     def _status(self) -> str:
-        t = self.terminal
-        text = f"{t.state.value}; mode {t.mode.value}"
-        if t.door.alarms:
-            text += "; alarms " + ",".join(sorted(a.value for a in t.door.alarms))
-        if self.monitor.problem:
-            text += f"; reader: {self.monitor.problem}"
-        clock = self.untrusted_clock()
-        if clock:
-            text += f"; CLOCK UNTRUSTED: {clock}"
-        if self._withheld:
-            text += f"; UNHEALTHY: {self._withheld}"
-        return text
+        return status_text(
+            self.terminal, self.monitor.problem, self.untrusted_clock(), self._withheld
+        )
