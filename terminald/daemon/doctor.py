@@ -15,148 +15,39 @@ machine (the clock, pcscd, ``/dev``, the disk, imports) comes through an
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
-import pwd
-import shutil
 import stat
-import subprocess
 import tempfile
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Final
 
 from terminald.config import Config, ConfigError, check_files, load_config
 
 if TYPE_CHECKING:
-    from terminald.backends.pinmap import BoardPinMap
     from terminald.store.revocation_store import RevocationStoreConfig, StoreStatus
 
-Status: TypeAlias = Literal["ok", "warn", "fail"]
-
-PCSCD_SOCKET: Final = Path("/run/pcscd/pcscd.comm")
-TIMESYNC_FLAG: Final = Path("/run/systemd/timesync/synchronized")
-ANCHOR_WARN: Final = timedelta(days=365)
-REVOCATION_WARN: Final = timedelta(hours=24)
-MIN_FREE_BYTES: Final = 10 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's verdict; ``fix`` says what to do when the status is not ok."""
-
-    check: str
-    status: Status
-    message: str
-    fix: str = ""
-    details: tuple[str, ...] = ()
-
-
-class PcscUnreachable(Exception):
-    """pcscd could not be asked for its readers; the message says why."""
-
-
-def pcsc_list_readers() -> list[str]:
-    """The readers pcscd lists. Establishes a context and lists: never connects to a card."""
-    from terminald.backends.pcsc import PcscReader
-    from terminald.card.errors import CardError
-
-    reader = PcscReader()
-    try:
-        return [str(r) for r in reader.list_readers()]
-    except CardError as exc:  # ReaderUnavailableError and the rest, with pcscd's own words
-        raise PcscUnreachable(str(exc)) from exc
-    finally:
-        reader.close()
-
-
-def timedatectl_ntp_synchronized() -> str | None:
-    """``timedatectl show -p NTPSynchronized --value`` ("yes"/"no"), or None if unknown."""
-    try:
-        done = subprocess.run(
-            ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    value = done.stdout.strip()
-    return value if done.returncode == 0 and value else None
-
-
-def _gpiochips() -> list[Path]:
-    return sorted(Path("/dev").glob("gpiochip*"))
-
-
-def _disk_free(path: Path) -> int:
-    return shutil.disk_usage(path).free
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _user() -> str:
-    """The effective user's name: the one the access checks are made for."""
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
-
-
-@dataclass(frozen=True)
-class Environment:
-    """What the checks learn from the machine; tests replace any part."""
-
-    now: Callable[[], datetime] = _now
-    list_readers: Callable[[], list[str]] = pcsc_list_readers
-    pcscd_socket: Path = PCSCD_SOCKET
-    gpiochips: Callable[[], list[Path]] = _gpiochips
-    import_module: Callable[[str], object] = importlib.import_module
-    timesync_flag: Path = TIMESYNC_FLAG
-    ntp_synchronized: Callable[[], str | None] = timedatectl_ntp_synchronized
-    disk_free: Callable[[Path], int] = _disk_free
-    access: Callable[[Path, int], bool] = os.access
-    hw_dir: Path | None = None
-    user: Callable[[], str] = _user
-
-
-@dataclass(frozen=True)
-class Report:
-    config_path: Path
-    findings: tuple[Finding, ...]
-    # The file could not be read or parsed at all (exit 2).
-    config_unreadable: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        if self.config_unreadable:
-            return 2
-        return 1 if any(f.status == "fail" for f in self.findings) else 0
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "config": str(self.config_path),
-            "exit_code": self.exit_code,
-            "ok": self.exit_code == 0,
-            "findings": [
-                {
-                    "check": f.check,
-                    "status": f.status,
-                    "message": f.message,
-                    "fix": f.fix,
-                    "details": list(f.details),
-                }
-                for f in self.findings
-            ],
-        }
-
+from terminald.daemon.doctor_env import (
+    ANCHOR_WARN,
+    MIN_FREE_BYTES,
+    REVOCATION_WARN,
+    Environment,
+    Finding,
+    PcscUnreachable,
+    Report,
+    Status,
+    iso,
+)
+from terminald.daemon.doctor_hardware import (
+    check_gpio,
+    check_pcsc,
+    check_serial,
+)
+from terminald.daemon.doctor_time import check_clock, check_trusted_time
 
 # --------------------------------------------------------------------------- config
 
@@ -214,328 +105,6 @@ def check_config(path: Path) -> ConfigResult:
     return ConfigResult(config, [finding])
 
 
-# --------------------------------------------------------------------------- card reader
-
-
-def check_pcsc(config: Config | None, env: Environment) -> list[Finding]:
-    """pcscd answers, which readers are watched (every one when card.reader is unset),
-    and each watched reader's profile."""
-    try:
-        readers = env.list_readers()
-    except PcscUnreachable as exc:
-        if env.pcscd_socket.exists():
-            fix = (
-                f"pcscd runs but refused user {env.user()}: allow it in polkit "
-                "(action org.debian.pcsc-lite.access_pcsc) and see `journalctl -u pcscd`"
-            )
-        else:
-            fix = "sudo systemctl enable --now pcscd.socket  (and: sudo apt install pcscd libccid)"
-        return [Finding("pcscd", "fail", f"cannot reach pcscd: {exc}", fix)]
-    listed = ", ".join(repr(r) for r in readers) or "none"
-    findings = [Finding("pcscd", "ok", f"reachable; readers: {listed}")]
-    wanted = config.card.reader if config else None
-    if wanted is None:
-        # card.reader unset: the daemon watches every reader (backends/pcsc.py).
-        if not readers:
-            fix = "plug in the reader (check `lsusb` and `journalctl -u pcscd`)"
-            findings.append(Finding("reader", "fail", "no reader at all", fix))
-            return findings
-        watched = readers
-        findings.append(
-            Finding(
-                "reader",
-                "ok",
-                f"card.reader unset: watching every reader ({len(readers)}): {listed}",
-                "",
-                tuple(f"watched: {r!r}" for r in readers),
-            )
-        )
-    else:
-        reader = _match_reader(wanted, readers)
-        if reader is None:
-            fix = "plug in the reader (check `lsusb` and `journalctl -u pcscd`)"
-            if readers:
-                fix += "; or set card.reader to a prefix of a listed name, or unset it to watch all"
-            findings.append(
-                Finding(
-                    "reader",
-                    "fail",
-                    f"no reader matching card.reader = {wanted!r}; pcscd lists: {listed}",
-                    fix,
-                )
-            )
-            watched = [wanted]
-        else:
-            others = tuple(f"not watched: {r!r}" for r in readers if r != reader)
-            message = f"{reader!r} (matches card.reader = {wanted!r}; the only one watched)"
-            findings.append(Finding("reader", "ok", message, "", others))
-            watched = [reader]
-    if config is not None:
-        findings.extend(check_reader_profile(name, config, env) for name in watched)
-    return findings
-
-
-def _match_reader(wanted: str, readers: list[str]) -> str | None:
-    """The same rule as the daemon's PcscReader: exact name, else the first prefix match."""
-    if wanted in readers:
-        return wanted
-    return next((r for r in readers if r.startswith(wanted)), None)
-
-
-def check_reader_profile(reader: str, config: Config, env: Environment) -> Finding:
-    from terminald.backends.reader_profiles import ReaderProfileError, load_reader_profiles
-
-    path = (env.hw_dir / "readers.toml") if env.hw_dir else None
-    try:
-        profile = load_reader_profiles(path).lookup(reader)
-    except ReaderProfileError as exc:
-        return Finding(
-            "reader-profile",
-            "warn",
-            f"the reader profiles are unusable, short APDUs will be used: {exc}",
-            "fix hw/readers.toml (or reinstall terminald)",
-        )
-    forced = config.card.extended_reads
-    if profile is None:
-        message = f"{reader!r} has no profile in hw/readers.toml"
-        if forced is True:
-            message += "; card.extended_reads = true forces extended APDUs anyway"
-        else:
-            message += ": short APDUs (11 per certificate read instead of 6)"
-        return Finding(
-            "reader-profile",
-            "warn",
-            message,
-            "add a [[reader]] entry to hw/readers.toml, with sources, once the reader is tested",
-        )
-    extended = {True: "yes", False: "no", None: "unknown"}[profile.extended_apdus]
-    details = tuple(f"quirk: {q}" for q in profile.quirks)
-    message = f"{reader!r}: profile {profile.name!r}: extended APDUs {extended}"
-    if profile.max_response is not None:
-        message += f", responses of at most {profile.max_response} bytes"
-    if forced is True and profile.extended_apdus is not True:
-        return Finding(
-            "reader-profile",
-            "warn",
-            message + ", but card.extended_reads = true forces them",
-            'set card.extended_reads = "auto" unless this reader was tested with them',
-            details,
-        )
-    return Finding("reader-profile", "ok", message, "", details)
-
-
-# --------------------------------------------------------------------------- GPIO
-
-
-def check_gpio(config: Config, env: Environment) -> list[Finding]:
-    """The board's pin map loads and agrees with [relay]; the backend can work here.
-
-    Nothing is claimed: a pin factory is never built.
-    """
-    from terminald.backends.pinmap import PinMapError, load_board
-    from terminald.config import relay_wiring_mismatches
-
-    findings: list[Finding] = []
-    pinmap: BoardPinMap | None = None
-    board = config.gpio.board
-    try:
-        pinmap = load_board(board, env.hw_dir)
-    except PinMapError as exc:
-        findings.append(
-            Finding("pinmap", "fail", str(exc), "set gpio.board to a board with a pin map")
-        )
-    if pinmap is not None:
-        relay = pinmap.relay
-        mismatches = relay_wiring_mismatches(config, active_high=relay.active_high, lock=relay.lock)
-        if mismatches:
-            findings.append(
-                Finding(
-                    "pinmap",
-                    "fail",
-                    f"[relay] disagrees with the {board} pin map: the daemon will not start",
-                    f"make hw/boards/{board}.toml and [relay] describe the installed relay",
-                    tuple(mismatches),
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    "pinmap",
-                    "ok",
-                    f"{board} ({pinmap.model}): relay on GPIO{relay.pin}, "
-                    f"active-{'high' if relay.active_high else 'low'}, {relay.lock}",
-                )
-            )
-    backend = config.gpio.backend
-    if backend == "mock":
-        findings.append(
-            Finding(
-                "gpio",
-                "warn",
-                "mock backend: no real hardware is driven",
-                'set gpio.backend = "lgpio" on a real terminal',
-            )
-        )
-        return findings
-    findings += _check_lgpio(pinmap, env)
-    return findings
-
-
-def _check_lgpio(pinmap: BoardPinMap | None, env: Environment) -> list[Finding]:
-    findings: list[Finding] = []
-    user = env.user()
-    chips = env.gpiochips()
-    if pinmap is not None and pinmap.gpiochip is not None:
-        wanted = [c for c in chips if c.name == f"gpiochip{pinmap.gpiochip}"]
-        if not wanted:
-            findings.append(
-                Finding(
-                    "gpio",
-                    "fail",
-                    f"/dev/gpiochip{pinmap.gpiochip} (the {pinmap.board} pin map's chip) "
-                    f"does not exist; found: {', '.join(map(str, chips)) or 'none'}",
-                    "run on the board the pin map names, with a kernel that has GPIO "
-                    "character devices (Raspberry Pi OS bookworm)",
-                )
-            )
-        chips = wanted
-    elif not chips:
-        findings.append(
-            Finding(
-                "gpio",
-                "fail",
-                "no /dev/gpiochip* device",
-                "run on a Raspberry Pi with a kernel that has GPIO character devices "
-                "(Raspberry Pi OS bookworm), or use the mock backend for a bench test",
-            )
-        )
-    denied = [c for c in chips if not env.access(c, os.R_OK | os.W_OK)]
-    if denied:
-        findings.append(
-            Finding(
-                "gpio",
-                "fail",
-                f"user {user} cannot read and write {', '.join(map(str, denied))}",
-                f"sudo usermod -aG gpio {user} (then log in again), and install "
-                "hw/udev/99-terminald.rules to /etc/udev/rules.d/",
-            )
-        )
-    try:
-        env.import_module("lgpio")
-    except ImportError as exc:
-        findings.append(
-            Finding(
-                "gpio",
-                "fail",
-                f"the lgpio module does not import: {exc}",
-                "install it into terminald's venv: `/opt/terminald/bin/pip install lgpio` "
-                "(scripts/install-pi does this)",
-            )
-        )
-    if not findings:
-        findings.append(
-            Finding("gpio", "ok", f"lgpio imports; {user} can use {', '.join(map(str, chips))}")
-        )
-    return findings
-
-
-# --------------------------------------------------------------------------- serial
-
-
-def check_serial(config: Config, env: Environment) -> Finding:
-    """``[link] port`` exists, is a character device, and this user can open it.
-
-    It is opened non-blocking, without becoming the controlling terminal, and closed at
-    once; no setting (speed, parity, modem lines) is changed.
-    """
-    port = config.link.port
-    if port is None:
-        return Finding("serial", "ok", "no back-office link configured")
-    user = env.user()
-    try:
-        mode = port.stat().st_mode
-    except FileNotFoundError:
-        return Finding(
-            "serial",
-            "fail",
-            f"{port} does not exist",
-            "plug in the USB-serial adapter, or enable the UART (raspi-config → Interface "
-            "Options → Serial Port: no login shell, hardware enabled), or fix link.port",
-        )
-    except OSError as exc:
-        return Finding("serial", "fail", f"{port}: {exc.strerror or exc}", "fix link.port")
-    if not stat.S_ISCHR(mode):
-        return Finding(
-            "serial",
-            "fail",
-            f"{port} is not a character device (a serial port)",
-            "set link.port to the serial device, e.g. /dev/ttyAMA0, /dev/ttyUSB0 or a "
-            "/dev/serial/by-id/ link",
-        )
-    try:
-        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    except PermissionError:
-        return Finding(
-            "serial",
-            "fail",
-            f"user {user} cannot open {port} for reading and writing",
-            f"sudo usermod -aG dialout {user} (then log in again)",
-        )
-    except OSError as exc:
-        return Finding(
-            "serial",
-            "fail",
-            f"cannot open {port}: {exc.strerror or exc}",
-            "check the adapter (`dmesg | tail`) and that nothing else owns the port "
-            "(a serial console: `systemctl status serial-getty@*`)",
-        )
-    os.close(fd)
-    return Finding("serial", "ok", f"{port} opens read/write ({config.link.baud} baud)")
-
-
-# --------------------------------------------------------------------------- clock
-
-
-def check_clock(env: Environment) -> list[Finding]:
-    """The clock is not before the earliest trusted time, and something keeps it right."""
-    from terminald.core.auth import DEFAULT_EARLIEST_TRUSTED_TIME
-
-    now = env.now()
-    earliest = DEFAULT_EARLIEST_TRUSTED_TIME
-    if now < earliest:
-        clock = Finding(
-            "clock",
-            "fail",
-            f"the system clock says {_iso(now)}, before {_iso(earliest)}: the terminal "
-            "refuses every card until the time is set",
-            "set the time: connect a network with NTP (`timedatectl set-ntp true`), or let "
-            "the back office push it, or `sudo date -s 'YYYY-MM-DD HH:MM:SS'`",
-        )
-    else:
-        clock = Finding("clock", "ok", f"{_iso(now)} (not before {_iso(earliest)})")
-    if env.timesync_flag.exists():
-        sync = Finding("time-sync", "ok", f"synchronised ({env.timesync_flag} exists)")
-    else:
-        answer = env.ntp_synchronized()
-        if answer == "yes":
-            sync = Finding("time-sync", "ok", "synchronised (timedatectl: NTPSynchronized=yes)")
-        else:
-            said = "unknown" if answer is None else f"NTPSynchronized={answer}"
-            sync = Finding(
-                "time-sync",
-                "warn",
-                f"the clock is not known to be synchronised ({said}); a Pi has no "
-                "real-time clock, so after a power cut it starts at the last saved time",
-                "enable time sync where there is a network (`sudo timedatectl set-ntp true`), "
-                "or fit an RTC, or have the back office push the time",
-            )
-    return [clock, sync]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 # --------------------------------------------------------------------------- trust
 
 
@@ -572,7 +141,7 @@ def check_trust(config: Config, env: Environment) -> Finding:
             state = "expired"
         details.append(
             f"{cert.subject.rfc4514_string()} (key {anchor.key_id.hex()[:16]}…, "
-            f"{anchor.source}): not after {_iso(not_after)}, {state}"
+            f"{anchor.source}): not after {iso(not_after)}, {state}"
         )
     counted = f"{len(anchors)} anchor(s), {len(valid)} valid now"
     if not valid:
@@ -663,7 +232,7 @@ def _judge_revocation(config: Config, env: Environment, status: StoreStatus) -> 
 
     assert status.valid_until is not None
     summary = (
-        f"version {status.version}, valid until {_iso(status.valid_until)} "
+        f"version {status.version}, valid until {iso(status.valid_until)} "
         f"({status.revoked} revoked, {status.hold} on hold)"
     )
     grace = timedelta(hours=section.grace_hours)
@@ -679,7 +248,7 @@ def _judge_revocation(config: Config, env: Environment, status: StoreStatus) -> 
             "revocation",
             "warn",
             f"{summary}: expired, admitting within the grace until "
-            f"{_iso(status.valid_until + grace)}",
+            f"{iso(status.valid_until + grace)}",
             apply_fix,
         )
     if status.valid_until - now < REVOCATION_WARN:
@@ -779,7 +348,6 @@ def run_checks(config_path: Path, env: Environment | None = None) -> Report:
     findings += check_clock(env)
     if config is not None:
         from terminald.core.trusted_time import SignedTime
-        from terminald.daemon.doctor_time import check_trusted_time
 
         findings.append(check_trust(config, env))
         revocation = _read_revocation(config, env)
