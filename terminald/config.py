@@ -445,11 +445,14 @@ def _gpio_section(s: _Section) -> GpioSection:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    from terminald.files import MAX_CONFIG_SIZE, read_limited
+
     try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
+        return tomllib.loads(read_limited(path, MAX_CONFIG_SIZE).decode())
     except OSError as exc:
         raise ConfigError([f"cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte {exc.start})"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"]) from exc
 
@@ -544,6 +547,7 @@ def revocation_store_config(config: Config) -> RevocationStoreConfig | None:
     (``required = false`` and no back-office key)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from terminald.files import MAX_KEY_FILE_SIZE, read_limited
     from terminald.revocation.freshness import FreshnessPolicy
     from terminald.revocation.keys import KeyFileError, TrustedKeys, load_public_keys
     from terminald.store.revocation_store import RevocationStoreConfig
@@ -555,7 +559,7 @@ def revocation_store_config(config: Config) -> RevocationStoreConfig | None:
     errors = []
     for index, path in enumerate(section.backoffice_keys):
         try:
-            keys += load_public_keys(path.read_bytes(), str(path))
+            keys += load_public_keys(read_limited(path, MAX_KEY_FILE_SIZE), str(path))
         except (OSError, KeyFileError) as exc:
             errors.append(f"revocation.backoffice_keys[{index}]: {_file_problem(exc, path)}")
     if errors:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.common import CliError, Groups, Subparsers, print_json, read_input
 from terminald.cli.trust import add_trust_argument, load_trust
 
 if TYPE_CHECKING:
@@ -74,12 +74,10 @@ def describe(cert: x509.Certificate, args: argparse.Namespace) -> dict[str, Any]
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from terminald.files import MAX_CERT_FILE_SIZE
     from terminald.pki.anchors import TrustAnchorError, load_certificates  # cryptography
 
-    try:
-        data = args.file.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
+    data = read_input(args.file, "certificate", MAX_CERT_FILE_SIZE)
     try:
         certs = load_certificates(data, str(args.file))
     except TrustAnchorError as exc:

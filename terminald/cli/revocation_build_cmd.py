@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from terminald.cli.common import CliError
+from terminald.cli.common import CliError, read_input
 from terminald.cli.trust import add_trust_argument
 
 if TYPE_CHECKING:
@@ -90,10 +90,10 @@ def _warn(message: str) -> None:
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    from terminald.files import MAX_CERT_FILE_SIZE, MAX_CRL_SIZE, MAX_KEY_FILE_SIZE
+
+    limits = {"CRL": MAX_CRL_SIZE, "issuer certificate": MAX_CERT_FILE_SIZE}
+    return read_input(path, what, limits.get(what, MAX_KEY_FILE_SIZE))
 
 
 def _certificate(path: Path) -> x509.Certificate:

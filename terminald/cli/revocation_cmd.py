@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.common import CliError, Groups, Subparsers, print_json, read_input
 from terminald.cli.revocation_build_cmd import add_build
 
 # cryptography, numpy and pyroaring come with terminald.revocation and the back-office
@@ -67,10 +67,11 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    from terminald.files import MAX_CERT_FILE_SIZE, MAX_KEY_FILE_SIZE
+    from terminald.revocation.bundle import DEFAULT_MAX_SIZE
+
+    limits = {"public key": MAX_KEY_FILE_SIZE, "certificate": MAX_CERT_FILE_SIZE}
+    return read_input(path, what, limits.get(what, DEFAULT_MAX_SIZE))
 
 
 def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:

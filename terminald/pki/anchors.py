@@ -18,6 +18,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from terminald.files import MAX_CERT_FILE_SIZE, read_limited
+
 ANCHOR_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 
 
@@ -105,7 +107,8 @@ class TrustStore:
                     f"{path}: no certificate files ({', '.join(ANCHOR_SUFFIXES)})"
                 )
             for file in files:
-                for cert in load_certificates(file.read_bytes(), str(file)):
+                data = read_limited(file, MAX_CERT_FILE_SIZE)
+                for cert in load_certificates(data, str(file)):
                     anchors.append(_check_anchor(cert, str(file)))
         return cls(anchors)
 

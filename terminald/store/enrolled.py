@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from terminald.core.access import EnrolledCard, EnrolledCards
+from terminald.files import MAX_ENROLLED_SIZE, read_limited
 
 MAX_LABEL = 64
 MAX_KEY_ID = 64  # bytes; J-LIS roots' key ids are 20 (SHA-1, RFC 5280 method 1)
@@ -129,10 +130,11 @@ def parse_enrolled(data: dict[str, Any], path: Path) -> EnrolledCards:
 
 def load_enrolled(path: Path) -> EnrolledCards:
     try:
-        with path.open("rb") as file:
-            data = tomllib.load(file)
+        data = tomllib.loads(read_limited(path, MAX_ENROLLED_SIZE).decode())
     except OSError as exc:
         raise EnrolledFileError(path, [f"cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise EnrolledFileError(path, [f"not UTF-8 text (byte {exc.start})"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise EnrolledFileError(path, [f"not valid TOML: {exc}"]) from exc
     return parse_enrolled(data, path)

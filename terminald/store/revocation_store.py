@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from terminald.files import MAX_KEY_FILE_SIZE, read_limited
 from terminald.core.revocation_check import RevocationCheck, RevocationState, RevocationVerdict
 from terminald.core.trusted_time import SignedTime
 from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW, Installed, check_acceptable
@@ -82,7 +83,7 @@ def load_trusted_keys(paths: Iterable[Path]) -> TrustedKeys:
     """Trusted back-office public keys from PEM files (each may hold several keys)."""
     keys = []
     for path in paths:
-        keys += load_public_keys(path.read_bytes(), str(path))
+        keys += load_public_keys(read_limited(path, MAX_KEY_FILE_SIZE), str(path))
     return TrustedKeys(keys)
 
 
@@ -383,7 +384,7 @@ class RevocationStore:
             return bundle.header
 
     def _current_chain(self, view: View) -> list[bytes]:
-        data = self._config.state_path.read_bytes()
+        data = read_limited(self._config.state_path, MAX_STATE_SIZE)
         if chain_digest(data) != view.digest:
             raise RevocationFormatError(
                 f"{self._config.state_path} changed since it was loaded; reload first"
