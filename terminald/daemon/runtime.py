@@ -1,6 +1,7 @@
 """What a configuration turns into at run time: everything but the hardware.
 
-Built at start and again on SIGHUP. Building reads every file the configuration
+Built at start, again on SIGHUP, and by ``terminald check-config``: one validation for
+all three, so a file check-config passes is one the daemon starts with. Building reads every file the configuration
 names (trust anchors, back-office keys, the revocation store, the enrolled cards);
 any problem raises ConfigError with one message per problem, and the daemon keeps
 the runtime it had.
@@ -10,7 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from terminald.config import Config, ConfigError, revocation_store_config, trust_store
+from terminald.config import (
+    Config,
+    ConfigError,
+    check_directories,
+    revocation_store_config,
+    trust_store,
+)
 from terminald.core.access import AccessPolicy, AnyCard
 from terminald.core.auth import Authenticator
 from terminald.core.door import DoorSettings
@@ -58,7 +65,7 @@ def build_runtime(
     when its configuration did not change: it follows its file by itself (live pickup),
     and loading a large set again would only cost time."""
 
-    errors: list[str] = []
+    errors = check_directories(config)
     trust = None
     try:
         trust = trust_store(config)
