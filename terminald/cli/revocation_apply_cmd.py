@@ -59,8 +59,8 @@ def _check_owner(directory: Path) -> None:
 def _already_installed(state: Path, data: bytes) -> bool:
     from terminald.files import read_limited
     from terminald.revocation.chain import decode_chain
-    from terminald.store.revocation_store import MAX_STATE_SIZE
     from terminald.revocation.errors import RevocationError
+    from terminald.store.revocation_store import MAX_STATE_SIZE
 
     try:
         return decode_chain(read_limited(state, MAX_STATE_SIZE))[-1] == data

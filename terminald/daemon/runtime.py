@@ -1,8 +1,9 @@
 """What a configuration turns into at run time: everything but the hardware.
 
 Built at start, again on SIGHUP, and by ``terminald check-config``: one validation for
-all three, so a file check-config passes is one the daemon starts with. Building reads every file the configuration
-names (trust anchors, back-office keys, the revocation store, the enrolled cards);
+all three, so a file check-config passes is one the daemon starts with. Building reads
+every file the configuration names (trust anchors, back-office keys, the revocation
+store's keys, the enrolled cards) and checks the state directories;
 any problem raises ConfigError with one message per problem, and the daemon keeps
 the runtime it had.
 """

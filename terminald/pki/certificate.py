@@ -31,7 +31,6 @@ _KNOWN_CRITICAL = {
 }
 
 
-
 class CertProblem(Enum):
     MALFORMED = "cert_malformed"
     UNKNOWN_ISSUER = "unknown_issuer"
@@ -110,6 +109,7 @@ def parse_certificate(der: bytes) -> x509.Certificate:
     them here turns a broken AKI, CRLDP, name or key (or a repeated extension) into
     "malformed" at once rather than an exception in a later check.
     """
+
     def malformed(what: str, exc: Exception) -> CertificateRejected:
         return CertificateRejected(CertProblem.MALFORMED, f"{what} ({_first_line(exc)})")
 
@@ -252,7 +252,9 @@ def verify_certificate(der: bytes, trust: TrustStore, now: datetime) -> Verified
     try:
         return _verify(der, trust, now)
     except DECODE_ERRORS as exc:
-        raise CertificateRejected(CertProblem.MALFORMED, f"undecodable ({_first_line(exc)})") from exc
+        raise CertificateRejected(
+            CertProblem.MALFORMED, f"undecodable ({_first_line(exc)})"
+        ) from exc
 
 
 def _verify(der: bytes, trust: TrustStore, now: datetime) -> VerifiedCertificate:

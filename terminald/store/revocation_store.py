@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from terminald.files import MAX_KEY_FILE_SIZE, read_limited
 from terminald.core.revocation_check import RevocationCheck, RevocationState, RevocationVerdict
 from terminald.core.trusted_time import SignedTime
+from terminald.files import MAX_KEY_FILE_SIZE, read_limited
 from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW, Installed, check_acceptable
 from terminald.revocation.bundle import DEFAULT_MAX_SIZE, BundleHeader, BundleKind, open_bundle
 from terminald.revocation.chain import (

@@ -104,7 +104,7 @@ def test_what_check_config_passes_the_daemon_starts_with(make: Callable[..., Pat
 @pytest.mark.parametrize(
     ("entries", "problem"),
     [
-        (f'serial = 1\nissuer = ""\n', "card[0].issuer (serial 1): is empty"),
+        ('serial = 1\nissuer = ""\n', "card[0].issuer (serial 1): is empty"),
         (
             f'serial = 1\nissuer = "{ISSUER}"\n[[card]]\nserial = 1\nissuer = "{ISSUER.upper()}"\n',
             "card[1] (serial 1): the same certificate",
@@ -223,7 +223,9 @@ SCALARS = (
 )
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -288,7 +290,7 @@ def test_a_mutated_configuration_file_loads_or_names_what_is_wrong(
             text[at:at] = data.draw(st.binary(min_size=1, max_size=8))
     path = tmp_path / "fuzzed.toml"
     path.write_bytes(bytes(text))
-    code, out, err = check_config(path)
+    code, _, err = check_config(path)
     assert code in (0, 2) and "Traceback" not in err
     if code == 2:
         assert all(line.startswith(f"{path}: ") for line in err.splitlines()), err
