@@ -74,7 +74,8 @@ def _where(index: int, entry: dict[str, Any], key: str = "") -> str:
     if isinstance(serial, int):
         known.append(f"serial {serial}")
     elif isinstance(serial, str):
-        known.append(f"serial {serial[:40]!r}" if not serial.isdigit() else f"serial {serial[:40]}")
+        shown = serial[:40]
+        known.append(f"serial {shown}" if shown.isprintable() else f"serial {shown!r}")
     if isinstance(entry.get("label"), str):
         known.append(f"label {entry['label'][:40]!r}")
     return f"card[{index}]{'.' + key if key else ''}" + (f" ({', '.join(known)})" if known else "")
