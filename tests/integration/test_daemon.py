@@ -313,3 +313,25 @@ def test_the_relay_is_released_when_the_loop_dies(
     assert not gate.thread.is_alive()
     assert not gate.mock.relay_energised()
     assert gate.daemon.hardware.closed
+
+
+@pytest.mark.parametrize("change", ["repeated", "aki", "crldp"])
+def test_an_undecodable_certificate_is_cert_malformed_and_the_terminal_goes_on(
+    gate: GateRig, change: str
+) -> None:
+    """The issue's cards (a repeated extension, an undecodable AKI or CRLDP) were
+    "card_error: internal error"; they are cert_malformed, before any PIN."""
+    import dataclasses
+
+    from terminald.sim.card import VirtualJpkiCard
+    from tests.unit.test_certificate_fuzz import broken_certificate
+
+    profile = gate.pki.load_profile("card-001")
+    der = broken_certificate(profile.auth_cert, change)
+    card = gate.tap_card(VirtualJpkiCard(dataclasses.replace(profile, auth_cert=der)))
+    assert gate.verdict() is Reason.CERT_MALFORMED
+    gate.wait_until(lambda: not card.powered)
+    assert verifies(card.commands()) == 0
+    assert gate.relay_energised_levels() == [False]
+    gate.tap("card-001")  # swapped in: the next card is served as ever
+    gate.wait_state("pin_entry")

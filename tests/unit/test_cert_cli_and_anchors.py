@@ -139,3 +139,21 @@ def test_cert_show_prints_the_pair_to_enrol_for_twins_alike(
     root = test_pki.directory / test_pki.root("test-gen3").cert
     code, out, _ = show(capsys, str(root), "--trust", str(test_pki.trust_dir))
     assert code == 0 and "enrol as" not in out
+
+
+def test_cert_show_with_a_fifo_or_a_fifo_anchor_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], test_pki: TestPkiManifest
+) -> None:
+    import os
+
+    fifo = tmp_path / "card.der"
+    os.mkfifo(fifo)  # nobody writes: reading it would block for ever
+    code, out, err = show(capsys, str(fifo))
+    assert (code, out) == (2, "") and "FIFO" in err and err.count("\n") == 1
+    der = tmp_path / "good.der"
+    der.write_bytes(test_pki.load_profile("card-001").auth_cert)
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    os.mkfifo(anchors / "root.pem")
+    code, out, err = show(capsys, str(der), "--trust", str(anchors))
+    assert (code, out) == (2, "") and "FIFO" in err and err.count("\n") == 1, err

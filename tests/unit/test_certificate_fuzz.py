@@ -110,13 +110,6 @@ def test_a_mutated_certificate_gets_a_defined_verdict_everywhere(
 # -- the issue's examples, each on its own ----------------------------------------------
 
 
-def _with_extensions(subject: Subject, change: object) -> bytes:
-    cert = Certificate(parse(subject.der)[0])
-    assert callable(change)
-    change(cert.extensions)
-    return encode(cert.root)
-
-
 def _aki(extensions: list[Tlv]) -> Tlv:
     aki_oid = bytes([0x55, 0x1D, 0x23])
     for ext in extensions:
@@ -150,13 +143,21 @@ def _break_crldp(extensions: list[Tlv]) -> None:
     ext.children[-1].value = b"\x30\x03\xa0\x01"  # a distribution point cut short
 
 
-@pytest.mark.parametrize(
-    "change", [_repeat_aki, _break_aki, _break_crldp], ids=["repeated", "aki", "crldp"]
-)
+CHANGES = {"repeated": _repeat_aki, "aki": _break_aki, "crldp": _break_crldp}
+
+
+def broken_certificate(der: bytes, change: str) -> bytes:
+    """``der`` with the issue's fault ``change`` (repeated AKI, broken AKI or CRLDP)."""
+    cert = Certificate(parse(der)[0])
+    CHANGES[change](cert.extensions)
+    return encode(cert.root)
+
+
+@pytest.mark.parametrize("change", CHANGES)
 def test_the_issues_certificates_are_malformed_in_begin_and_cert_show(
-    subject: Subject, change: object
+    subject: Subject, change: str
 ) -> None:
-    der = _with_extensions(subject, change)
+    der = broken_certificate(subject.der, change)
     step = begin(subject, der)
     assert isinstance(step, AuthResult)
     assert step.reason is Reason.CERT_MALFORMED, step
