@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -591,6 +593,19 @@ def check_directories(config: Config) -> list[str]:
     parent = config.revocation.state_path.parent
     if parent != config.state.dir and not parent.is_dir():
         errors.append(f"revocation.state_path: directory {parent} does not exist")
+    # It may not exist yet (the first bundle creates it); if it does, it must be a file
+    # the store can read and replace: a FIFO or a directory would fail every card closed.
+    from terminald.files import kind_of
+
+    try:
+        mode = os.stat(config.revocation.state_path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        errors.append(
+            f"revocation.state_path: {config.revocation.state_path} is {kind_of(mode)}, "
+            "not a regular file"
+        )
     return errors
 
 

@@ -161,6 +161,21 @@ def test_a_named_file_that_is_no_regular_file_or_too_large_is_refused_unread(
     assert any(m.startswith(f"{key}: ") for m in start_up(path))
 
 
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_revocation_state_path_that_is_no_file_is_refused_at_check_and_start(
+    make: Callable[..., Path], tmp_path: Path, kind: str
+) -> None:
+    path = make(revocation={"state_path": "state/revocation.state"})
+    target = tmp_path / "state" / "revocation.state"
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.mkdir()
+    code, _, err = check_config(path)
+    assert code == 2 and f"{path}: revocation.state_path: " in err, err
+    assert any(m.startswith("revocation.state_path: ") for m in start_up(path))
+
+
 def test_read_limited_refuses_before_reading(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
