@@ -335,3 +335,36 @@ def test_an_undecodable_certificate_is_cert_malformed_and_the_terminal_goes_on(
     assert gate.relay_energised_levels() == [False]
     gate.tap("card-001")  # swapped in: the next card is served as ever
     gate.wait_state("pin_entry")
+
+
+def test_sighup_refuses_what_check_config_refuses_naming_the_key(
+    gate: GateRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP runs the validation start-up and check-config run: a NUL byte in a path,
+    an empty terminal.id, a FIFO as the trust anchors (which used to block the loop) are
+    refused with their key, and the running configuration stays."""
+    import os
+
+    path = gate.daemon.config.source
+    assert path is not None
+    good = path.read_text()
+    fifo = path.parent / "anchors.fifo"
+    os.mkfifo(fifo)
+    caplog.set_level(logging.INFO)
+    for bad, key in (
+        (good.replace('id = "test-gate"', 'id = ""'), "terminal.id"),
+        (
+            good.replace("[revocation]", '[revocation]\nstate_path = "st\\u0000ate"'),
+            "revocation.state_path",
+        ),
+        (good.replace(str(gate.pki.trust_dir), str(fifo)), "trust.anchors[0]"),
+    ):
+        caplog.clear()
+        path.write_text(bad)
+        assert not gate.daemon.reload(), key
+        refused = [r.getMessage() for r in caplog.records if "reload_refused" in r.getMessage()]
+        assert any(key in message for message in refused), (key, refused)
+        assert gate.daemon.config.terminal.id == "test-gate"
+    path.write_text(good)
+    gate.tap("card-001")
+    gate.wait_state("pin_entry")  # still serving cards under the good configuration
