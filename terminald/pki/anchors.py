@@ -26,6 +26,9 @@ ANCHOR_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 # "not a usable anchor". Never an exception out of the checks.
 DECODE_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
+    # A name attribute re-tagged as a BIT STRING (outside x500UniqueIdentifier) makes
+    # cryptography's NameAttribute raise TypeError while decoding (found by scripts/fuzz).
+    TypeError,
     UnsupportedAlgorithm,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,

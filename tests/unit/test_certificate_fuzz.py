@@ -166,3 +166,23 @@ def test_the_issues_certificates_are_malformed_in_begin_and_cert_show(
     assert (code, out) == (2, "")
     assert err.startswith("terminald: ") and "cert_malformed" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_name_attribute_retagged_as_a_bit_string_is_malformed(subject: Subject) -> None:
+    """Found by scripts/fuzz (10,000 examples): an OU in the issuerAltName's directoryName
+    re-tagged as BIT STRING made cryptography raise TypeError out of the extension decode."""
+    ian_oid = bytes([0x55, 0x1D, 0x12])
+    cert = Certificate(parse(subject.der)[0])
+    (ian,) = [e for e in cert.extensions if e.children and e.children[0].value == ian_oid]
+    assert ian.children is not None
+    octets = ian.children[-1]
+    value = parse(octets.value)[0]  # GeneralNames SEQUENCE
+    directory = value.children[0].children[0]  # [4] directoryName → Name SEQUENCE
+    attribute = directory.children[-1].children[0]  # last RDN's AttributeTypeAndValue
+    attribute.children[1].tag = 0x03  # its UTF8String value, now a BIT STRING
+    octets.value = encode(value)
+    der = encode(cert.root)
+    step = begin(subject, der)
+    assert isinstance(step, AuthResult) and step.reason is Reason.CERT_MALFORMED, step
+    code, _, err = cert_show(der)
+    assert code == 2 and "cert_malformed" in err and err.count("\n") == 1, err
