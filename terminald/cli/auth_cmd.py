@@ -114,7 +114,7 @@ class _Bounded:
     Ctrl-C), and its typing is not charged to the card. When the card's time runs out
     the worker is abandoned where it waits (a PC/SC call cannot be interrupted from
     outside, and pcsc-lite holds the context's lock while it waits): the command ends,
-    and with its process pcscd drops the connection and resets the card.
+    and when its process exits pcscd drops its connection and releases the card.
     """
 
     def __init__(self, timeout: float) -> None:
@@ -144,7 +144,7 @@ class _Bounded:
         while True:
             started = time.monotonic()
             try:
-                kind, payload = self._events.get(timeout=left)
+                kind, payload = self._events.get(timeout=max(0.0, left))
             except queue.Empty:
                 return None
             left -= time.monotonic() - started
