@@ -209,23 +209,27 @@ def run_inspect(args: argparse.Namespace) -> int:
 def _certificate_query(path: Path) -> tuple[bytes, int, tuple[bytes, ...]]:
     """(issuer key id, serial, CRLDP names) of a certificate file."""
     from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
 
+    from terminald.pki.anchors import DECODE_ERRORS
     from terminald.pki.certificate import (
         CertificateRejected,
         authority_key_id,
         crl_distribution_points,
+        parse_certificate,
     )
 
     raw = _read(path, "certificate")
     try:
-        cert = (
-            x509.load_pem_x509_certificate(raw)
-            if raw.lstrip().startswith(b"-----")
-            else x509.load_der_x509_certificate(raw)
-        )
+        if raw.lstrip().startswith(b"-----"):
+            raw = x509.load_pem_x509_certificate(raw).public_bytes(Encoding.DER)
+        # Every field decoded up front: a repeated or broken extension is one line.
+        cert = parse_certificate(raw)
         issuer = authority_key_id(cert)
         points = crl_distribution_points(cert)
-    except (ValueError, CertificateRejected) as exc:
+    except CertificateRejected as exc:
+        raise CliError(f"--cert {path}: not a usable certificate ({exc})") from exc
+    except DECODE_ERRORS as exc:
         raise CliError(f"--cert {path}: not a usable certificate ({exc})") from exc
     if issuer is None:
         raise CliError(f"--cert {path}: has no Authority Key Identifier key id")

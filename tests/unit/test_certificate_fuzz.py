@@ -186,3 +186,19 @@ def test_a_name_attribute_retagged_as_a_bit_string_is_malformed(subject: Subject
     assert isinstance(step, AuthResult) and step.reason is Reason.CERT_MALFORMED, step
     code, _, err = cert_show(der)
     assert code == 2 and "cert_malformed" in err and err.count("\n") == 1, err
+
+
+def test_revocation_check_with_a_broken_certificate_says_so_in_one_line(
+    subject: Subject, tmp_path: Path
+) -> None:
+    """The same kind of fault on another path: `revocation check --cert` decodes the
+    certificate's AKI and CRLDP too."""
+    path = tmp_path / "card.der"
+    path.write_bytes(broken_certificate(subject.der, "repeated"))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        # The certificate is read before the bundle: any path serves as the bundle here.
+        code = main(["revocation", "check", str(path), "--cert", str(path)])
+    assert code == 2 and "not a usable certificate" in err.getvalue(), err.getvalue()
+    assert "repeated certificate extension" in err.getvalue()
+    assert err.getvalue().count("\n") == 1
