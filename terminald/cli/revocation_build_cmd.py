@@ -99,12 +99,14 @@ def _read(path: Path, what: str) -> bytes:
 def _certificate(path: Path) -> x509.Certificate:
     from cryptography import x509
 
+    from terminald.pki.anchors import DECODE_ERRORS
+
     raw = _read(path, "issuer certificate")
     try:
         if raw.lstrip().startswith(b"-----"):
             return x509.load_pem_x509_certificate(raw)
         return x509.load_der_x509_certificate(raw)
-    except ValueError as exc:
+    except DECODE_ERRORS as exc:
         raise CliError(f"{path}: not a PEM or DER certificate ({exc})") from exc
 
 

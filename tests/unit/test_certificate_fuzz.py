@@ -202,3 +202,32 @@ def test_revocation_check_with_a_broken_certificate_says_so_in_one_line(
     assert code == 2 and "not a usable certificate" in err.getvalue(), err.getvalue()
     assert "repeated certificate extension" in err.getvalue()
     assert err.getvalue().count("\n") == 1
+
+
+def test_a_crl_with_a_repeated_extension_is_refused_not_raised() -> None:
+    """The same kind of fault in `revocation build`'s CRLs: a repeated CRL extension was
+    cryptography's DuplicateExtension, which escaped the builder's `except ValueError`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from terminald.backoffice.revocation_builder import CrlRefused, read_crl
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CA")])
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(name)
+        .last_update(NOW)
+        .next_update(NOW)
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    root = parse(crl.public_bytes(serialization.Encoding.DER))[0]
+    assert root.children is not None and root.children[0].children is not None
+    wrapper = next(c for c in root.children[0].children if c.tag == 0xA0)
+    assert wrapper.children is not None and wrapper.children[0].children is not None
+    extensions = wrapper.children[0].children
+    extensions.append(extensions[0].copy())
+    with pytest.raises(CrlRefused, match="undecodable CRL extension"):
+        read_crl(encode(root), "repeated.crl")
