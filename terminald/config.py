@@ -22,7 +22,10 @@ and holds ``[relay]`` against the board's pin map with :func:`relay_wiring_misma
 from __future__ import annotations
 
 import difflib
+import json
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -205,7 +208,8 @@ def _describe(value: object) -> str:
     kind = kinds.get(type(value), type(value).__name__)
     if isinstance(value, dict | list):
         return kind
-    shown = f'"{value}"' if isinstance(value, str) else str(value).lower()
+    # JSON-quoted: a value holding a newline stays on its one line.
+    shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value).lower()
     return f"{shown} ({kind})"
 
 
@@ -219,7 +223,7 @@ class _Section:
 
     def _error(self, key: str, problem: str) -> None:
         self._failed.add(key.split("[", 1)[0])
-        self._errors.append(f"{self.name}.{key}: {problem}")
+        self._errors.append(f"{self.name}.{show_key(key)}: {problem}")
 
     def failed(self, key: str) -> bool:
         return key in self._failed
@@ -284,6 +288,9 @@ class _Section:
         if not value:
             self._error(key, "must not be empty")
             return None
+        if "\0" in value:  # the OS refuses such a path at the first open or stat
+            self._error(key, "must not contain a NUL byte")
+            return None
         return self._base / Path(value)
 
     def path(self, key: str, default: Path | None) -> Path | None:
@@ -319,6 +326,12 @@ class _Section:
                 self._error(key, _unknown("key", key, self._known))
 
 
+def show_key(name: str) -> str:
+    """A key as TOML would quote it when it is not plain: a key holding a newline or
+    a control character must not break the one-line-per-problem output."""
+    return name if re.fullmatch(r"[A-Za-z0-9_\-\[\]]+", name) else json.dumps(name)
+
+
 def _unknown(what: str, name: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {close[0]}? " if close else ""
@@ -340,11 +353,11 @@ def config_from_dict(
 
     for name in data:
         if name not in SECTIONS:
-            errors.append(f"{name}: {_unknown('section', name, SECTIONS)}")
+            errors.append(f"{show_key(name)}: {_unknown('section', name, SECTIONS)}")
 
     s = section("terminal")
     terminal_id = s.string("id")
-    if terminal_id and not TERMINAL_ID_PATTERN.fullmatch(terminal_id):
+    if not s.failed("id") and not TERMINAL_ID_PATTERN.fullmatch(terminal_id):
         errors.append(
             f"terminal.id: must be 1-64 letters, digits, '.', '_' or '-' (starting with a "
             f"letter or digit), got {_describe(terminal_id)}"
@@ -355,8 +368,11 @@ def config_from_dict(
     s.finish()
 
     s = section("card")
+    reader = s.string("reader", "")
+    if not reader.isprintable():  # a NUL or control character cannot name a PC/SC reader
+        errors.append(f"card.reader: must be printable text, got {reader!r}")
     card = CardSection(
-        reader=s.string("reader", "") or None,
+        reader=reader or None,
         backend=s.string("backend", "pcsc", CARD_BACKENDS),
         pin_floor=s.integer("pin_floor", 1, 0, 2),
         pin_timeout_s=s.number("pin_timeout_s", 20.0, 5, 120),
@@ -445,11 +461,14 @@ def _gpio_section(s: _Section) -> GpioSection:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    from terminald.files import MAX_CONFIG_SIZE, read_limited
+
     try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
+        return tomllib.loads(read_limited(path, MAX_CONFIG_SIZE).decode())
     except OSError as exc:
         raise ConfigError([f"cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte {exc.start})"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"]) from exc
 
@@ -544,6 +563,7 @@ def revocation_store_config(config: Config) -> RevocationStoreConfig | None:
     (``required = false`` and no back-office key)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from terminald.files import MAX_KEY_FILE_SIZE, read_limited
     from terminald.revocation.freshness import FreshnessPolicy
     from terminald.revocation.keys import KeyFileError, TrustedKeys, load_public_keys
     from terminald.store.revocation_store import RevocationStoreConfig
@@ -555,7 +575,7 @@ def revocation_store_config(config: Config) -> RevocationStoreConfig | None:
     errors = []
     for index, path in enumerate(section.backoffice_keys):
         try:
-            keys += load_public_keys(path.read_bytes(), str(path))
+            keys += load_public_keys(read_limited(path, MAX_KEY_FILE_SIZE), str(path))
         except (OSError, KeyFileError) as exc:
             errors.append(f"revocation.backoffice_keys[{index}]: {_file_problem(exc, path)}")
     if errors:
@@ -564,9 +584,35 @@ def revocation_store_config(config: Config) -> RevocationStoreConfig | None:
     return RevocationStoreConfig(section.state_path, TrustedKeys(keys), freshness)
 
 
+def check_directories(config: Config) -> list[str]:
+    """The state directory and the revocation state's directory exist (start-up,
+    SIGHUP and check-config alike, through build_runtime)."""
+    errors: list[str] = []
+    if not config.state.dir.is_dir():
+        errors.append(f"state.dir: {config.state.dir} is not a directory")
+    parent = config.revocation.state_path.parent
+    if parent != config.state.dir and not parent.is_dir():
+        errors.append(f"revocation.state_path: directory {parent} does not exist")
+    # It may not exist yet (the first bundle creates it); if it does, it must be a file
+    # the store can read and replace: a FIFO or a directory would fail every card closed.
+    from terminald.files import kind_of
+
+    try:
+        mode = os.stat(config.revocation.state_path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        errors.append(
+            f"revocation.state_path: {config.revocation.state_path} is {kind_of(mode)}, "
+            "not a regular file"
+        )
+    return errors
+
+
 def check_files(config: Config) -> list[str]:
     """Open what the configuration points at; one message per problem, keyed like
-    :func:`load_config`'s. Run on the terminal itself (``terminald check-config``)."""
+    :func:`load_config`'s. ``terminald check-config`` runs the daemon's own
+    ``build_runtime``, which checks the same and more; this is for ``doctor``."""
     errors: list[str] = []
     for build in (trust_store, revocation_store_config):
         try:
@@ -580,12 +626,7 @@ def check_files(config: Config) -> list[str]:
             load_enrolled(config.access.enrolled)
         except EnrolledFileError as exc:
             errors += [f"access.enrolled: {exc}"]
-    if not config.state.dir.is_dir():
-        errors.append(f"state.dir: {config.state.dir} is not a directory")
-    parent = config.revocation.state_path.parent
-    if parent != config.state.dir and not parent.is_dir():
-        errors.append(f"revocation.state_path: directory {parent} does not exist")
-    return errors
+    return errors + check_directories(config)
 
 
 def _file_problem(exc: Exception, path: Path) -> str:

@@ -37,7 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from terminald.pki.anchors import key_identifier
+from terminald.pki.anchors import DECODE_ERRORS, key_identifier
 from terminald.revocation.coverage import WHOLE, Coverage, name_text
 from terminald.revocation.serials import (
     MAX_SERIAL,
@@ -237,7 +237,7 @@ def _coverage(crl: x509.CertificateRevocationList, source: str) -> Coverage:
 def _check_extensions(crl: x509.CertificateRevocationList, source: str) -> None:
     try:
         extensions = list(crl.extensions)
-    except ValueError as exc:
+    except DECODE_ERRORS as exc:  # a repeated extension too (x509.DuplicateExtension)
         raise CrlRefused(f"{source}: undecodable CRL extension ({exc})") from exc
     for extension in extensions:
         if isinstance(extension.value, x509.DeltaCRLIndicator):
@@ -271,7 +271,7 @@ def _entry_kind(entry: x509.RevokedCertificate, source: str) -> RevokeKind:
     kind = "revoked"  # no reasonCode means unspecified (RFC 5280 §5.3.1)
     try:
         extensions = list(entry.extensions)
-    except ValueError as exc:
+    except DECODE_ERRORS as exc:
         raise CrlRefused(f"{source}: entry {entry.serial_number}: undecodable ({exc})") from exc
     for extension in extensions:
         if isinstance(extension.value, x509.CRLReason):
@@ -301,7 +301,7 @@ def read_crl(
     """
     try:
         crl = x509.load_der_x509_crl(der)
-    except ValueError as exc:
+    except DECODE_ERRORS as exc:
         raise CrlRefused(f"{source}: not a DER X.509 CRL ({exc})") from exc
     _check_extensions(crl, source)
     key_id = _issuer_key_id(crl, source)

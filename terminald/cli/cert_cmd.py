@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.common import CliError, Groups, Subparsers, print_json, read_input
 from terminald.cli.trust import add_trust_argument, load_trust
 
 if TYPE_CHECKING:
     from cryptography import x509
+
+    from terminald.pki.anchors import TrustStore
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -21,7 +23,13 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "show",
         help="print a certificate's serial, issuer, key ids, validity and chain status, "
         "and the (issuer, serial) pair to enrol it with",
-        description="Parse a DER or PEM certificate and check it against the trust anchors.",
+        description="Parse a DER or PEM certificate and check it as the terminal would: "
+        "chain to the trust anchors, usage (a JPKI user-authentication certificate) and "
+        "validity now. Exit status: 0 the terminal would accept it (or it is itself a trust "
+        "anchor valid now); 1 it is a certificate the terminal refuses (untrusted, bad "
+        "signature, wrong usage, expired or not yet valid: the verdict line says which); "
+        "2 the file cannot be read or is not a decodable certificate (cert_malformed), or "
+        "a usage error.",
     )
     show.add_argument("file", type=Path, help="certificate file (DER or PEM)")
     add_trust_argument(show)
@@ -29,11 +37,15 @@ def register(commands: Subparsers, groups: Groups) -> None:
     show.set_defaults(func=run_show)
 
 
-def _chain_status(cert: x509.Certificate, args: argparse.Namespace) -> tuple[str, str]:
+EXIT_ACCEPTED = 0
+EXIT_REFUSED = 1
+EXIT_UNUSABLE = 2
+
+
+def _chain_status(cert: x509.Certificate, trust: TrustStore) -> tuple[str, str]:
     from terminald.pki.anchors import key_identifier
     from terminald.pki.certificate import CertificateRejected, find_issuer
 
-    trust = load_trust(args.trust)
     own_id = key_identifier(cert)
     for anchor in trust.find(own_id):
         if anchor.certificate == cert:
@@ -45,13 +57,30 @@ def _chain_status(cert: x509.Certificate, args: argparse.Namespace) -> tuple[str
     return "chains", f"issued by trust anchor {anchor.source}"
 
 
-def describe(cert: x509.Certificate, args: argparse.Namespace) -> dict[str, Any]:
+def _verdict(der: bytes, status: str, valid_now: bool, trust: TrustStore) -> tuple[str, str]:
+    """What the terminal would say of this certificate now: "ok" or a reason code."""
+    from terminald.pki.certificate import CertificateRejected, verify_certificate
+
+    if status == "anchor":
+        return ("ok", "a trust anchor") if valid_now else ("cert_expired", "not valid now")
+    try:
+        verify_certificate(der, trust, datetime.now(UTC))
+    except CertificateRejected as exc:
+        return exc.problem.value, exc.detail
+    return "ok", "the terminal accepts this certificate (before revocation and enrolment)"
+
+
+def describe(cert: x509.Certificate, trust: TrustStore) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     from terminald.pki.anchors import key_identifier
     from terminald.pki.certificate import authority_key_id
 
     aki = authority_key_id(cert)
-    status, detail = _chain_status(cert, args)
+    status, detail = _chain_status(cert, trust)
     now = datetime.now(UTC)
+    valid_now = cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+    verdict, verdict_detail = _verdict(cert.public_bytes(Encoding.DER), status, valid_now, trust)
     return {
         "serial": cert.serial_number,
         "serial_hex": f"{cert.serial_number:X}",
@@ -61,9 +90,11 @@ def describe(cert: x509.Certificate, args: argparse.Namespace) -> dict[str, Any]
         "authority_key_id": aki.hex() if aki is not None else None,
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
-        "valid_now": cert.not_valid_before_utc <= now <= cert.not_valid_after_utc,
+        "valid_now": valid_now,
         "chain": status,
         "chain_detail": detail,
+        "verdict": verdict,
+        "verdict_detail": verdict_detail,
         # What names this certificate everywhere (enrolment, logs, audit): the pair.
         "identity": (
             {"issuer_key_id": aki.hex(), "serial": cert.serial_number}
@@ -74,25 +105,36 @@ def describe(cert: x509.Certificate, args: argparse.Namespace) -> dict[str, Any]
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from terminald.pki.anchors import TrustAnchorError, load_certificates  # cryptography
+    from cryptography.hazmat.primitives.serialization import Encoding
 
-    try:
-        data = args.file.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
+    from terminald.files import MAX_CERT_FILE_SIZE
+    from terminald.pki.anchors import (  # cryptography
+        DECODE_ERRORS,
+        TrustAnchorError,
+        load_certificates,
+    )
+    from terminald.pki.certificate import CertificateRejected, parse_certificate
+
+    data = read_input(args.file, "certificate", MAX_CERT_FILE_SIZE)
     try:
         certs = load_certificates(data, str(args.file))
     except TrustAnchorError as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(f"cert_malformed: {exc}") from exc
     if len(certs) != 1:
         raise CliError(f"{args.file}: holds {len(certs)} certificates; give one")
+    trust = load_trust(args.trust)
     try:
-        info = describe(certs[0], args)
-    except ValueError as exc:  # cryptography decodes extensions lazily
-        raise CliError(f"{args.file}: undecodable certificate extension ({exc})") from exc
+        # Every field decoded up front (parse_certificate): one line, never a traceback.
+        cert = parse_certificate(certs[0].public_bytes(Encoding.DER))
+        info = describe(cert, trust)
+    except CertificateRejected as exc:
+        raise CliError(f"{args.file}: {exc.problem.value}: {exc.detail}") from exc
+    except DECODE_ERRORS as exc:
+        raise CliError(f"{args.file}: cert_malformed: {exc}") from exc
+    code = EXIT_ACCEPTED if info["verdict"] == "ok" else EXIT_REFUSED
     if args.json:
         print_json(info)
-        return 0
+        return code
     print(f"serial:          {info['serial']} (0x{info['serial_hex']})")
     print(f"subject:         {info['subject']}")
     print(f"issuer:          {info['issuer']}")
@@ -103,6 +145,7 @@ def run_show(args: argparse.Namespace) -> int:
         f"{'' if info['valid_now'] else '  (NOT valid now)'}"
     )
     print(f"chain:           {info['chain']}: {info['chain_detail']}")
+    print(f"verdict:         {info['verdict']}: {info['verdict_detail']}")
     identity = info["identity"]
     if identity is not None:
         # The lines an enrolled-cards entry needs, ready to paste.
@@ -110,4 +153,4 @@ def run_show(args: argparse.Namespace) -> int:
             f'enrol as:        issuer = "{identity["issuer_key_id"]}"  '
             f"serial = {identity['serial']}"
         )
-    return 0
+    return code

@@ -19,7 +19,9 @@ def register(commands: Subparsers, groups: Groups) -> None:
         help="validate a configuration file and summarise it",
         description="Load the TOML configuration as the daemon would: every unknown or "
         "invalid key is reported with its key path, all at once. By default the files it "
-        "names (trust anchors, back-office keys, the state directory) are opened too. "
+        "names (trust anchors, back-office keys, enrolled cards, the state directory) and "
+        "the board's pin map are checked too, by the very code `terminald run` starts "
+        "with and SIGHUP reloads with: a file that passes here is one the daemon takes. "
         "Exit status: 0 usable, 2 not.",
     )
     check.add_argument("file", type=Path, metavar="FILE")
@@ -34,11 +36,11 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from terminald.config import ConfigError, check_files, config_as_dict, load_config
+    from terminald.config import ConfigError, config_as_dict, load_config
 
     try:
         config = load_config(args.file)
-        problems = [] if args.no_files else check_files(config) + board_problems(config)
+        problems = [] if args.no_files else runtime_problems(config) + board_problems(config)
     except ConfigError as exc:
         problems = exc.messages
     if problems:
@@ -55,6 +57,18 @@ def run(args: argparse.Namespace) -> int:
     for line in summary(config):
         print(f"  {line}")
     return 0
+
+
+def runtime_problems(config: Config) -> list[str]:
+    """What the daemon's start-up and SIGHUP would refuse: their own build_runtime."""
+    from terminald.config import ConfigError
+    from terminald.daemon.runtime import build_runtime
+
+    try:
+        build_runtime(config, reader_supports_extended=False, check_only=True)
+    except ConfigError as exc:
+        return exc.messages
+    return []
 
 
 def enrolment_warnings(config: Config) -> list[str]:

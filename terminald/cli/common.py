@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any, TypeAlias
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -20,3 +21,14 @@ class CliError(Exception):
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, sort_keys=True, ensure_ascii=False))
+
+
+def read_input(path: Path, what: str, max_size: int) -> bytes:
+    """A file named on the command line, type and size checked first (terminald.files);
+    a problem is a one-line CliError naming the file."""
+    from terminald.files import read_limited
+
+    try:
+        return read_limited(path, max_size)
+    except OSError as exc:
+        raise CliError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc

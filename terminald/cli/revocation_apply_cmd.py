@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from terminald.cli.common import CliError, Groups, Subparsers
+from terminald.cli.common import CliError, Groups, Subparsers, read_input
 from terminald.cli.revocation_store_opts import add_store_arguments, open_store
 
 
@@ -57,25 +57,25 @@ def _check_owner(directory: Path) -> None:
 
 
 def _already_installed(state: Path, data: bytes) -> bool:
+    from terminald.files import read_limited
     from terminald.revocation.chain import decode_chain
     from terminald.revocation.errors import RevocationError
+    from terminald.store.revocation_store import MAX_STATE_SIZE
 
     try:
-        return decode_chain(state.read_bytes())[-1] == data
+        return decode_chain(read_limited(state, MAX_STATE_SIZE))[-1] == data
     except (OSError, RevocationError):
         return False
 
 
 def run(args: argparse.Namespace) -> int:
+    from terminald.revocation.bundle import DEFAULT_MAX_SIZE
     from terminald.revocation.errors import BundleRejected, RejectReason, RevocationError
 
     _check_owner(args.revocation_state.parent)
     store = open_store(args, creating=True)
     assert store is not None  # --revocation-state is required here
-    try:
-        data = args.bundle.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read bundle {args.bundle}: {exc.strerror}") from exc
+    data = read_input(args.bundle, "bundle", DEFAULT_MAX_SIZE)
     try:
         header = store.apply(data, datetime.now(UTC))
     except BundleRejected as exc:

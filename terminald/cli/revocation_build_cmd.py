@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from terminald.cli.common import CliError
+from terminald.cli.common import CliError, read_input
 from terminald.cli.numeric_args import U64_MAX, integer, number
 from terminald.cli.trust import add_trust_argument
 
@@ -114,21 +114,23 @@ def _warn(message: str) -> None:
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    from terminald.files import MAX_CERT_FILE_SIZE, MAX_CRL_SIZE, MAX_KEY_FILE_SIZE
+
+    limits = {"CRL": MAX_CRL_SIZE, "issuer certificate": MAX_CERT_FILE_SIZE}
+    return read_input(path, what, limits.get(what, MAX_KEY_FILE_SIZE))
 
 
 def _certificate(path: Path) -> x509.Certificate:
     from cryptography import x509
+
+    from terminald.pki.anchors import DECODE_ERRORS
 
     raw = _read(path, "issuer certificate")
     try:
         if raw.lstrip().startswith(b"-----"):
             return x509.load_pem_x509_certificate(raw)
         return x509.load_der_x509_certificate(raw)
-    except ValueError as exc:
+    except DECODE_ERRORS as exc:
         raise CliError(f"{path}: not a PEM or DER certificate ({exc})") from exc
 
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.common import CliError, Groups, Subparsers, print_json, read_input
 from terminald.cli.numeric_args import U32_MAX, integer
 from terminald.cli.revocation_build_cmd import add_build
 
@@ -94,10 +94,11 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    from terminald.files import MAX_CERT_FILE_SIZE, MAX_KEY_FILE_SIZE
+    from terminald.revocation.bundle import DEFAULT_MAX_SIZE
+
+    limits = {"public key": MAX_KEY_FILE_SIZE, "certificate": MAX_CERT_FILE_SIZE}
+    return read_input(path, what, limits.get(what, DEFAULT_MAX_SIZE))
 
 
 def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -268,12 +269,14 @@ def _certificate_query(path: Path) -> tuple[bytes, int, tuple[bytes, ...]]:
     indirect CRL covers is answered here ("not covered"), as the terminal does."""
     from cryptography import x509
 
+    from terminald.pki.anchors import DECODE_ERRORS
     from terminald.pki.certificate import (
         INDIRECT_CRL_DETAIL,
         CertificateRejected,
         authority_key_id,
         crl_distribution_points,
         indirect_crl_only,
+        parse_certificate,
     )
 
     der = _certificate_der(path, _read(path, "certificate"))
@@ -286,10 +289,14 @@ def _certificate_query(path: Path) -> tuple[bytes, int, tuple[bytes, ...]]:
             "profile (JSON)"
         ) from None
     try:
+        # Every field decoded up front: a repeated or broken extension is one line.
+        parse_certificate(der)
         issuer = authority_key_id(cert)
         points = crl_distribution_points(cert)
         indirect = indirect_crl_only(cert)
-    except (ValueError, CertificateRejected) as exc:
+    except CertificateRejected as exc:
+        raise CliError(f"--cert {path}: not a usable certificate ({exc})") from exc
+    except DECODE_ERRORS as exc:
         raise CliError(f"--cert {path}: not a usable certificate ({exc})") from exc
     if issuer is None:
         raise CliError(f"--cert {path}: has no Authority Key Identifier key id")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from terminald.cli.common import CliError, Groups, Subparsers
+from terminald.cli.common import CliError, Groups, Subparsers, read_input
 from terminald.cli.numeric_args import U64_MAX, X509_INTEGER_MAX, integer, number
 
 if TYPE_CHECKING:
@@ -124,10 +124,9 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    from terminald.files import MAX_KEY_FILE_SIZE
+
+    return read_input(path, what, MAX_KEY_FILE_SIZE)  # certificates and keys: small
 
 
 def _load_ca(args: argparse.Namespace) -> tuple[x509.Certificate, CaKey]:

@@ -37,3 +37,5 @@ def load_trust(paths: list[Path] | None) -> TrustStore:
         return TrustStore.from_paths(paths)
     except TrustAnchorError as exc:
         raise CliError(f"trust anchors: {exc}") from exc
+    except OSError as exc:  # unreadable, a FIFO, too large (terminald.files)
+        raise CliError(f"trust anchors: {exc.filename}: {exc.strerror or exc}") from exc

@@ -176,6 +176,8 @@ def check_revocation(config: Config, env: Environment) -> Finding:
 def _read_revocation(config: Config, env: Environment) -> Finding | StoreStatus:
     """A finding when there is nothing to judge; else the status of a verified copy."""
     from terminald.config import revocation_store_config
+    from terminald.files import read_limited
+    from terminald.store.revocation_store import MAX_STATE_SIZE
 
     section = config.revocation
     try:
@@ -202,7 +204,7 @@ def _read_revocation(config: Config, env: Environment) -> Finding | StoreStatus:
     bad: Status = "fail" if section.required else "warn"
     path = section.state_path
     try:
-        data = path.read_bytes()
+        data = read_limited(path, MAX_STATE_SIZE)  # hook (robust-input): no FIFO, no 3 GiB
     except FileNotFoundError:
         consequence = "every card is refused" if section.required else "verdicts say so"
         return Finding(

@@ -1,7 +1,9 @@
 """What a configuration turns into at run time: everything but the hardware.
 
-Built at start and again on SIGHUP. Building reads every file the configuration
-names (trust anchors, back-office keys, the revocation store, the enrolled cards);
+Built at start, again on SIGHUP, and by ``terminald check-config``: one validation for
+all three, so a file check-config passes is one the daemon starts with. Building reads
+every file the configuration names (trust anchors, back-office keys, the revocation
+store's keys, the enrolled cards) and checks the state directories;
 any problem raises ConfigError with one message per problem, and the daemon keeps
 the runtime it had.
 """
@@ -10,7 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from terminald.config import Config, ConfigError, revocation_store_config, trust_store
+from terminald.config import (
+    Config,
+    ConfigError,
+    check_directories,
+    revocation_store_config,
+    trust_store,
+)
 from terminald.core.access import AccessPolicy, AnyCard
 from terminald.core.auth import Authenticator
 from terminald.core.door import DoorSettings
@@ -48,6 +56,7 @@ def build_runtime(
     reader_supports_extended: bool,
     trusted_time: TrustedTimeFile | None = None,
     previous: Runtime | None = None,
+    check_only: bool = False,
 ) -> Runtime:
     """Each runtime starts with an empty certificate cache: a reload may have removed
     a trust anchor, and a cached certificate must not outlive the root that vouched
@@ -56,9 +65,12 @@ def build_runtime(
 
     The revocation store of ``previous`` (the running runtime, on a reload) is kept
     when its configuration did not change: it follows its file by itself (live pickup),
-    and loading a large set again would only cost time."""
+    and loading a large set again would only cost time. ``check_only`` (check-config)
+    validates the store's configuration but opens no store: opening one clears a
+    writer's stray temporaries and raises the rollback mark, which only the daemon and
+    installers may do."""
 
-    errors: list[str] = []
+    errors = check_directories(config)
     trust = None
     try:
         trust = trust_store(config)
@@ -70,6 +82,8 @@ def build_runtime(
         running = previous.revocation if previous is not None else None
         if store_config is not None and running is not None and running.config == store_config:
             revocation = running
+        elif check_only:
+            revocation = None
         else:
             revocation = RevocationStore(store_config) if store_config else None
     except ConfigError as exc:

@@ -15,10 +15,25 @@ from importlib import resources
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from terminald.files import MAX_CERT_FILE_SIZE, read_limited
+
 ANCHOR_SUFFIXES = (".pem", ".crt", ".cer", ".der")
+# What cryptography raises for bytes it cannot decode (it decodes each field lazily, on
+# first use). On a card's certificate any of these is "malformed"; in an anchor file,
+# "not a usable anchor". Never an exception out of the checks.
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    # A name attribute re-tagged as a BIT STRING (outside x500UniqueIdentifier) makes
+    # cryptography's NameAttribute raise TypeError while decoding (found by scripts/fuzz).
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
 
 
 class TrustAnchorError(ValueError):
@@ -51,6 +66,13 @@ class TrustAnchor:
 
 
 def _check_anchor(cert: x509.Certificate, source: str) -> TrustAnchor:
+    try:
+        return _checked_anchor(cert, source)
+    except DECODE_ERRORS as exc:
+        raise TrustAnchorError(f"{source}: undecodable certificate ({exc})") from exc
+
+
+def _checked_anchor(cert: x509.Certificate, source: str) -> TrustAnchor:
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
         raise TrustAnchorError(f"{source}: not an RSA key")
@@ -78,7 +100,7 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
+    except DECODE_ERRORS as exc:
         raise TrustAnchorError(f"{source}: not a certificate ({exc})") from exc
 
 
@@ -105,7 +127,8 @@ class TrustStore:
                     f"{path}: no certificate files ({', '.join(ANCHOR_SUFFIXES)})"
                 )
             for file in files:
-                for cert in load_certificates(file.read_bytes(), str(file)):
+                data = read_limited(file, MAX_CERT_FILE_SIZE)
+                for cert in load_certificates(data, str(file)):
                     anchors.append(_check_anchor(cert, str(file)))
         return cls(anchors)
 

@@ -12,12 +12,12 @@ from datetime import datetime
 from enum import Enum
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from terminald.pki.anchors import TrustAnchor, TrustStore
+from terminald.pki.anchors import DECODE_ERRORS, TrustAnchor, TrustStore
 
 # 利用者証明用 certificate policy (jpki-card.md §5.1).
 JPKI_USER_AUTH_POLICY = x509.ObjectIdentifier("1.2.392.200149.8.5.1.3.30")
@@ -101,14 +101,43 @@ class VerifiedCertificate:
             )
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
 def parse_certificate(der: bytes) -> x509.Certificate:
+    """Parse and decode every field the checks read; raises MALFORMED otherwise.
+
+    cryptography decodes names, extensions and the key lazily, on first use: decoding
+    them here turns a broken AKI, CRLDP, name or key (or a repeated extension) into
+    "malformed" at once rather than an exception in a later check.
+    """
+
+    def malformed(what: str, exc: Exception) -> CertificateRejected:
+        return CertificateRejected(CertProblem.MALFORMED, f"{what} ({_first_line(exc)})")
+
     try:
         cert = x509.load_der_x509_certificate(der)
-        # Extensions are parsed lazily: decode them now, so an undecodable one (a broken
-        # AKI or CRLDP) is "malformed" here rather than an exception in a later check.
-        _ = cert.extensions
-    except ValueError as exc:
-        raise CertificateRejected(CertProblem.MALFORMED, str(exc)) from exc
+    except DECODE_ERRORS as exc:
+        raise malformed("not a DER certificate", exc) from exc
+    try:
+        _ = [extension.value for extension in cert.extensions]
+    except x509.DuplicateExtension as exc:
+        raise CertificateRejected(
+            CertProblem.MALFORMED, f"repeated certificate extension {exc.oid.dotted_string}"
+        ) from exc
+    except DECODE_ERRORS as exc:
+        raise malformed("undecodable certificate extension", exc) from exc
+    try:
+        _ = (cert.issuer, cert.subject, cert.serial_number, cert.signature)
+        _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.tbs_certificate_bytes)
+    except DECODE_ERRORS as exc:
+        raise malformed("undecodable name, serial or validity", exc) from exc
+    try:
+        cert.public_key()
+    except DECODE_ERRORS as exc:
+        raise malformed("undecodable public key", exc) from exc
     return cert
 
 
@@ -121,7 +150,10 @@ def authority_key_id(cert: x509.Certificate) -> bytes | None:
 
 
 def _signature_verifies(cert: x509.Certificate, anchor: TrustAnchor) -> bool:
-    hash_algorithm = cert.signature_hash_algorithm
+    try:
+        hash_algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:  # an algorithm identifier no root of ours signs with
+        return False
     if not isinstance(hash_algorithm, _ACCEPTED_HASHES):
         return False
     try:
@@ -236,7 +268,20 @@ def find_issuer(cert: x509.Certificate, trust: TrustStore) -> TrustAnchor:
 
 
 def verify_certificate(der: bytes, trust: TrustStore, now: datetime) -> VerifiedCertificate:
-    """Chain, usage and time checks; raises :class:`CertificateRejected` with the first problem."""
+    """Chain, usage and time checks; raises :class:`CertificateRejected` with the first problem.
+
+    A card's certificate is untrusted input: whatever in it cannot be decoded, at any
+    step, is MALFORMED (the property test in tests/unit/test_certificate_fuzz.py holds it).
+    """
+    try:
+        return _verify(der, trust, now)
+    except DECODE_ERRORS as exc:
+        raise CertificateRejected(
+            CertProblem.MALFORMED, f"undecodable ({_first_line(exc)})"
+        ) from exc
+
+
+def _verify(der: bytes, trust: TrustStore, now: datetime) -> VerifiedCertificate:
     cert = parse_certificate(der)
     anchor = find_issuer(cert, trust)
     _check_usage(cert)

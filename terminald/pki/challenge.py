@@ -17,6 +17,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from terminald.pki.anchors import DECODE_ERRORS
+
 NONCE_LENGTH = 32
 DOMAIN = b"terminald/jpki-user-auth/v1"
 # DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1).
@@ -76,7 +78,7 @@ def evidence_valid(certificate_der: bytes, message: bytes, signature: bytes) -> 
     """Did the key of this certificate sign this challenge message? (Any parse error: no.)"""
     try:
         key = x509.load_der_x509_certificate(certificate_der).public_key()
-    except ValueError:
+    except DECODE_ERRORS:
         return False
     if not isinstance(key, rsa.RSAPublicKey):
         return False

@@ -20,13 +20,16 @@ list it had when a reload fails.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from terminald.core.access import EnrolledCard, EnrolledCards
+from terminald.files import MAX_ENROLLED_SIZE, read_limited
 
 MAX_LABEL = 64
+MAX_SERIAL_DIGITS = 49  # 2**160, RFC 5280's 20-byte serials, has 49 decimal digits
 MAX_KEY_ID = 64  # bytes; J-LIS roots' key ids are 20 (SHA-1, RFC 5280 method 1)
 _KEYS = ("serial", "issuer", "label")
 ISSUER_HINT = (
@@ -59,11 +62,20 @@ def parse_issuer(raw: object) -> bytes:
     return key_id
 
 
+def _keys(names: list[str]) -> str:
+    # Quoted when not plain: a key with a newline must not break the one-line message.
+    return ", ".join(n if n.isidentifier() else json.dumps(n) for n in names)
+
+
 def _where(index: int, entry: dict[str, Any], key: str = "") -> str:
     """``card[3].issuer (serial 4660, label 'desk')``: the entry as the operator finds it."""
     known = []
-    if isinstance(entry.get("serial"), str | int):
-        known.append(f"serial {str(entry['serial'])[:40]}")
+    serial = entry.get("serial")
+    if isinstance(serial, int):
+        known.append(f"serial {serial}")
+    elif isinstance(serial, str):
+        shown = serial[:40]
+        known.append(f"serial {shown}" if shown.isprintable() else f"serial {shown!r}")
     if isinstance(entry.get("label"), str):
         known.append(f"label {entry['label'][:40]!r}")
     return f"card[{index}]{'.' + key if key else ''}" + (f" ({', '.join(known)})" if known else "")
@@ -73,7 +85,7 @@ def parse_enrolled(data: dict[str, Any], path: Path) -> EnrolledCards:
     problems: list[str] = []
     unknown = [k for k in data if k != "card"]
     if unknown:
-        problems.append(f"unknown key(s) {', '.join(unknown)} (only [[card]] entries)")
+        problems.append(f"unknown key(s) {_keys(unknown)} (only [[card]] entries)")
     entries = data.get("card", [])
     if not isinstance(entries, list):
         raise EnrolledFileError(path, ["card: must be an array of tables ([[card]])"])
@@ -86,13 +98,20 @@ def parse_enrolled(data: dict[str, Any], path: Path) -> EnrolledCards:
             continue
         extra = [k for k in entry if k not in _KEYS]
         if extra:
-            problems.append(f"{_where(index, entry)}: unknown key(s) {', '.join(extra)}")
+            problems.append(f"{_where(index, entry)}: unknown key(s) {_keys(extra)}")
         serial = entry.get("serial")
-        if isinstance(serial, str) and serial.isdigit():
-            serial = int(serial)  # a string keeps serials beyond TOML's 64-bit integers
+        shown = repr(serial)[:60]
+        too_big = False
+        if isinstance(serial, str) and serial.isascii() and serial.isdigit():
+            # A string keeps serials beyond TOML's 64-bit integers; ASCII digits only
+            # (int() would take "١٢" too), and never more than a 20-byte serial's.
+            too_big = len(serial) > MAX_SERIAL_DIGITS or int(serial) >= 2**160
+            serial = None if too_big else int(serial)
         if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+            limit = " below 2**160 (RFC 5280: at most 20 bytes)" if too_big else ""
             problems.append(
-                f"{_where(index, entry, 'serial')}: must be a non-negative integer, got {serial!r}"
+                f"{_where(index, entry, 'serial')}: must be a non-negative integer{limit}, "
+                f"got {shown}"
             )
             continue
         if "issuer" not in entry:
@@ -129,10 +148,11 @@ def parse_enrolled(data: dict[str, Any], path: Path) -> EnrolledCards:
 
 def load_enrolled(path: Path) -> EnrolledCards:
     try:
-        with path.open("rb") as file:
-            data = tomllib.load(file)
+        data = tomllib.loads(read_limited(path, MAX_ENROLLED_SIZE).decode())
     except OSError as exc:
         raise EnrolledFileError(path, [f"cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise EnrolledFileError(path, [f"not UTF-8 text (byte {exc.start})"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise EnrolledFileError(path, [f"not valid TOML: {exc}"]) from exc
     return parse_enrolled(data, path)

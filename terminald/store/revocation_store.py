@@ -25,6 +25,7 @@ from datetime import datetime
 
 from terminald.core.revocation_check import RevocationCheck, RevocationState, RevocationVerdict
 from terminald.core.trusted_time import SignedTime
+from terminald.files import read_limited
 from terminald.revocation.acceptance import Installed, check_acceptable
 from terminald.revocation.bundle import BundleHeader, BundleKind, open_bundle
 from terminald.revocation.chain import (
@@ -213,9 +214,12 @@ class RevocationStore:
 
     def reload(self) -> None:
         """(Re)read the state file. On any problem: no data, fail closed, say why."""
+        path = self._config.state_path
         with self._lock:
-            for stray in remove_stale_temporaries(self._config.state_path):
-                log.warning("removed %s left by an interrupted write", stray)
+            if path.parent.is_dir():  # under the writers' lock: never an install in progress
+                with directory_lock(path.parent):
+                    for stray in remove_stale_temporaries(path):
+                        log.warning("removed %s left by an interrupted write", stray)
             self._read_file()
 
     def _read_file(self) -> None:
@@ -386,7 +390,7 @@ class RevocationStore:
             return bundle.header
 
     def _current_chain(self, view: View) -> list[bytes]:
-        data = self._config.state_path.read_bytes()
+        data = read_limited(self._config.state_path, MAX_STATE_SIZE)
         if chain_digest(data) != view.digest:
             raise RevocationFormatError(
                 f"{self._config.state_path} changed since it was loaded; reload first"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from terminald.files import MAX_KEY_FILE_SIZE, read_limited
 from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW
 from terminald.revocation.bundle import DEFAULT_MAX_SIZE, BundleHeader
 from terminald.revocation.freshness import Freshness, FreshnessPolicy
@@ -31,7 +32,7 @@ def load_trusted_keys(paths: Iterable[Path]) -> TrustedKeys:
     """Trusted back-office public keys from PEM files (each may hold several keys)."""
     keys = []
     for path in paths:
-        keys += load_public_keys(path.read_bytes(), str(path))
+        keys += load_public_keys(read_limited(path, MAX_KEY_FILE_SIZE), str(path))
     return TrustedKeys(keys)
 
 

@@ -11,40 +11,30 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-FileIdentity = tuple[int, int, int, int]
+from terminald.files import FileIdentity, identity, read_with_identity
 
-
-def identity(info: os.stat_result) -> FileIdentity:
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+__all__ = ["FileIdentity", "current_identity", "identity", "read_state"]
 
 
 def current_identity(path: Path) -> FileIdentity | None:
     """The identity of ``path`` now, None when it does not exist or cannot be stat'ed."""
     try:
         return identity(os.stat(path))
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
         return None
 
 
 def read_state(path: Path, max_size: int) -> tuple[FileIdentity, bytes]:
-    """The file's identity and bytes, from one open.
+    """The file's identity and bytes, from one open (terminald.files.read_with_identity).
 
     Raises ``FileNotFoundError``, or ``OSError`` with a readable ``strerror`` for a
     file that is not a regular file (a FIFO would block the reader for ever) or is
     larger than ``max_size`` bytes (refused before it is read into memory).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(0, "not a regular file")
-        if info.st_size > max_size:
-            raise OSError(0, f"{info.st_size} bytes, more than the {max_size} allowed")
-        return identity(info), handle.read(max_size + 1)
+    return read_with_identity(path, max_size)
 
 
 @contextlib.contextmanager

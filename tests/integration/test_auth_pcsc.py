@@ -8,6 +8,8 @@ transaction per tap.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -26,6 +28,7 @@ from terminald.sim.card import VirtualJpkiCard
 from terminald.sim.pcscd import READER_0, Pcscd, wait_for_card_state
 from terminald.sim.testpki import TestPkiManifest
 from terminald.sim.vpcd import VpcdCard
+from terminald.sim.vpcd import _recv_exact as recv_exact
 
 pytestmark = pytest.mark.pcscd
 
@@ -421,3 +424,78 @@ def test_cli_refuses_a_revocation_store_without_a_key(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--backoffice-key" in done.stderr
+
+
+# -- the tool behaves as a user expects (issue 9 §6) ------------------------------------
+
+
+def run_auth(terminal: Terminal, *args: str, pin: str = "") -> subprocess.CompletedProcess[str]:
+    terminal.reader.close()  # the CLI is its own PC/SC client
+    return subprocess.run(
+        [sys.executable, "-m", "terminald", "auth", "--trust", str(terminal.pki.trust_dir), *args],
+        input=pin + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,  # a guard against a hang, not a timing assertion
+    )
+
+
+def test_auth_json_names_the_reader_it_used(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard]
+) -> None:
+    insert(terminal.card("expired"))
+    out = run_auth(terminal, "--json", "--pin-stdin", "--wait", "10", "--reader", "Virtual")
+    assert out.returncode == 1, out.stderr
+    verdict = json.loads(out.stdout)
+    assert (verdict["verdict"], verdict["reader"]) == ("cert_expired", READER_0)
+
+
+def test_auth_with_a_missing_reader_lists_the_readers_present(
+    terminal: Terminal, insert: Callable[[VirtualJpkiCard], VpcdCard]
+) -> None:
+    out = run_auth(terminal, "--json", "--reader", "ACS ACR1252", "--wait", "10")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert "--reader 'ACS ACR1252': no such reader; readers present: " in out.stderr
+    assert repr(READER_0) in out.stderr and "Traceback" not in out.stderr
+
+
+class MuteCard(VpcdCard):
+    """In the field and powered, answers its ATR, and never answers an APDU: a card that
+    stops talking mid-transaction (a flaky contactless link, a broken chip)."""
+
+    def _serve(self, sock: socket.socket) -> None:
+        while True:
+            (length,) = struct.unpack(">H", recv_exact(sock, 2))
+            message = recv_exact(sock, length)
+            if len(message) == 1:
+                self._control(sock, self.card, message[0])
+            # an APDU: no answer, ever
+
+
+def test_auth_gives_up_on_a_card_that_never_answers_and_lets_it_go(
+    terminal: Terminal, pcscd: Pcscd
+) -> None:
+    mute = MuteCard(terminal.card("card-001"), port=35963)
+    mute.start()
+    try:
+        assert wait_for_card_state(READER_0, True, 10)
+        out = run_auth(terminal, "--json", "--pin-stdin", "--wait", "10", "--timeout", "2")
+        assert out.returncode == 1, out.stderr
+        verdict = json.loads(out.stdout)  # still exactly one JSON object
+        assert verdict["verdict"] == "card_error"
+        assert "did not answer within 2 s" in verdict["detail"]
+        assert verdict["reader"] == READER_0
+        assert "Traceback" not in out.stderr
+    finally:
+        mute.stop()
+    # The CLI's hold ended with it: the next card on the same reader is served. pcscd
+    # first fails the APDU it was still waiting on and cleans up the exited client,
+    # which takes a while on a loaded machine: a generous guard, not a timing claim.
+    assert wait_for_card_state(READER_0, False, 30)
+    card = terminal.card("card-002")
+    with VpcdCard(card, port=35963):
+        assert wait_for_card_state(READER_0, True, 60), "pcscd never saw the next card"
+        tx = terminal.tap(terminal.pin("card-002"))
+        assert tx.result.reason is Reason.OK, tx.result
+        assert wait_unpowered(card)

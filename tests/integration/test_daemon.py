@@ -313,3 +313,58 @@ def test_the_relay_is_released_when_the_loop_dies(
     assert not gate.thread.is_alive()
     assert not gate.mock.relay_energised()
     assert gate.daemon.hardware.closed
+
+
+@pytest.mark.parametrize("change", ["repeated", "aki", "crldp"])
+def test_an_undecodable_certificate_is_cert_malformed_and_the_terminal_goes_on(
+    gate: GateRig, change: str
+) -> None:
+    """The issue's cards (a repeated extension, an undecodable AKI or CRLDP) were
+    "card_error: internal error"; they are cert_malformed, before any PIN."""
+    import dataclasses
+
+    from terminald.sim.card import VirtualJpkiCard
+    from tests.unit.test_certificate_fuzz import broken_certificate
+
+    profile = gate.pki.load_profile("card-001")
+    der = broken_certificate(profile.auth_cert, change)
+    card = gate.tap_card(VirtualJpkiCard(dataclasses.replace(profile, auth_cert=der)))
+    assert gate.verdict() is Reason.CERT_MALFORMED
+    gate.wait_until(lambda: not card.powered)
+    assert verifies(card.commands()) == 0
+    assert gate.relay_energised_levels() == [False]
+    gate.tap("card-001")  # swapped in: the next card is served as ever
+    gate.wait_state("pin_entry")
+
+
+def test_sighup_refuses_what_check_config_refuses_naming_the_key(
+    gate: GateRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP runs the validation start-up and check-config run: a NUL byte in a path,
+    an empty terminal.id, a FIFO as the trust anchors (which used to block the loop) are
+    refused with their key, and the running configuration stays."""
+    import os
+
+    path = gate.daemon.config.source
+    assert path is not None
+    good = path.read_text()
+    fifo = path.parent / "anchors.fifo"
+    os.mkfifo(fifo)
+    caplog.set_level(logging.INFO)
+    for bad, key in (
+        (good.replace('id = "test-gate"', 'id = ""'), "terminal.id"),
+        (
+            good.replace("[revocation]", '[revocation]\nstate_path = "st\\u0000ate"'),
+            "revocation.state_path",
+        ),
+        (good.replace(str(gate.pki.trust_dir), str(fifo)), "trust.anchors[0]"),
+    ):
+        caplog.clear()
+        path.write_text(bad)
+        assert not gate.daemon.reload(), key
+        refused = [r.getMessage() for r in caplog.records if "reload_refused" in r.getMessage()]
+        assert any(key in message for message in refused), (key, refused)
+        assert gate.daemon.config.terminal.id == "test-gate"
+    path.write_text(good)
+    gate.tap("card-001")
+    gate.wait_state("pin_entry")  # still serving cards under the good configuration

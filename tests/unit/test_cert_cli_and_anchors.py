@@ -37,7 +37,10 @@ def test_jlis_root_serial_and_key_id(
     )
     code, out, _ = show(capsys, str(source))
     serial, key_id = expected
-    assert code == 0
+    # An anchor valid now exits 0; the 2015 root (expired 2025) exits 1 and says so.
+    valid_now = "(NOT valid now)" not in out
+    assert code == (0 if valid_now else 1)
+    assert ("verdict:         ok" in out) == valid_now
     assert f"serial:          {serial} " in out
     assert key_id in out
     assert "anchor" in out
@@ -50,20 +53,25 @@ def test_user_certificate_chain_status(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], test_pki: TestPkiManifest
 ) -> None:
     trust = str(test_pki.trust_dir)
-    for card, chain in (
-        ("card-001", "chains"),
-        ("forged-issuer", "cert_signature_invalid"),
-        ("unknown-issuer", "unknown_issuer"),
+    for card, chain, verdict, exit_code in (
+        ("card-001", "chains", "ok", 0),
+        ("forged-issuer", "cert_signature_invalid", "cert_signature_invalid", 1),
+        ("unknown-issuer", "unknown_issuer", "unknown_issuer", 1),
+        ("expired", "chains", "cert_expired", 1),
+        ("not-yet-valid", "chains", "cert_not_yet_valid", 1),
+        ("wrong-usage", "chains", "cert_wrong_usage", 1),
     ):
         der = tmp_path / f"{card}.der"
         der.write_bytes(test_pki.load_profile(card).auth_cert)
         code, out, _ = show(capsys, str(der), "--trust", trust, "--json")
         info = json.loads(out)
-        assert code == 0 and info["chain"] == chain, (card, info)
+        assert (code, info["chain"], info["verdict"]) == (exit_code, chain, verdict), info
         assert info["serial"] == test_pki.card(card).serial
-    # Against the production roots, a test card chains to nothing.
+        code, out, _ = show(capsys, str(der), "--trust", trust)
+        assert code == exit_code and f"verdict:         {verdict}" in out
+    # Against the production roots, a test card chains to nothing: untrusted, exit 1.
     code, out, _ = show(capsys, str(tmp_path / "card-001.der"), "--json")
-    assert json.loads(out)["chain"] == "unknown_issuer"
+    assert code == 1 and json.loads(out)["chain"] == "unknown_issuer"
 
 
 @pytest.mark.parametrize(
@@ -131,3 +139,21 @@ def test_cert_show_prints_the_pair_to_enrol_for_twins_alike(
     root = test_pki.directory / test_pki.root("test-gen3").cert
     code, out, _ = show(capsys, str(root), "--trust", str(test_pki.trust_dir))
     assert code == 0 and "enrol as" not in out
+
+
+def test_cert_show_with_a_fifo_or_a_fifo_anchor_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], test_pki: TestPkiManifest
+) -> None:
+    import os
+
+    fifo = tmp_path / "card.der"
+    os.mkfifo(fifo)  # nobody writes: reading it would block for ever
+    code, out, err = show(capsys, str(fifo))
+    assert (code, out) == (2, "") and "FIFO" in err and err.count("\n") == 1
+    der = tmp_path / "good.der"
+    der.write_bytes(test_pki.load_profile("card-001").auth_cert)
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    os.mkfifo(anchors / "root.pem")
+    code, out, err = show(capsys, str(der), "--trust", str(anchors))
+    assert (code, out) == (2, "") and "FIFO" in err and err.count("\n") == 1, err

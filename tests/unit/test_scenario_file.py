@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from terminald.cli import main
-from terminald.config import config_from_dict
+from terminald.config import ConfigError, config_from_dict
 from terminald.sim.scenario import ScenarioSandboxError, run_scenario, toml_text
 from terminald.sim.scenario_file import (
     ScenarioError,
@@ -183,7 +183,11 @@ def test_the_merged_configuration_is_written_as_toml_the_daemon_reads() -> None:
     }
     text = toml_text(config)
     assert tomllib.loads(text) == config
-    config_from_dict(tomllib.loads(text))
+    # A control character names no PC/SC reader: the daemon says so, naming the key.
+    with pytest.raises(ConfigError, match=r"card\.reader: must be printable"):
+        config_from_dict(tomllib.loads(text))
+    config["card"]["reader"] = 'odd "name" \\'
+    config_from_dict(tomllib.loads(toml_text(config)))
 
 
 def test_every_scenario_in_the_tree_is_a_good_file(test_pki: TestPkiManifest) -> None:
