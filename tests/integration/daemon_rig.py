@@ -26,7 +26,7 @@ from terminald.sim.card import VirtualJpkiCard
 from terminald.sim.pcscd import READER_0, wait_for_card_state
 from terminald.sim.profile import CardProfile
 from terminald.sim.testpki import TestPkiManifest
-from terminald.sim.vpcd import VpcdCard
+from terminald.sim.vpcd import SWAP_GAP, VpcdCard
 
 KEY_HOLD_S = 0.06  # the keypad's debounce is 20 ms at a 5 ms scan (hw/boards/rpi4.toml)
 KEY_ACK_S = 2.0  # a pressed key reaches the daemon within one debounce; this is a bound
@@ -130,8 +130,12 @@ class GateRig:
         if self.slot is None:
             self.slot = VpcdCard(card, realtime=self.realtime)
             self.slot.start()
-        else:
+        elif self.slot.inserted:
             self.slot.swap(card)
+        else:  # taken off by remove(): put it back, after a gap pcscd cannot miss
+            self.slot.swap(card)
+            time.sleep(SWAP_GAP)
+            self.slot.insert()
         assert wait_for_card_state(READER_0, True, 10), "pcscd never saw the card"
         return card
 
