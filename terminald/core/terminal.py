@@ -325,8 +325,8 @@ class Terminal:
     def _keeps_early_keys(self) -> bool:
         """A card lies on the reader and its PIN prompt has not come yet: its checks run,
         or it was put down while the previous card's call was finishing."""
-        if not self._card_present:
-            return False
+        if not self._card_present or self.mode is not Mode.NORMAL or self.door.grants_blocked:
+            return False  # no PIN will be asked for: say so now
         return self._arrival_pending or (self.state is State.CHECKING and not self._left_during_job)
 
     def _key(self, key: str, now: float) -> list[Command]:

@@ -173,6 +173,12 @@ def test_a_mode_change_while_checking_drops_the_early_keys() -> None:
     assert reason_of(out) is Reason.LOCKDOWN
 
 
+def test_keys_while_checking_in_lockdown_are_refused_at_once() -> None:
+    t = checking()
+    t.handle(ModeSet(Mode.LOCKDOWN), 0.6)
+    assert keys(t, "12") == [PlayBeep(ERROR_BEEP)] * 2 and t.pin_digits_entered == 0
+
+
 def test_a_card_pulled_while_checking_takes_its_early_pin_with_it() -> None:
     t = checking()
     keys(t, "1234#")
