@@ -145,11 +145,7 @@ class GateRig:
         assert wait_for_card_state(READER_0, False, 10)
 
     def type(self, keys: str) -> None:
-        for key in keys:
-            self.mock.press(key)
-            time.sleep(KEY_HOLD_S)
-            self.mock.release(key)
-            time.sleep(KEY_HOLD_S)
+        self.type_paced(keys, per_key_s=2 * KEY_HOLD_S)
 
     def type_paced(self, keys: str, per_key_s: float = 0.05) -> None:
         """Type as fast as a hand could: ``per_key_s`` a key, half down and half up. A
