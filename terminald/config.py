@@ -134,6 +134,9 @@ class DoorSection:
     contact: bool = False
     rex: bool = False
     tamper: bool = False
+    # While the tamper alarm is up (enclosure open), refuse every card: someone may be
+    # at the wiring. REX still opens.
+    tamper_blocks_grants: bool = True
 
 
 @dataclass(frozen=True)
@@ -426,6 +429,7 @@ def config_from_dict(
         s.boolean("contact", False),
         s.boolean("rex", False),
         s.boolean("tamper", False),
+        s.boolean("tamper_blocks_grants", True),
     )
     s.finish()
 

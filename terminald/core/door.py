@@ -11,7 +11,8 @@ authorised, when a door has been held open too long, and when to relock early.
   for the end of the pulse, so a door cannot be reopened on the same grant.
 * REX releases the lock in every mode, lockdown included: egress is a life-safety
   function, lockdown is about who gets in.
-* Tamper raises an alarm while the enclosure is open.
+* Tamper raises an alarm while the enclosure is open; with ``tamper_blocks_grants``
+  no card is admitted until it closes (someone may be at the wiring). REX still works.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class DoorSettings:
     contact_wired: bool = True
     rex_wired: bool = True
     tamper_wired: bool = True
+    tamper_blocks_grants: bool = True
 
 
 class DoorSupervisor:
@@ -81,6 +83,11 @@ class DoorSupervisor:
         if not self.settings.tamper_wired:
             commands += self._alarm(Alarm.TAMPER, False)
         return commands
+
+    @property
+    def grants_blocked(self) -> bool:
+        """The enclosure is open and the configuration refuses grants meanwhile."""
+        return self.settings.tamper_blocks_grants and Alarm.TAMPER in self.alarms
 
     def hold(self, held: bool) -> None:
         """Emergency open on (lock held released) or off."""

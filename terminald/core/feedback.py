@@ -6,12 +6,18 @@ refusal, the light says which family (amber blink = something about the PIN the
 holder can act on, red steady = the certificate or its status, red blink = the card
 or the terminal), and the beeps are a code: one long beep, then N short ones, N
 fixed per reason. The reason code itself always goes to the log.
+
+Outside a verdict: a key that is ignored gives the error beep; a key pressed after a
+verdict while the card still lies on the reader gives the "remove the card" pattern;
+and a door alarm (forced open, held open, tamper) shows its own light while the
+terminal rests and repeats its beeps until it clears.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from terminald.core.door import Alarm
 from terminald.core.hardware import BeepPattern, Color, LightPattern, LightStep
 from terminald.core.reasons import Reason
 
@@ -78,3 +84,58 @@ EMERGENCY_LIGHT = LightPattern.blink(Color.GREEN, 500, 500)
 KEY_BEEP = BeepPattern.of((40, 0))
 ERROR_BEEP = BeepPattern.of((120, 60), (120, 0))
 PROMPT_BEEP = BeepPattern.of((60, 60), (60, 0))
+
+# A key after the verdict with the card still on: amber double blink, three even beeps
+# (no verdict or prompt sounds like it), shown for REMOVE_CARD_MS, then the resting light.
+REMOVE_CARD_LIGHT = LightPattern(
+    (
+        LightStep(Color.AMBER, 100),
+        LightStep(Color.OFF, 100),
+        LightStep(Color.AMBER, 100),
+        LightStep(Color.OFF, 500),
+    ),
+    repeat=True,
+)
+REMOVE_CARD_BEEP = BeepPattern.of((200, 100), (200, 100), (200, 0))
+REMOVE_CARD_MS = 1600
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmFeedback:
+    """While an alarm is up: its light (when no card transaction needs the light) and
+    its beeps, played again every ``every_ms`` until it clears."""
+
+    light: LightPattern
+    beeps: BeepPattern
+    every_ms: int
+
+
+ALARM_FEEDBACK: dict[Alarm, AlarmFeedback] = {
+    # Someone is in who should not be: the loudest and most urgent.
+    Alarm.FORCED_OPEN: AlarmFeedback(
+        LightPattern((LightStep(Color.RED, 100), LightStep(Color.AMBER, 100)), repeat=True),
+        BeepPattern.of((250, 100), (250, 100), (250, 100), (250, 0)),
+        2000,
+    ),
+    Alarm.TAMPER: AlarmFeedback(
+        LightPattern(
+            (
+                LightStep(Color.RED, 100),
+                LightStep(Color.OFF, 100),
+                LightStep(Color.RED, 100),
+                LightStep(Color.OFF, 700),
+            ),
+            repeat=True,
+        ),
+        BeepPattern.of((150, 150), (150, 150), (150, 0)),
+        2000,
+    ),
+    # A door propped open: a reminder, not a siren.
+    Alarm.HELD_OPEN: AlarmFeedback(
+        LightPattern((LightStep(Color.AMBER, 500), LightStep(Color.RED, 500)), repeat=True),
+        BeepPattern.of((600, 0)),
+        4000,
+    ),
+}
+# When several are up, the first of these is shown and heard.
+ALARM_PRIORITY = (Alarm.FORCED_OPEN, Alarm.TAMPER, Alarm.HELD_OPEN)

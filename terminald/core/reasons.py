@@ -40,6 +40,8 @@ class Reason(Enum):
     SIGNATURE_INVALID = "signature_invalid"
     # the terminal's policy (appended: feedback codes follow declaration order)
     NOT_ENROLLED = "not_enrolled"
+    # the terminal's enclosure is open ([door] tamper_blocks_grants)
+    TAMPER = "tamper"
 
     @property
     def granted(self) -> bool:
@@ -76,4 +78,5 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.EMERGENCY_OPEN: "emergency open: the door is held open",
     Reason.SIGNATURE_INVALID: "the card's signature does not verify",
     Reason.NOT_ENROLLED: "this card is not enrolled at this terminal",
+    Reason.TAMPER: "the terminal's enclosure is open: no one is admitted until it is closed",
 }

@@ -10,6 +10,16 @@ Flow: idle → checking → PIN entry (a beep per key, masked, ``*`` clears, ``#
 submits, timeout, card removal aborts) → verifying → verdict → idle. Modes:
 normal; lockdown (no card admits anyone; REX still works); emergency open (the
 relay held released, no checks).
+
+Keys and time (no try is ever spent because of when a key came):
+
+* Keys typed after the tap, while the card is checked, are taken exactly as in PIN
+  entry (same beeps: a fifth digit or a short ``#`` is refused at once, ``*`` clears)
+  and kept; they are used when the prompt comes, and a ``#`` typed early then submits.
+  A refusal drops them unsent; so does the card leaving. They belong to the card on
+  the reader: keys typed with no card, or before a card's tap, are not kept.
+* Every key that is not taken gives the error beep, in every state; after a verdict
+  with the card still on the reader a key says "remove the card" instead.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from terminald.core.alarms import AlarmSounder
 from terminald.core.auth import AuthResult, CardIdentity
 from terminald.core.commands import (
     Command,
@@ -37,16 +48,18 @@ from terminald.core.feedback import (
     EMERGENCY_LIGHT,
     ERROR_BEEP,
     IDLE_LIGHT,
-    KEY_BEEP,
     LOCKDOWN_LIGHT,
     PIN_PROMPT_LIGHT,
     PROMPT_BEEP,
+    REMOVE_CARD_BEEP,
+    REMOVE_CARD_LIGHT,
+    REMOVE_CARD_MS,
     feedback_for,
 )
 from terminald.core.hardware import InputChanged, KeyPressed, LightPattern
+from terminald.core.pin_entry import PIN_LENGTH as PIN_LENGTH  # re-exported for the demo screen
+from terminald.core.pin_entry import PinEntry
 from terminald.core.reasons import Reason
-
-PIN_LENGTH = 4  # the JPKI user-authentication PIN (jpki-card.md §3)
 
 
 class Mode(Enum):
@@ -118,7 +131,7 @@ class Terminal:
         self.door = DoorSupervisor(settings.door)
         self.state = State.IDLE
         self.mode = Mode.NORMAL
-        self._digits = ""
+        self._entry = PinEntry()  # typed in PIN entry, or early while the card is checked
         self._pin_deadline: float | None = None
         self._verdict_until: float | None = None
         self._card_present = False
@@ -128,6 +141,7 @@ class Terminal:
         self._arrival_pending = False
         self._identity: CardIdentity | None = None
         self._pending_mode = mode
+        self.sounder = AlarmSounder()
 
     def start(self, now: float) -> list[Command]:
         """Commands that put the hardware in the state of the initial mode."""
@@ -143,7 +157,7 @@ class Terminal:
         are no longer wired are cleared."""
         self.settings = settings
         self.door.settings = settings.door
-        return self.door.unwire()
+        return self._door_did(self.door.unwire(), None)
 
     def abort(self, detail: str, now: float) -> list[Command]:
         """The daemon failed to carry out a command: end any transaction with a card
@@ -155,18 +169,20 @@ class Terminal:
 
     @property
     def pin_digits_entered(self) -> int:
-        return len(self._digits)
+        return len(self._entry)
 
     # -- the one entry point --------------------------------------------------------------------
 
     def handle(self, event: Event, now: float) -> list[Command]:
         if isinstance(event, InputChanged):
-            return self.door.on_input(event, now)
+            return self._door_did(self.door.on_input(event, now), now)
         if isinstance(event, ModeSet):
             return self._set_mode(event.mode, now)
         if isinstance(event, CardArrived):
+            self._entry.clear()  # keys typed before this tap are not its PIN
             return self._card_arrived(now)
         if isinstance(event, CardLeft):
+            self._entry.clear()
             return self._card_left(now)
         if isinstance(event, ChecksDone):
             return self._checks_done(event.outcome, now)
@@ -179,13 +195,18 @@ class Terminal:
     def deadline(self) -> float | None:
         times = [
             t
-            for t in (self._pin_deadline, self._verdict_until, self.door.deadline())
+            for t in (
+                self._pin_deadline,
+                self._verdict_until,
+                self.door.deadline(),
+                self.sounder.deadline(),
+            )
             if t is not None
         ]
         return min(times) if times else None
 
     def tick(self, now: float) -> list[Command]:
-        commands = self.door.tick(now)
+        commands = self._door_did(self.door.tick(now), now) + self.sounder.tick(now)
         if (
             self.state is State.PIN_ENTRY
             and self._pin_deadline is not None
@@ -205,6 +226,9 @@ class Terminal:
     # -- modes --------------------------------------------------------------------------------
 
     def _resting_light(self) -> LightPattern:
+        alarm = self.sounder.feedback
+        if alarm is not None:  # an alarm outranks the mode's light until it clears
+            return alarm.light
         return {
             Mode.NORMAL: IDLE_LIGHT,
             Mode.LOCKDOWN: LOCKDOWN_LIGHT,
@@ -231,6 +255,21 @@ class Terminal:
             commands.append(ShowLight(self._resting_light()))
         return commands
 
+    # -- door alarms --------------------------------------------------------------------------
+
+    def _door_did(self, commands: list[Command], now: float | None) -> list[Command]:
+        """After the door supervisor acted: its alarms seen (when the light is free) and
+        heard, and a PIN entry ended when an open enclosure now refuses every grant."""
+        before = self.sounder.leading
+        # A reconfiguration (no ``now``) only clears alarms: nothing to schedule.
+        commands += self.sounder.update(self.door.alarms, 0.0 if now is None else now)
+        if self.sounder.leading is not before and self.state is State.IDLE:
+            commands.append(ShowLight(self._resting_light()))
+        if now is not None and self.state is State.PIN_ENTRY and self.door.grants_blocked:
+            # No PIN is sent when the answer can only be no.
+            commands += self._verdict(AuthResult(Reason.TAMPER, identity=self._identity), now)
+        return commands
+
     # -- the card -----------------------------------------------------------------------------
 
     def _card_arrived(self, now: float) -> list[Command]:
@@ -244,6 +283,8 @@ class Terminal:
         self._identity = None  # a verdict about this card must never name the previous one
         if self.mode is not Mode.NORMAL:
             return self._verdict(AuthResult(_MODE_REASONS[self.mode]), now, card_held=False)
+        if self.door.grants_blocked:
+            return self._verdict(AuthResult(Reason.TAMPER), now, card_held=False)
         self.state = State.CHECKING
         return [ShowLight(CHECKING_LIGHT), RunChecks()]
 
@@ -270,31 +311,47 @@ class Terminal:
             return self._verdict(
                 AuthResult(_MODE_REASONS[self.mode], identity=outcome.identity), now
             )
+        if self.door.grants_blocked:  # the enclosure was opened while the card was checked
+            return self._verdict(AuthResult(Reason.TAMPER, identity=outcome.identity), now)
         self.state = State.PIN_ENTRY
         self._identity = outcome.identity
-        self._digits = ""
+        if self._entry.submitted:  # the whole PIN and its ``#`` came while the card was checked
+            return self._submit()
         self._pin_deadline = now + self.settings.pin_timeout_s
         return [ShowLight(PIN_PROMPT_LIGHT), PlayBeep(PROMPT_BEEP)]
 
+    # -- keys -----------------------------------------------------------------------------------
+
+    def _keeps_early_keys(self) -> bool:
+        """A card lies on the reader and its PIN prompt has not come yet: its checks run,
+        or it was put down while the previous card's call was finishing."""
+        if not self._card_present or self.mode is not Mode.NORMAL or self.door.grants_blocked:
+            return False  # no PIN will be asked for: say so now
+        return self._arrival_pending or (self.state is State.CHECKING and not self._left_during_job)
+
     def _key(self, key: str, now: float) -> list[Command]:
-        if self.state is not State.PIN_ENTRY:
-            return []
-        self._pin_deadline = now + self.settings.pin_timeout_s
-        if key == "*":
-            self._digits = ""
-            return [PlayBeep(KEY_BEEP)]
-        if key == "#":
-            if len(self._digits) != PIN_LENGTH:
-                # Never send a short PIN: the card would count a wrong try.
-                return [PlayBeep(ERROR_BEEP)]
-            pin, self._digits = self._digits, ""
-            self.state = State.VERIFYING
-            self._pin_deadline = None
-            return [ShowLight(CHECKING_LIGHT), RunVerify(pin)]
-        if key.isdigit() and len(self._digits) < PIN_LENGTH:
-            self._digits += key
-            return [PlayBeep(KEY_BEEP)]
-        return [PlayBeep(ERROR_BEEP)]
+        if self.state is State.PIN_ENTRY:
+            self._pin_deadline = now + self.settings.pin_timeout_s
+            feedback, send = self._entry.press(key, early=False)
+            return self._submit() if send else feedback
+        if self._keeps_early_keys():
+            return self._entry.press(key, early=True)[0]
+        if self._card_present and self.state in (State.VERDICT, State.IDLE):
+            return self._remind_remove(now)
+        return [PlayBeep(ERROR_BEEP)]  # no card, or a PIN already being verified
+
+    def _submit(self) -> list[Command]:
+        self.state = State.VERIFYING
+        self._pin_deadline = None
+        return [ShowLight(CHECKING_LIGHT), RunVerify(self._entry.take())]
+
+    def _remind_remove(self, now: float) -> list[Command]:
+        """A key after the verdict, the card still on the reader: say "remove the card",
+        then the resting light (the verdict's hold is extended to that end)."""
+        self.state = State.VERDICT
+        until = now + REMOVE_CARD_MS / 1000
+        self._verdict_until = max(self._verdict_until or until, until)
+        return [ShowLight(REMOVE_CARD_LIGHT), PlayBeep(REMOVE_CARD_BEEP)]
 
     # -- the verdict ----------------------------------------------------------------------------
 
@@ -302,8 +359,11 @@ class Terminal:
         reason = result.reason
         if reason is Reason.OK and self.mode is not Mode.NORMAL:
             reason = _MODE_REASONS[self.mode]
+        elif reason is Reason.OK and self.door.grants_blocked:
+            reason = Reason.TAMPER
         self.state = State.VERDICT
-        self._digits = ""
+        if not self._arrival_pending:  # keys typed since the next card's tap are its own
+            self._entry.clear()
         self._pin_deadline = None
         self._verdict_until = now + self.settings.verdict_hold_s
         identity = result.identity or self._identity

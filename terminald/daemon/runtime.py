@@ -46,6 +46,7 @@ def terminal_settings(config: Config) -> TerminalSettings:
         contact_wired=config.door.contact,
         rex_wired=config.door.rex,
         tamper_wired=config.door.tamper,
+        tamper_blocks_grants=config.door.tamper_blocks_grants,
     )
     return TerminalSettings(pin_timeout_s=config.card.pin_timeout_s, door=door)
 

@@ -18,13 +18,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Self
 
 from terminald.backends.gpio_mock import MockGpioDriver
 from terminald.config import Config
 from terminald.core.commands import AlarmChanged, Record
-from terminald.core.hardware import DoorInput
+from terminald.core.hardware import DoorInput, KeyPressed
 from terminald.core.terminal import Mode, ModeSet
 from terminald.daemon.logfmt import LogfmtFormatter
 from terminald.daemon.main import open_daemon
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 # The keypad scanner needs a key down for debounce_ms (20 ms at a 5 ms scan on every
 # board in hw/boards) and up as long again: hold each for more than three times that.
 KEY_HOLD_S = 0.07
+KEY_ACK_S = 2.0  # a bound on how long a pressed key may wait for the scanner to read it
 CARD_WAIT_S = 10.0
 RETAP_AFTER_S = 4.0  # pcscd reports a tapped card within ~0.5 s
 
@@ -223,6 +225,7 @@ class SimRig:
         self._restore_logging: Callable[[], None] | None = None
         self._slot_lock = threading.Lock()
         self._removed_at = float("-inf")
+        self._keys_delivered = 0
 
     # -- life -----------------------------------------------------------------------------
 
@@ -251,6 +254,18 @@ class SimRig:
         self._thread.start()
         if not wait_until(lambda: daemon.monitor.beat > 0 and daemon.worker.alive, 10):
             raise RuntimeError("the daemon did not start its reader monitor and card worker")
+        if not daemon.ready.wait(10):
+            raise RuntimeError("the daemon did not start")
+        # Count the keys the scanner delivers (then post them, as the daemon would), so
+        # ``type`` can hold a key down until it was read.
+        daemon.hardware.keypad.set_handler(self._deliver_key)
+
+    def _delivered_since(self, count: int) -> bool:
+        return self._keys_delivered > count
+
+    def _deliver_key(self, event: KeyPressed) -> None:
+        self._keys_delivered += 1  # only the scanner thread writes it
+        self.the_daemon.post(event)
 
     def __enter__(self) -> Self:
         self.start()
@@ -348,7 +363,19 @@ class SimRig:
             raise RuntimeError("pcscd did not report the card removed")
 
     def type(self, keys: str, hold_s: float = KEY_HOLD_S) -> None:
-        type_keys(self.mock, keys, hold_s)
+        """Each key down for ``hold_s`` and until the keypad read it (a loaded machine's
+        scanner may run late: a lost key would make a scenario fail for nothing), then
+        up for ``hold_s``, twice that before the same key again (its release must
+        debounce first)."""
+        for index, key in enumerate(keys):
+            seen = self._keys_delivered
+            start = time.monotonic()
+            self.mock.press(key)
+            wait_until(partial(self._delivered_since, seen), KEY_ACK_S)
+            time.sleep(max(0.0, hold_s - (time.monotonic() - start)))
+            self.mock.release(key)
+            again = index + 1 < len(keys) and keys[index + 1] == key
+            time.sleep(2 * hold_s if again else hold_s)
 
     def set_input(self, which: DoorInput, active: bool) -> None:
         self.mock.set_input(which, active)

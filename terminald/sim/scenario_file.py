@@ -11,6 +11,7 @@ reading the file counts them.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ WITHIN_S = 15.0
 INTERVAL_MS = 150
 MIN_INTERVAL_MS = 140  # a key down and up, each over three keypad debounce periods
 MAX_WAIT_S = 3600.0
+_PIN_PLACEHOLDER = re.compile(r"\{pin:[^{}]*\}")  # a card's PIN, typed by `keys`
 KEYPAD_KEYS = frozenset("0123456789*#ABCD")
 _TOP = ("enrol", "config", "setup", "step")
 
@@ -299,8 +301,9 @@ def _action_value(
     if choices and value not in choices:
         problem(f"must be one of {', '.join(choices)}")
         return None
-    if action == "keys" and not set(value) <= KEYPAD_KEYS:
-        problem("must be keypad keys (0-9, *, #, and A-D on a 4x4 keypad)")
+    typed = "".join(_PIN_PLACEHOLDER.split(value)) if action == "keys" else ""
+    if action == "keys" and not set(typed) <= KEYPAD_KEYS:
+        problem("must be keypad keys (0-9, *, #, and A-D on a 4x4 keypad) or {pin:NAME}")
         return None
     return value
 

@@ -150,13 +150,9 @@ class Player:
         )
 
     def _keys(self, step: Step) -> tuple[bool, str]:
-        keys = str(step.value)
-        if self._awaiting_pin():  # keys pressed before the prompt would go nowhere
-            rig = self.rig
-            wait_until(
-                lambda: rig.the_daemon.snapshot().state == "pin_entry" or not self._awaiting_pin(),
-                CARD_WAIT_S,
-            )
+        keys = self.places.expand(str(step.value))
+        # At once, as a hand would: keys typed while the card is checked are kept for
+        # its prompt (docs/architecture.md, "People at the keypad").
         self.rig.type(keys, hold_s=step.interval_ms / 2000)
         state = self.rig.the_daemon.snapshot().state
         return True, f"typed {len(keys)} key(s) at {step.interval_ms} ms; terminal {state}"

@@ -8,6 +8,7 @@ type on the matrix keypad, flip the door inputs, and wait for the daemon's recor
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -17,16 +18,18 @@ from datetime import datetime
 from pathlib import Path
 
 from terminald.core.commands import AlarmChanged, Record
-from terminald.core.hardware import DoorInput
+from terminald.core.hardware import DoorInput, KeyPressed
 from terminald.core.reasons import Reason
 from terminald.daemon.main import open_daemon
 from terminald.daemon.service import Daemon, Stop
 from terminald.sim.card import VirtualJpkiCard
 from terminald.sim.pcscd import READER_0, wait_for_card_state
+from terminald.sim.profile import CardProfile
 from terminald.sim.testpki import TestPkiManifest
-from terminald.sim.vpcd import VpcdCard
+from terminald.sim.vpcd import SWAP_GAP, VpcdCard
 
 KEY_HOLD_S = 0.06  # the keypad's debounce is 20 ms at a 5 ms scan (hw/boards/rpi4.toml)
+KEY_ACK_S = 2.0  # a pressed key reaches the daemon within one debounce; this is a bound
 OPEN_MS = 300
 
 
@@ -92,6 +95,9 @@ class GateRig:
     records: queue.SimpleQueue[Record | AlarmChanged] = field(default_factory=queue.SimpleQueue)
     slot: VpcdCard | None = None
     thread: threading.Thread | None = None
+    realtime: bool = False  # the slot sleeps each card's timing model before answering
+    keys_delivered: int = 0
+    _counting_keys: bool = False
 
     def start(self) -> None:
         self.daemon.add_listener(self.records.put)
@@ -122,10 +128,14 @@ class GateRig:
 
     def tap_card(self, card: VirtualJpkiCard) -> VirtualJpkiCard:
         if self.slot is None:
-            self.slot = VpcdCard(card)
+            self.slot = VpcdCard(card, realtime=self.realtime)
             self.slot.start()
-        else:
+        elif self.slot.inserted:
             self.slot.swap(card)
+        else:  # taken off by remove(): put it back, after a gap pcscd cannot miss
+            self.slot.swap(card)
+            time.sleep(SWAP_GAP)
+            self.slot.insert()
         assert wait_for_card_state(READER_0, True, 10), "pcscd never saw the card"
         return card
 
@@ -135,11 +145,29 @@ class GateRig:
         assert wait_for_card_state(READER_0, False, 10)
 
     def type(self, keys: str) -> None:
-        for key in keys:
+        self.type_paced(keys, per_key_s=2 * KEY_HOLD_S)
+
+    def type_paced(self, keys: str, per_key_s: float = 0.05) -> None:
+        """Type as fast as a hand could: ``per_key_s`` a key, half down and half up. A
+        key stays down until the keypad delivered it (a loaded test machine may scan
+        late) and up for longer before the same key again (its release must debounce)."""
+        if not self._counting_keys:  # count deliveries on their way to the daemon's queue
+            self.daemon.hardware.keypad.set_handler(self._deliver_key)
+            self._counting_keys = True
+        half = per_key_s / 2
+        for index, key in enumerate(keys):
+            delivered = self.keys_delivered
+            start = time.monotonic()
             self.mock.press(key)
-            time.sleep(KEY_HOLD_S)
+            self.wait_until(lambda d=delivered: self.keys_delivered > d, KEY_ACK_S)
+            time.sleep(max(0.0, half - (time.monotonic() - start)))
             self.mock.release(key)
-            time.sleep(KEY_HOLD_S)
+            again = index + 1 < len(keys) and keys[index + 1] == key
+            time.sleep(half + (KEY_HOLD_S if again else 0.0))
+
+    def _deliver_key(self, event: KeyPressed) -> None:
+        self.keys_delivered += 1
+        self.daemon.post(event)
 
     def set_input(self, which: DoorInput, active: bool) -> None:
         self.mock.set_input(which, active)
@@ -192,6 +220,31 @@ class GateRig:
 
     def relay_pulses(self) -> list[float]:
         return self.mock.relay_pulses()
+
+    def pin_mark(self, pin: int) -> int:
+        return len(self.mock.pin(pin).states)
+
+    def rises(self, pin: int, since: int) -> int:
+        """How often GPIO ``pin`` went high after ``pin_mark`` was ``since`` (MockPin keeps
+        every level it took)."""
+        states = self.mock.pin(pin).states[max(since - 1, 0) :]
+        return sum(1 for a, b in itertools.pairwise(states) if b.state and not a.state)
+
+
+class HeldCard(VirtualJpkiCard):
+    """A card whose first READ BINARY is answered only when the test lets it go: its
+    checks last exactly as long as the test needs to type (a slow card, made certain)."""
+
+    def __init__(self, profile: CardProfile) -> None:
+        super().__init__(profile)
+        self.holding = threading.Event()  # the daemon is waiting on the card
+        self.go = threading.Event()
+
+    def process(self, apdu: bytes) -> bytes:
+        if apdu[1:2] == b"\xb0" and not self.go.is_set():
+            self.holding.set()
+            self.go.wait(30)
+        return super().process(apdu)
 
 
 def open_rig(

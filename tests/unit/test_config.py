@@ -113,6 +113,7 @@ def test_a_full_config_loads_typed(tmp_path: Path) -> None:
     assert config.relay.fail_mode == "fail_safe"
     assert config.door.held_open_s == 45.0
     assert (config.door.contact, config.door.rex, config.door.tamper) == (True, False, False)
+    assert config.door.tamper_blocks_grants  # the default: an open enclosure admits no one
     assert config.log.level == "debug"
     assert config.state.dir == tmp_path / "state"
 
@@ -165,6 +166,10 @@ def test_auth_settings_follow_the_config(tmp_path: Path) -> None:
         ('[revocation]\nstate_path = ""', "revocation.state_path: must not be empty"),
         ("[door]\nheld_open_s = 0", "door.held_open_s: must be between 1 and 3600, got 0"),
         ("[door]\nrex = 1", "door.rex: must be true or false, got 1 (an integer)"),
+        (
+            '[door]\ntamper_blocks_grants = "no"',
+            'door.tamper_blocks_grants: must be true or false, got "no" (a string)',
+        ),
         ('[log]\nlevel = "trace"', "log.level: must be one of debug, info, warning, error"),
         ("[state]\ndir = 7", "state.dir: must be a path (a string), got 7"),
         ("log = 3", "log: must be a table ([log]), got 3"),

@@ -20,8 +20,8 @@ from terminald.core.commands import (
     RunVerify,
     ShowLight,
 )
-from terminald.core.door import DoorSettings
-from terminald.core.feedback import ERROR_BEEP, IDLE_LIGHT, KEY_BEEP, feedback_for
+from terminald.core.door import Alarm, DoorSettings
+from terminald.core.feedback import ALARM_FEEDBACK, ERROR_BEEP, IDLE_LIGHT, KEY_BEEP, feedback_for
 from terminald.core.hardware import DoorInput, InputChanged, KeyPressed
 from terminald.core.reasons import Reason
 from terminald.core.terminal import (
@@ -114,7 +114,8 @@ def test_card_pulled_during_pin_entry_aborts() -> None:
     out = t.handle(CardLeft(), 4.0)
     assert out[0] == EndTransaction()
     assert of(out, Record)[0].reason is Reason.CARD_REMOVED  # type: ignore[attr-defined]
-    assert type_keys(t, "34#") == []  # keys after the abort do nothing
+    # Keys with no card on the reader go nowhere, and say so.
+    assert type_keys(t, "34#") == [PlayBeep(ERROR_BEEP)] * 3
 
 
 @pytest.mark.parametrize("reason", [r for r in Reason if r is not Reason.OK])
@@ -214,9 +215,17 @@ def test_rex_opens_in_normal_and_lockdown_and_authorises_the_opening() -> None:
 
 def test_tamper_raises_and_clears_an_alarm() -> None:
     t = Terminal(SETTINGS)
-    assert t.handle(InputChanged(DoorInput.TAMPER, True), 1.0) == [AlarmChanged("tamper", True)]
+    tamper = ALARM_FEEDBACK[Alarm.TAMPER]
+    assert t.handle(InputChanged(DoorInput.TAMPER, True), 1.0) == [
+        AlarmChanged("tamper", True),
+        PlayBeep(tamper.beeps),
+        ShowLight(tamper.light),
+    ]
     assert t.handle(InputChanged(DoorInput.TAMPER, True), 1.5) == []
-    assert t.handle(InputChanged(DoorInput.TAMPER, False), 2.0) == [AlarmChanged("tamper", False)]
+    assert t.handle(InputChanged(DoorInput.TAMPER, False), 2.0) == [
+        AlarmChanged("tamper", False),
+        ShowLight(IDLE_LIGHT),
+    ]
 
 
 def test_unwired_door_contact_is_ignored() -> None:
@@ -314,5 +323,5 @@ def test_unwiring_an_input_clears_its_alarm() -> None:
     assert t.door.alarms
     door = DoorSettings(open_ms=5000, held_open_s=30, tamper_wired=False)
     out = t.reconfigure(TerminalSettings(pin_timeout_s=20, verdict_hold_s=3, door=door))
-    assert out == [AlarmChanged("tamper", False)]
-    assert not t.door.alarms
+    assert out == [AlarmChanged("tamper", False), ShowLight(IDLE_LIGHT)]
+    assert not t.door.alarms and t.deadline() is None  # and no more alarm beeps
