@@ -11,32 +11,28 @@ Unknown sections and keys are errors: a typo must never silently become a defaul
 Relative paths are resolved against the directory of the configuration file.
 
 ``load_config`` checks the file's own content only, so a configuration can be checked
-on a machine other than the terminal. :func:`check_files` goes further and opens what
-the configuration points at (trust anchors, back-office keys, the state directory);
+on a machine other than the terminal. ``terminald.config_files`` goes further and opens
+what the configuration points at (trust anchors, back-office keys, the state directory);
 ``terminald check-config`` runs both. The daemon builds its pieces with
-:meth:`Config.auth_settings`, :func:`trust_store` and :func:`revocation_store_config`,
-and holds ``[relay]`` against the board's pin map with :func:`relay_wiring_mismatches`.
+:meth:`Config.auth_settings` and ``config_files``' ``trust_store`` and
+``revocation_store_config``, and holds ``[relay]`` against the board's pin map with
+:func:`relay_wiring_mismatches`.
 ``docs/operations.md`` documents every key.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
-import os
 import re
-import stat
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final
+
+from terminald.config_values import ExtendedReads, Section, describe, show_key, unknown_name
 
 if TYPE_CHECKING:
     from terminald.core.auth import AuthSettings
-    from terminald.pki.anchors import TrustStore
-    from terminald.store.revocation_store import RevocationStoreConfig
 
 # The core, PKI and revocation modules are imported where they are used: relay-safe
 # (ExecStopPost, the relay possibly still energised) loads this module and must start fast.
@@ -62,8 +58,6 @@ BAUD_RATES: Final = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
 TERMINAL_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_GRACE_HOURS: Final = 168.0  # terminald.revocation.freshness.MAX_GRACE (a test holds it)
-
-ExtendedReads: TypeAlias = bool | Literal["auto"]
 
 
 class ConfigError(Exception):
@@ -196,150 +190,6 @@ class Config:
 
 SECTIONS: Final = tuple(f.name for f in fields(Config) if f.name != "source")
 
-_MISSING: Final = object()
-
-
-def _describe(value: object) -> str:
-    kinds = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }
-    kind = kinds.get(type(value), type(value).__name__)
-    if isinstance(value, dict | list):
-        return kind
-    # JSON-quoted: a value holding a newline stays on its one line.
-    shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value).lower()
-    return f"{shown} ({kind})"
-
-
-class _Section:
-    """Reads one table's keys, recording problems instead of stopping at the first."""
-
-    def __init__(self, name: str, data: Mapping[str, Any], base: Path, errors: list[str]):
-        self.name, self._data, self._base, self._errors = name, data, base, errors
-        self._known: list[str] = []
-        self._failed: set[str] = set()
-
-    def _error(self, key: str, problem: str) -> None:
-        self._failed.add(key.split("[", 1)[0])
-        self._errors.append(f"{self.name}.{show_key(key)}: {problem}")
-
-    def failed(self, key: str) -> bool:
-        return key in self._failed
-
-    def _take(self, key: str, default: object) -> object:
-        self._known.append(key)
-        value = self._data.get(key, _MISSING)
-        if value is _MISSING and default is _MISSING:
-            self._error(key, "missing (required)")
-        return value
-
-    def string(self, key: str, default: object = _MISSING, choices: tuple[str, ...] = ()) -> str:
-        value = self._take(key, default)
-        if isinstance(value, str) and (not choices or value in choices):
-            return value
-        if value is not _MISSING:
-            expected = f"one of {', '.join(choices)}" if choices else "a string"
-            self._error(key, f"must be {expected}, got {_describe(value)}")
-        return default if isinstance(default, str) else ""
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.optional_boolean(key)
-        return default if value is None else value
-
-    def optional_boolean(self, key: str) -> bool | None:
-        value = self._take(key, None)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, bool):
-            self._error(key, f"must be true or false, got {_describe(value)}")
-            return None
-        return value
-
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self._take(key, default)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, int) or isinstance(value, bool):
-            self._error(key, f"must be an integer, got {_describe(value)}")
-            return default
-        if not low <= value <= high:
-            self._error(key, f"must be between {low} and {high}, got {value}")
-            return default
-        return value
-
-    def number(self, key: str, default: float, low: float, high: float) -> float:
-        value = self._take(key, default)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            self._error(key, f"must be a number, got {_describe(value)}")
-            return default
-        if not low <= value <= high:
-            self._error(key, f"must be between {low:g} and {high:g}, got {value:g}")
-            return default
-        return float(value)
-
-    def _to_path(self, key: str, value: object) -> Path | None:
-        if not isinstance(value, str):
-            self._error(key, f"must be a path (a string), got {_describe(value)}")
-            return None
-        if not value:
-            self._error(key, "must not be empty")
-            return None
-        if "\0" in value:  # the OS refuses such a path at the first open or stat
-            self._error(key, "must not contain a NUL byte")
-            return None
-        return self._base / Path(value)
-
-    def path(self, key: str, default: Path | None) -> Path | None:
-        value = self._take(key, default)
-        return default if value is _MISSING else self._to_path(key, value)
-
-    def paths(self, key: str) -> tuple[Path, ...]:
-        value = self._take(key, ())
-        if value is _MISSING:
-            return ()
-        if not isinstance(value, list):
-            self._error(key, f"must be an array of paths, got {_describe(value)}")
-            return ()
-        result = []
-        for index, item in enumerate(value):
-            path = self._to_path(f"{key}[{index}]", item)
-            if path is not None:
-                result.append(path)
-        return tuple(result)
-
-    def extended_reads(self) -> ExtendedReads:
-        value = self._take("extended_reads", "auto")
-        if value is _MISSING or value == "auto":
-            return "auto"
-        if isinstance(value, bool):
-            return value
-        self._error("extended_reads", f'must be "auto", true or false, got {_describe(value)}')
-        return "auto"
-
-    def finish(self) -> None:
-        for key in self._data:
-            if key not in self._known:
-                self._error(key, _unknown("key", key, self._known))
-
-
-def show_key(name: str) -> str:
-    """A key as TOML would quote it when it is not plain: a key holding a newline or
-    a control character must not break the one-line-per-problem output."""
-    return name if re.fullmatch(r"[A-Za-z0-9_\-\[\]]+", name) else json.dumps(name)
-
-
-def _unknown(what: str, name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
-    return f"unknown {what} ({hint}known: {', '.join(known)})"
-
 
 def config_from_dict(
     data: Mapping[str, Any], base: Path = Path("/"), source: Path | None = None
@@ -347,23 +197,23 @@ def config_from_dict(
     """Validate parsed TOML; relative paths are taken from ``base``."""
     errors: list[str] = []
 
-    def section(name: str) -> _Section:
+    def section(name: str) -> Section:
         table = data.get(name, {})
         if not isinstance(table, dict):
-            errors.append(f"{name}: must be a table ([{name}]), got {_describe(table)}")
+            errors.append(f"{name}: must be a table ([{name}]), got {describe(table)}")
             table = {}
-        return _Section(name, table, base, errors)
+        return Section(name, table, base, errors)
 
     for name in data:
         if name not in SECTIONS:
-            errors.append(f"{show_key(name)}: {_unknown('section', name, SECTIONS)}")
+            errors.append(f"{show_key(name)}: {unknown_name('section', name, SECTIONS)}")
 
     s = section("terminal")
     terminal_id = s.string("id")
     if not s.failed("id") and not TERMINAL_ID_PATTERN.fullmatch(terminal_id):
         errors.append(
             f"terminal.id: must be 1-64 letters, digits, '.', '_' or '-' (starting with a "
-            f"letter or digit), got {_describe(terminal_id)}"
+            f"letter or digit), got {describe(terminal_id)}"
         )
     terminal = TerminalSection(
         terminal_id, s.string("purpose", "gate", PURPOSES), s.string("mode", "normal", MODES)
@@ -458,7 +308,7 @@ def config_from_dict(
     )
 
 
-def _gpio_section(s: _Section) -> GpioSection:
+def _gpio_section(s: Section) -> GpioSection:
     return GpioSection(
         s.string("board", choices=BOARDS), s.string("backend", "lgpio", GPIO_BACKENDS)
     )
@@ -493,8 +343,8 @@ def load_gpio_section(path: Path | str = DEFAULT_CONFIG_PATH) -> GpioSection:
     errors: list[str] = []
     table = data.get("gpio", {})
     if not isinstance(table, dict):
-        raise ConfigError([f"gpio: must be a table ([gpio]), got {_describe(table)}"])
-    s = _Section("gpio", table, Path("/"), errors)
+        raise ConfigError([f"gpio: must be a table ([gpio]), got {describe(table)}"])
+    s = Section("gpio", table, Path("/"), errors)
     gpio = _gpio_section(s)
     s.finish()
     if errors:
@@ -544,96 +394,3 @@ def relay_wiring_mismatches(config: Config, *, active_high: bool, lock: str) -> 
             f"is {lock}: fix the pin map or this key"
         )
     return problems
-
-
-def trust_store(config: Config) -> TrustStore:
-    """The trust anchors the configuration names (plus the built-in roots if asked)."""
-    from terminald.pki.anchors import TrustAnchorError, TrustStore
-
-    anchors = list(TrustStore.production().anchors()) if config.trust.include_builtin else []
-    errors = []
-    for index, path in enumerate(config.trust.anchors):
-        try:
-            anchors += TrustStore.from_paths([path]).anchors()
-        except (OSError, TrustAnchorError) as exc:
-            errors.append(f"trust.anchors[{index}]: {_file_problem(exc, path)}")
-    if errors:
-        raise ConfigError(errors)
-    return TrustStore(anchors)
-
-
-def revocation_store_config(config: Config) -> RevocationStoreConfig | None:
-    """What :class:`RevocationStore` needs; None when revocation is not checked at all
-    (``required = false`` and no back-office key)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from terminald.files import MAX_KEY_FILE_SIZE, read_limited
-    from terminald.revocation.freshness import FreshnessPolicy
-    from terminald.revocation.keys import KeyFileError, TrustedKeys, load_public_keys
-    from terminald.store.revocation_store import RevocationStoreConfig
-
-    section = config.revocation
-    if not section.backoffice_keys:
-        return None
-    keys: list[Ed25519PublicKey] = []
-    errors = []
-    for index, path in enumerate(section.backoffice_keys):
-        try:
-            keys += load_public_keys(read_limited(path, MAX_KEY_FILE_SIZE), str(path))
-        except (OSError, KeyFileError) as exc:
-            errors.append(f"revocation.backoffice_keys[{index}]: {_file_problem(exc, path)}")
-    if errors:
-        raise ConfigError(errors)
-    freshness = FreshnessPolicy(grace=timedelta(hours=section.grace_hours))
-    return RevocationStoreConfig(section.state_path, TrustedKeys(keys), freshness)
-
-
-def check_directories(config: Config) -> list[str]:
-    """The state directory and the revocation state's directory exist (start-up,
-    SIGHUP and check-config alike, through build_runtime)."""
-    errors: list[str] = []
-    if not config.state.dir.is_dir():
-        errors.append(f"state.dir: {config.state.dir} is not a directory")
-    parent = config.revocation.state_path.parent
-    if parent != config.state.dir and not parent.is_dir():
-        errors.append(f"revocation.state_path: directory {parent} does not exist")
-    # It may not exist yet (the first bundle creates it); if it does, it must be a file
-    # the store can read and replace: a FIFO or a directory would fail every card closed.
-    from terminald.files import kind_of
-
-    try:
-        mode = os.stat(config.revocation.state_path).st_mode
-    except OSError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        errors.append(
-            f"revocation.state_path: {config.revocation.state_path} is {kind_of(mode)}, "
-            "not a regular file"
-        )
-    return errors
-
-
-def check_files(config: Config) -> list[str]:
-    """Open what the configuration points at; one message per problem, keyed like
-    :func:`load_config`'s. ``terminald check-config`` runs the daemon's own
-    ``build_runtime``, which checks the same and more; this is for ``doctor``."""
-    errors: list[str] = []
-    for build in (trust_store, revocation_store_config):
-        try:
-            build(config)
-        except ConfigError as exc:
-            errors += exc.messages
-    if config.access.policy == "enrolled":
-        from terminald.store.enrolled import EnrolledFileError, load_enrolled
-
-        try:
-            load_enrolled(config.access.enrolled)
-        except EnrolledFileError as exc:
-            errors += [f"access.enrolled: {exc}"]
-    return errors + check_directories(config)
-
-
-def _file_problem(exc: Exception, path: Path) -> str:
-    if isinstance(exc, OSError):
-        return f"{path}: {exc.strerror or exc}"
-    return str(exc)

@@ -74,7 +74,8 @@ def runtime_problems(config: Config) -> list[str]:
 def enrolment_warnings(config: Config) -> list[str]:
     """Enrolled entries whose issuer is no trust anchor's key id: a typo, or a root not
     configured yet (e.g. J-LIS's 2019 root). Such a card can never pass, so say so."""
-    from terminald.config import ConfigError, trust_store
+    from terminald.config import ConfigError
+    from terminald.config_files import trust_store
     from terminald.store.enrolled import EnrolledFileError, load_enrolled
 
     if config.access.policy != "enrolled":

@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from terminald.config import Config, ConfigError, check_files, load_config
+from terminald.config import Config, ConfigError, load_config
+from terminald.config_files import check_files
 
 if TYPE_CHECKING:
     from terminald.store.revocation_store import RevocationStoreConfig, StoreStatus
@@ -110,7 +111,7 @@ def check_config(path: Path) -> ConfigResult:
 
 def check_trust(config: Config, env: Environment) -> Finding:
     """The anchors load; at least one is valid now; say when one expires within a year."""
-    from terminald.config import trust_store
+    from terminald.config_files import trust_store
 
     try:
         anchors = trust_store(config).anchors()
@@ -175,7 +176,7 @@ def check_revocation(config: Config, env: Environment) -> Finding:
 
 def _read_revocation(config: Config, env: Environment) -> Finding | StoreStatus:
     """A finding when there is nothing to judge; else the status of a verified copy."""
-    from terminald.config import revocation_store_config
+    from terminald.config_files import revocation_store_config
     from terminald.files import read_limited
     from terminald.store.revocation_store import MAX_STATE_SIZE
 

@@ -12,13 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from terminald.config import (
-    Config,
-    ConfigError,
-    check_directories,
-    revocation_store_config,
-    trust_store,
-)
+from terminald.config import Config, ConfigError
+from terminald.config_files import check_directories, revocation_store_config, trust_store
 from terminald.core.access import AccessPolicy, AnyCard
 from terminald.core.auth import Authenticator
 from terminald.core.door import DoorSettings

@@ -15,15 +15,13 @@ from terminald.config import (
     MAX_GRACE_HOURS,
     Config,
     ConfigError,
-    check_files,
     config_as_dict,
     config_from_dict,
     load_config,
     load_gpio_section,
     relay_wiring_mismatches,
-    revocation_store_config,
-    trust_store,
 )
+from terminald.config_files import check_files, revocation_store_config, trust_store
 from terminald.revocation.freshness import MAX_GRACE
 from terminald.revocation.keys import public_key_pem
 

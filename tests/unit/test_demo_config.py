@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from terminald.cli import main
-from terminald.config import check_files, load_config
+from terminald.config import load_config
+from terminald.config_files import check_files
 from terminald.sim.demo_config import DEMO_CONFIG, TOUR_TIMINGS, write_demo_config
 from terminald.sim.testpki import TestPkiManifest
 from terminald.store.enrolled import load_enrolled
