@@ -33,161 +33,47 @@ the trail (see its docstring for the read-only-copy case).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import logging
-import os
-import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+
+from terminald.store.audit_reader import (
+    AuditReader,
+)
+from terminald.store.audit_rows import (
+    _BATCH,
+    _SCHEMA,
+    _SELECT,
+    _TRIM_EVERY,
+    AUDIT_NAME,
+    BUSY_TIMEOUT_S,
+    CLOSE_WAIT_S,
+    KINDS,
+    QUEUE_ROWS,
+    RETRY_FIRST_S,
+    RETRY_MAX_S,
+    SCHEMA_VERSION,
+    AuditEntry,
+    AuditError,
+    _companions,
+    _entry,
+    _fsync_dir,
+    _Gap,
+    _insert,
+    _migrate,
+    _says_corrupt,
+    _trim,
+    _uri,
+    _Wait,
+)
+
+__all__ = ["AUDIT_NAME", "KINDS", "AuditEntry", "AuditError", "AuditLog", "AuditReader"]
 
 logger = logging.getLogger(__name__)
-
-AUDIT_NAME = "audit.sqlite"
-SCHEMA_VERSION = 2
-_TRIM_EVERY = 100  # rows between trims: one DELETE per hundred inserts
-
-# The memory queue's bound, in rows. A row is ~200 bytes, a grant with its evidence up to
-# ~2 KB (a 1.6 KB certificate, 256-byte signature, challenge), so 4096 rows cost at most
-# ~8 MB, which even a 512 MB Pi Zero 2 can spare; at a busy gate (a tap every 3 s) it rides
-# out over three hours of an unwritable file, time for someone to free the disk.
-QUEUE_ROWS = 4096
-BUSY_TIMEOUT_S = 1.0  # the writer's SQLite busy timeout: it runs off the loop, so it may wait
-RETRY_FIRST_S = 0.1
-RETRY_MAX_S = 2.0
-_BATCH = 256  # rows per transaction when catching up
-CLOSE_WAIT_S = 3.0  # at shutdown, the queue's last chance to reach the file
-
-# The kinds the daemon writes (core/terminal.py, core/door.py, daemon/service.py) and the
-# writer's own ``gap``. ``terminald audit --kind`` checks against these and the file's own.
-KINDS = (
-    "granted",
-    "refused",
-    "rex",
-    "door_opened",
-    "door_closed",
-    "alarm",
-    "mode",
-    "revocation",
-    "gap",
-)
-
-# https://www.sqlite.org/rescode.html: the primary code is the low byte.
-_CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id       INTEGER PRIMARY KEY,
-    at       TEXT NOT NULL,     -- UTC, ISO 8601 with microseconds
-    terminal TEXT NOT NULL,
-    kind     TEXT NOT NULL,
-    reason   TEXT,
-    serial   TEXT,              -- decimal: serials can exceed SQLite's 64-bit integers
-    label    TEXT,
-    detail   TEXT NOT NULL DEFAULT '',
-    -- a grant's evidence: the challenge message the card signed, its signature, and the
-    -- SHA-256 of its certificate (the DER is kept once, in certificates)
-    challenge BLOB,
-    signature BLOB,
-    cert_sha256 BLOB,
-    issuer   TEXT               -- the issuing root's key id, hex (version 2)
-);
-CREATE TABLE IF NOT EXISTS certificates (
-    sha256 BLOB PRIMARY KEY,
-    der    BLOB NOT NULL
-);
-"""
-
-_SELECT = (
-    "SELECT at, terminal, kind, reason, serial, label, detail, challenge, signature, "
-    "der, issuer FROM events LEFT JOIN certificates ON sha256 = cert_sha256 "
-    "WHERE ?1 IS NULL OR kind = ?1 ORDER BY id DESC LIMIT ?2"
-)
-
-
-class AuditError(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at: datetime
-    terminal: str
-    kind: str
-    reason: str | None = None
-    serial: int | None = None
-    label: str | None = None
-    detail: str = ""
-    # A grant's evidence: (challenge message, signature, certificate DER).
-    evidence: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
-    # With ``serial``, the certificate's identity; None when no trusted root vouched for it.
-    issuer_key_id: bytes | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "at": self.at.isoformat(),
-            "terminal": self.terminal,
-            "kind": self.kind,
-            "reason": self.reason,
-            "issuer": self.issuer_key_id.hex() if self.issuer_key_id is not None else None,
-            "serial": self.serial,
-            "label": self.label,
-            "detail": self.detail,
-            "evidence": self.evidence is not None,
-        }
-
-
-@dataclass
-class _Gap:
-    """Rows dropped while the queue was full: how many, from when to when."""
-
-    terminal: str
-    first: datetime
-    last: datetime
-    count: int = 1
-
-    def entry(self, bound: int) -> AuditEntry:
-        return AuditEntry(
-            self.first,
-            self.terminal,
-            "gap",
-            None,
-            None,
-            None,
-            f"{self.count} rows lost from {self.first.astimezone(UTC).isoformat()} to "
-            f"{self.last.astimezone(UTC).isoformat()}: the file could not be written and "
-            f"the memory queue ({bound} rows) was full",
-        )
-
-
-class _Wait(Exception):
-    """The file cannot be written now; the rows stay queued."""
-
-
-def _code(exc: sqlite3.Error) -> int | None:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return None if code is None else int(code) & 0xFF
-
-
-def _says_corrupt(exc: sqlite3.Error) -> bool:
-    return _code(exc) in _CORRUPT_CODES
-
-
-def _uri(path: Path, **params: str) -> str:
-    query = "&".join(f"{k}={v}" for k, v in params.items())
-    return f"file:{quote(str(path.absolute()))}?{query}"
-
-
-def _companions(path: Path) -> tuple[Path, Path]:
-    return Path(f"{path}-wal"), Path(f"{path}-shm")
 
 
 class AuditLog:
@@ -501,169 +387,3 @@ class AuditLog:
                     self._db = None
             finally:
                 self._io.release()
-
-
-class AuditReader:
-    """The trail, read-only: never creates, renames or writes the trail or its WAL.
-
-    With both ``-wal`` and ``-shm`` present (the daemon runs, or was killed) it opens with
-    ``mode=ro`` and reads through the shared index like any reader. With no ``-wal`` the
-    main file holds every row and is opened ``immutable=1`` (a WAL-mode ``mode=ro`` open
-    would create ``-wal`` and ``-shm``). A ``-wal`` it cannot read in place (no ``-shm``,
-    or a read-only copy in a read-only directory: SQLite needs to write an index,
-    https://www.sqlite.org/wal.html#readonly) is read from a private temporary copy of the
-    file and its WAL, so committed rows in the WAL are shown, not lost.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        wal, shm = _companions(path)
-        try:
-            if not path.is_file():
-                raise AuditError(f"no audit trail at {path}")
-            path.open("rb").close()  # a file this user may not read: say so, plainly
-            if not wal.exists():
-                self._db = self._open(_uri(path, mode="ro", immutable="1"))
-            else:
-                try:
-                    if not shm.exists():
-                        raise sqlite3.OperationalError("no -shm beside the WAL")
-                    self._db = self._open(_uri(path, mode="ro"))
-                except sqlite3.Error:
-                    self._db = self._open_copy()
-        except sqlite3.Error as exc:
-            self._cleanup()
-            raise AuditError(f"audit log {path}: {exc}") from exc
-        except OSError as exc:
-            self._cleanup()
-            raise AuditError(f"audit log {path}: {exc.strerror or exc}") from exc
-
-    @staticmethod
-    def _open(uri: str) -> sqlite3.Connection:
-        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(f"schema version {version}, newer than this tool")
-            db.execute("SELECT count(*) FROM events").fetchone()
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _select(self) -> str:
-        # A version 1 trail the daemon has not migrated yet: no issuer column to read.
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
-        return _SELECT if "issuer" in columns else _SELECT.replace("issuer FROM", "NULL FROM")
-
-    def _open_copy(self) -> sqlite3.Connection:
-        self._tmp = tempfile.TemporaryDirectory(prefix="terminald-audit-")
-        copy = Path(self._tmp.name) / self.path.name
-        wal, _ = _companions(self.path)
-        shutil.copyfile(self.path, copy)
-        shutil.copyfile(wal, Path(f"{copy}-wal"))
-        return self._open(_uri(copy, mode="ro"))
-
-    def _cleanup(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def recent(self, limit: int = 50, kind: str | None = None) -> list[AuditEntry]:
-        """The newest ``limit`` rows (of ``kind``), oldest first."""
-        try:
-            rows = self._db.execute(self._select(), (kind, limit)).fetchall()
-        except sqlite3.Error as exc:
-            raise AuditError(f"audit log {self.path}: {exc}") from exc
-        return [_entry(row) for row in reversed(rows)]
-
-    def kinds(self) -> set[str]:
-        """The kinds present in the file."""
-        try:
-            return {str(r[0]) for r in self._db.execute("SELECT DISTINCT kind FROM events")}
-        except sqlite3.Error as exc:
-            raise AuditError(f"audit log {self.path}: {exc}") from exc
-
-    def __len__(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
-
-    def close(self) -> None:
-        self._db.close()
-        self._cleanup()
-
-
-def _insert(db: sqlite3.Connection, entry: AuditEntry) -> None:
-    challenge = signature = digest = None
-    if entry.evidence is not None:
-        challenge, signature, der = entry.evidence
-        digest = hashlib.sha256(der).digest()
-        db.execute(
-            "INSERT OR IGNORE INTO certificates (sha256, der) VALUES (?, ?)",
-            (digest, der),
-        )
-    db.execute(
-        "INSERT INTO events (at, terminal, kind, reason, issuer, serial, label, detail, "
-        "challenge, signature, cert_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            entry.at.astimezone(UTC).isoformat(),
-            entry.terminal,
-            entry.kind,
-            entry.reason,
-            None if entry.issuer_key_id is None else entry.issuer_key_id.hex(),
-            None if entry.serial is None else str(entry.serial),
-            entry.label,
-            entry.detail,
-            challenge,
-            signature,
-            digest,
-        ),
-    )
-
-
-def _trim(db: sqlite3.Connection, keep: int) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?", (keep,))
-        db.execute(
-            "DELETE FROM certificates WHERE sha256 NOT IN "
-            "(SELECT cert_sha256 FROM events WHERE cert_sha256 IS NOT NULL)"
-        )
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Version 1 → 2: add ``issuer``. Idempotent: a cut between the ALTER and the
-    version update leaves a file this completes on the next open."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
-    if "issuer" not in columns:
-        logger.info("audit log: adding the issuer column (schema version %d)", SCHEMA_VERSION)
-        db.execute("ALTER TABLE events ADD COLUMN issuer TEXT")
-
-
-def _entry(row: tuple[Any, ...]) -> AuditEntry:
-    at, terminal, kind, reason, serial, label, detail, challenge, signature, der, issuer = row
-    evidence = (challenge, signature, der) if challenge and signature and der else None
-    return AuditEntry(
-        datetime.fromisoformat(at),
-        terminal,
-        kind,
-        reason,
-        None if serial is None else int(serial),
-        label,
-        detail,
-        evidence,
-        None if issuer is None else bytes.fromhex(issuer),
-    )
