@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from terminald.files import read_limited
 from terminald.revocation.bundle import BundleHeader
 from terminald.revocation.errors import BundleRejected, RejectReason
 from terminald.store.atomic_file import atomic_write
-from terminald.store.state_file import read_state
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def read_high_water(path: Path) -> HighWater | None:
     """None when there is none yet; an unreadable mark is reported and taken as none (the
     state file's own checks still stand, and the next install writes it again)."""
     try:
-        _, data = read_state(path, _MAX_SIZE)
+        data = read_limited(path, _MAX_SIZE)
     except FileNotFoundError:
         return None
     except OSError as exc:

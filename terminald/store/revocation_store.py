@@ -25,7 +25,7 @@ from datetime import datetime
 
 from terminald.core.revocation_check import RevocationCheck, RevocationState, RevocationVerdict
 from terminald.core.trusted_time import SignedTime
-from terminald.files import read_limited
+from terminald.files import read_limited, read_with_identity
 from terminald.revocation.acceptance import Installed, check_acceptable
 from terminald.revocation.bundle import BundleHeader, BundleKind, open_bundle
 from terminald.revocation.chain import (
@@ -69,7 +69,7 @@ from terminald.store.revocation_view import (
     not_covered,
     verdict,
 )
-from terminald.store.state_file import FileIdentity, current_identity, directory_lock, read_state
+from terminald.store.state_file import FileIdentity, current_identity, directory_lock
 
 __all__ = [
     "MAX_STATE_SIZE",
@@ -226,7 +226,7 @@ class RevocationStore:
         """Under ``_lock``: the file becomes the view, or no data with the reason."""
         path = self._config.state_path
         try:
-            identity, data = read_state(path, MAX_STATE_SIZE)
+            identity, data = read_with_identity(path, MAX_STATE_SIZE)
         except FileNotFoundError:
             self._seen = None
             problem = f"no revocation data yet ({path} does not exist)"
@@ -297,7 +297,7 @@ class RevocationStore:
                 else "no data is installed, failing closed"
             )
             try:
-                identity, data = read_state(path, MAX_STATE_SIZE)
+                identity, data = read_with_identity(path, MAX_STATE_SIZE)
             except FileNotFoundError:
                 self._seen = None
                 return Refreshed(None, f"{path} was removed; {keeps}")

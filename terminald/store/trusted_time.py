@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import stat
 import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Final
 
 from terminald.core.trusted_time import EPOCH, SignedTime, newest
+from terminald.files import describe_error, read_limited
 from terminald.store.atomic_file import atomic_write
 
 log = logging.getLogger(__name__)
@@ -46,22 +45,11 @@ class TrustedTimeFile:
 
     def _read(self) -> SignedTime:
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            data = read_limited(self.path, _MAX_SIZE)  # never blocks on a FIFO, never huge
         except FileNotFoundError:
             return EPOCH
         except OSError as exc:
-            return self._unusable(f"cannot open {self.path}: {exc.strerror}")
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                return self._unusable(f"{self.path} is not a regular file")
-            if info.st_size > _MAX_SIZE:
-                return self._unusable(f"{self.path} is {info.st_size} bytes, not a time")
-            data = os.read(fd, _MAX_SIZE + 1)
-        except OSError as exc:
-            return self._unusable(f"cannot read {self.path}: {exc.strerror}")
-        finally:
-            os.close(fd)
+            return self._unusable(f"{self.path} is not a time: {describe_error(exc)}")
         try:
             raw = json.loads(data)
             at = datetime.fromisoformat(raw["at"])
