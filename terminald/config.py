@@ -22,6 +22,7 @@ what the configuration points at (trust anchors, back-office keys, the state dir
 
 from __future__ import annotations
 
+import base64
 import re
 import tomllib
 from collections.abc import Mapping
@@ -29,6 +30,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from terminald.config_link import (
+    ConsoleSection,
+    LinkSection,
+    console_section,
+    link_section,
+)
 from terminald.config_values import ExtendedReads, Section, describe, show_key, unknown_name
 
 if TYPE_CHECKING:
@@ -54,7 +61,6 @@ FAIL_MODES: Final = ("fail_secure", "fail_safe")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 ACCESS_POLICIES: Final = ("enrolled", "any_card")
 ENROLLED_NAME: Final = "enrolled.toml"
-BAUD_RATES: Final = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
 TERMINAL_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_GRACE_HOURS: Final = 168.0  # terminald.revocation.freshness.MAX_GRACE (a test holds it)
@@ -142,13 +148,6 @@ class AccessSection:
 
 
 @dataclass(frozen=True)
-class LinkSection:
-    # The serial line to the back office (revocation updates, mode changes); None: none.
-    port: Path | None = None
-    baud: int = 115200
-
-
-@dataclass(frozen=True)
 class LogSection:
     level: str = "info"
 
@@ -173,6 +172,7 @@ class Config:
     state: StateSection
     access: AccessSection
     link: LinkSection
+    console: ConsoleSection
     source: Path | None = None
 
     def auth_settings(self, *, reader_supports_extended: bool = False) -> AuthSettings:
@@ -295,16 +295,29 @@ def config_from_dict(
     s.finish()
 
     s = section("link")
-    baud = s.integer("baud", 115200, 1200, 4_000_000)
-    if baud not in BAUD_RATES and not s.failed("baud"):
-        errors.append(f"link.baud: must be one of {', '.join(map(str, BAUD_RATES))}, got {baud}")
-    link = LinkSection(s.path("port", None), baud)
+    link = link_section(s, errors, state.dir)
+    s.finish()
+
+    s = section("console")
+    console = console_section(s, errors)
     s.finish()
 
     if errors:
         raise ConfigError(errors)
     return Config(
-        terminal, card, trust, revocation, gpio, relay, door, log, state, access, link, source
+        terminal,
+        card,
+        trust,
+        revocation,
+        gpio,
+        relay,
+        door,
+        log,
+        state,
+        access,
+        link,
+        console,
+        source,
     )
 
 
@@ -368,6 +381,8 @@ def config_as_dict(config: Config) -> dict[str, dict[str, Any]]:
                 value = str(value)
             elif isinstance(value, tuple):
                 value = [str(v) for v in value]
+            elif isinstance(value, bytes):  # link.host_key, as configured
+                value = base64.b64encode(value).decode()
             table[f.name] = value
         result[name] = table
     return result

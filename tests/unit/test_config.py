@@ -192,7 +192,7 @@ def test_unknown_keys_and_sections_are_refused(tmp_path: Path) -> None:
     messages = errors_of(tmp_path, MINIMAL + "[relay]\nopen_msec = 3000\n[doors]\nrex = true\n")
     assert messages == [
         "doors: unknown section (did you mean door? known: terminal, card, trust, "
-        "revocation, gpio, relay, door, log, state, access, link)",
+        "revocation, gpio, relay, door, log, state, access, link, console)",
         "relay.open_msec: unknown key (did you mean open_ms? known: open_ms, active_high, "
         "fail_mode)",
     ]
@@ -440,3 +440,40 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     config: Config = load_config(write(tmp_path, MINIMAL))
     with pytest.raises(AttributeError):
         config.terminal.id = "other"  # type: ignore[misc]
+
+
+HOST_KEY = "A" * 43 + "="  # 32 zero bytes, base64
+
+
+def test_link_needs_the_back_office_key_when_a_port_is_set(tmp_path: Path) -> None:
+    messages = errors_of(tmp_path, MINIMAL + '[link]\nport = "/dev/ttyAMA0"\n')
+    assert messages == [
+        "link.host_key: the back office's public key is needed when link.port is set "
+        "(there is no default key)"
+    ]
+
+
+def test_link_and_console_sections(tmp_path: Path) -> None:
+    path = tmp_path / "terminald.toml"
+    path.write_text(
+        MINIMAL
+        + f'[link]\nport = "/dev/ttyAMA0"\naddress = 7\nhost_key = "{HOST_KEY}"\nrs485 = true\n'
+        + '[console]\nport = "/dev/serial0"\nbaud = 9600\n'
+    )
+    config = load_config(path)
+    assert config.link.address == 7
+    assert config.link.host_key == bytes(32)
+    assert config.link.rs485 is True
+    assert config.link.key_file == config.state.dir / "link.key"
+    assert config.console.port == Path("/dev/serial0")
+    assert config.console.baud == 9600
+
+
+def test_a_malformed_host_key_is_named(tmp_path: Path) -> None:
+    assert errors_of(tmp_path, MINIMAL + '[link]\nhost_key = "AAAA"\n') == [
+        "link.host_key: an X25519 public key is 32 bytes, this is 3"
+    ]
+    assert errors_of(tmp_path, MINIMAL + '[link]\nhost_key = "not base64!"\n') == [
+        "link.host_key: not base64"
+    ]
+    assert errors_of(tmp_path, MINIMAL + "[link]\naddress = 127\n")[0].startswith("link.address")
