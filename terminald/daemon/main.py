@@ -117,8 +117,20 @@ def open_audit(config: Config) -> AuditLog:
     """The audit trail in the state directory. Opening never fails and never blocks: its
     writer thread opens the file, and while the file cannot be written (locked, read-only,
     full, directory missing) it keeps the rows queued in memory and logs
-    ``event=audit_waiting``; the terminal works on either way (store/audit.py)."""
-    return AuditLog(config.state.dir / AUDIT_NAME, keep=config.state.audit_keep)
+    ``event=audit_waiting``; the terminal works on either way (store/audit.py).
+
+    With a back-office link, rows beyond ``audit_keep`` stay until the back office has
+    acknowledged them, up to ``AUDIT_HOLD_FACTOR`` times as many (store/audit_cursor.py)."""
+    keep = config.state.audit_keep
+    hold = keep * AUDIT_HOLD_FACTOR if config.link.port is not None else None
+    return AuditLog(
+        config.state.dir / AUDIT_NAME, keep=keep, hold=hold, terminal=config.terminal.id
+    )
+
+
+# Unacknowledged rows kept beyond audit_keep while the back office is away: 4 × 100,000
+# rows of ~200 bytes is ~80 MB, which a 16 GB SD card can spare.
+AUDIT_HOLD_FACTOR: Final = 4
 
 
 SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})

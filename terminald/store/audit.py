@@ -41,6 +41,13 @@ import time
 from collections import deque
 from pathlib import Path
 
+from terminald.store.audit_cursor import (
+    AuditPage,
+    ensure_ack_table,
+    page_after,
+    set_acknowledged,
+    trim_held,
+)
 from terminald.store.audit_reader import (
     AuditReader,
 )
@@ -83,13 +90,27 @@ class AuditLog:
     the file is writable); ``flush`` waits (off the loop) until the queue is written.
     """
 
-    def __init__(self, path: Path, keep: int = 100_000, *, queue_rows: int = QUEUE_ROWS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        keep: int = 100_000,
+        *,
+        queue_rows: int = QUEUE_ROWS,
+        hold: int | None = None,
+        terminal: str = "",
+    ) -> None:
+        """``hold``: with a back-office link, rows beyond ``keep`` stay until acknowledged,
+        up to ``hold`` rows in all (see store/audit_cursor.py); None: plain trimming."""
         if keep < 1:
             raise ValueError("keep must be >= 1")
+        if hold is not None and hold < keep:
+            raise ValueError("hold must be >= keep")
         if queue_rows < 2:
             raise ValueError("queue_rows must be >= 2")
         self.path = path
         self.keep = keep
+        self.hold = hold
+        self.terminal = terminal
         self.queue_rows = queue_rows
         self._since_trim = 0
         # _cond guards the queue only (append takes it for microseconds); _io serialises
@@ -321,7 +342,7 @@ class AuditLog:
             if self._since_trim >= _TRIM_EVERY:
                 self._since_trim = 0
                 try:
-                    _trim(db, self.keep)
+                    self._trim_now(db)
                 except sqlite3.Error as exc:  # the rows are in; trimming can wait
                     logger.warning("event=audit_trim_failed file=%s problem=%r", self.path, exc)
 
@@ -351,7 +372,42 @@ class AuditLog:
             self._try_connect()
             if self._db is None:
                 raise AuditError(f"audit log {self.path}: {self.problem or 'not open'}")
-            _trim(self._db, self.keep)
+            self._trim_now(self._db)
+
+    def _trim_now(self, db: sqlite3.Connection) -> None:
+        if self.hold is None:
+            _trim(db, self.keep)
+            return
+        ensure_ack_table(db)
+        evicted = trim_held(db, self.keep, self.hold, self.terminal)
+        if evicted:
+            logger.error("event=audit_unacknowledged_evicted rows=%d", evicted)
+
+    # -- the back office's cursor (the link's thread; never the loop) ----------------------
+
+    def page(self, cursor: int, limit: int) -> AuditPage:
+        """Rows written after sequence number ``cursor`` (queued rows come next time)."""
+        with self._io:
+            self._try_connect()
+            if self._db is None:
+                raise AuditError(f"audit log {self.path}: {self.problem or 'not open'}")
+            try:
+                ensure_ack_table(self._db)
+                return page_after(self._db, cursor, limit)
+            except sqlite3.Error as exc:
+                raise AuditError(f"audit log {self.path}: {exc}") from exc
+
+    def acknowledge(self, cursor: int) -> int:
+        """The back office holds every row up to ``cursor``: they may now be trimmed."""
+        with self._io:
+            self._try_connect()
+            if self._db is None:
+                raise AuditError(f"audit log {self.path}: {self.problem or 'not open'}")
+            try:
+                ensure_ack_table(self._db)
+                return set_acknowledged(self._db, cursor)
+            except sqlite3.Error as exc:
+                raise AuditError(f"audit log {self.path}: {exc}") from exc
 
     def recent(self, limit: int = 50, kind: str | None = None) -> list[AuditEntry]:
         """The newest ``limit`` rows (of ``kind``), oldest first, queued rows included."""

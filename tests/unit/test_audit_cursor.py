@@ -1,0 +1,95 @@
+"""The back office's cursor: pull by sequence number, acknowledge, nothing evicted unacked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from terminald.store.audit import AuditEntry, AuditError, AuditLog
+
+AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def fill(log: AuditLog, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        log.append(AuditEntry(AT, "gate-1", "refused", "pin_wrong", i, None, f"row {i}"))
+    assert log.flush(10)
+
+
+def test_pages_follow_the_cursor_and_say_where_the_file_ends(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", keep=1000, hold=4000, terminal="gate-1")
+    fill(log, 10)
+    first = log.page(0, 4)
+    assert [seq for seq, _ in first.rows] == [1, 2, 3, 4]
+    assert [e.serial for _, e in first.rows] == [0, 1, 2, 3]
+    assert first.last == 10 and first.missing is None and first.acknowledged == 0
+    rest = log.page(4, 100)
+    assert [seq for seq, _ in rest.rows] == list(range(5, 11))
+    assert log.page(10, 100).rows == []
+    log.close()
+
+
+def test_unacknowledged_rows_outlive_keep_until_acknowledged(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", keep=1000, hold=5000, terminal="gate-1")
+    fill(log, 1500)
+    log.trim()
+    assert len(log) == 1500  # nothing acknowledged: nothing goes
+    assert log.acknowledge(200) == 200
+    log.trim()
+    assert log.page(0, 1).rows[0][0] == 201  # rows 1-200 were acknowledged and beyond keep
+    assert log.acknowledge(100) == 200  # the mark never moves back
+    assert log.acknowledge(10**9) == 1500  # nor past the newest row
+    log.trim()
+    assert len(log) == 1000
+    log.close()
+
+
+def test_the_mark_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path, keep=1000, hold=4000, terminal="gate-1")
+    fill(log, 20)
+    log.acknowledge(12)
+    log.close()
+    again = AuditLog(path, keep=1000, hold=4000, terminal="gate-1")
+    assert again.page(12, 100).acknowledged == 12
+    again.close()
+
+
+def test_past_hold_the_oldest_go_with_a_gap_row_and_a_pull_is_told(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", keep=1000, hold=2000, terminal="gate-1")
+    fill(log, 2100)
+    log.trim()
+    page = log.page(0, 10)
+    assert page.missing is not None and page.missing[0] == 1
+    first_kept = page.rows[0][0]
+    assert page.missing == (1, first_kept - 1)
+    assert len(log) <= 2000 + 1
+    (gap,) = log.recent(10, kind="gap")
+    # The writer trims every 100 rows, so the eviction ran when the trail first passed hold.
+    evicted = first_kept - 1
+    assert f"{evicted} unacknowledged rows evicted (sequence 1 to {evicted})" in gap.detail
+    assert gap.terminal == "gate-1"
+    log.close()
+
+
+def test_without_a_link_trimming_is_as_before(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", keep=1000)
+    fill(log, 1200)
+    log.trim()
+    assert len(log) == 1000
+    log.close()
+
+
+def test_hold_below_keep_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="hold must be >= keep"):
+        AuditLog(tmp_path / "audit.sqlite", keep=1000, hold=10)
+
+
+def test_an_unwritable_trail_is_an_audit_error(tmp_path: Path) -> None:
+    (tmp_path / "audit.sqlite").mkdir()  # a directory where the file should be
+    log = AuditLog(tmp_path / "audit.sqlite", keep=1000, hold=1000)
+    with pytest.raises(AuditError, match="audit log"):
+        log.page(0, 10)
+    log.close()
