@@ -41,6 +41,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from terminald.store.audit_aside import check_or_move_aside, move_aside
 from terminald.store.audit_cursor import (
     AuditPage,
     ensure_ack_table,
@@ -66,9 +67,7 @@ from terminald.store.audit_rows import (
     SCHEMA_VERSION,
     AuditEntry,
     AuditError,
-    _companions,
     _entry,
-    _fsync_dir,
     _Gap,
     _insert,
     _migrate,
@@ -261,53 +260,11 @@ class AuditLog:
         self._db = db
 
     def _check_or_move_aside(self) -> None:
-        """quick_check through a read-only connection (which never checkpoints, so the
-        WAL stays as it is); move the file aside only if SQLite says it is corrupt."""
-        try:
-            probe = sqlite3.connect(_uri(self.path, mode="ro"), uri=True, timeout=BUSY_TIMEOUT_S)
-        except sqlite3.Error as exc:
-            raise _Wait(f"cannot open: {exc}") from exc
-        try:
-            rows = probe.execute("PRAGMA quick_check").fetchall()
-            verdict = "; ".join(str(r[0]) for r in rows)
-        except sqlite3.Error as exc:
-            if not _says_corrupt(exc):
-                raise _Wait(f"cannot check: {exc}") from exc
-            verdict = str(exc)
-        finally:
-            probe.close()
-        if verdict != "ok":
-            self._move_aside("corrupt", verdict)
+        check_or_move_aside(self.path)
         self._checked = True
 
     def _move_aside(self, label: str, why: str) -> None:
-        """The file with its -wal and -shm into one new directory; the WAL first, so a cut
-        can never leave a new trail beside the old trail's WAL."""
-        path = self.path
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        aside = path.with_name(f"{path.name}.{label}-{stamp}")
-        n = 1
-        while aside.exists():
-            n += 1
-            aside = path.with_name(f"{path.name}.{label}-{stamp}-{n}")
-        moved: list[Path] = []
-        try:
-            aside.mkdir()
-            for part in (*_companions(path), path):
-                if part.exists():
-                    part.rename(aside / part.name)
-                    moved.append(part)
-            _fsync_dir(aside)
-            _fsync_dir(path.parent)
-        except OSError as exc:
-            # Put back what moved: the file must never stay here without its WAL.
-            for part in reversed(moved):
-                with contextlib.suppress(OSError):
-                    (aside / part.name).rename(part)
-            with contextlib.suppress(OSError):
-                aside.rmdir()
-            raise _Wait(f"{why}; cannot move it aside: {exc}") from exc
-        logger.error("event=audit_moved_aside file=%s to=%s problem=%r", path, aside, why)
+        move_aside(self.path, label, why)
 
     def _write_pending(self) -> None:
         db = self._db
