@@ -122,6 +122,10 @@ class LinkPort:
         if port is not None:
             port.close()
 
+    def wait_open(self, timeout: float) -> bool:
+        """Wait (off the loop) until the port is open; False if ``timeout`` came first."""
+        return self._port_ready.wait(timeout)
+
     def wake(self) -> None:
         """Something to send: let the writer ask the node now (any thread)."""
         with self._wake:
