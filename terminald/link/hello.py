@@ -21,8 +21,10 @@ Everything else travels in the session (channel 1), starting with the messages l
 established session; it makes a *pending* session, promoted only when the first record
 sealed under it opens. KK message 1 can be replayed by anyone who recorded it (it has no
 freshness), so a replay yields at most a pending session nobody can use, and the live one
-carries on. Handshakes cost four X25519 operations (~0.1 ms each on a desktop, more on a
-Pi), so they are rate-limited by a token bucket.
+carries on. A handshake costs the terminal four X25519 operations (~0.1 ms each) plus
+noiseprotocol's Python: ~0.7 ms for :func:`respond` on a desktop x86 core (measured by
+tests/unit/test_link_session.py), a few ms on a Pi. So handshakes are rate-limited by a
+token bucket: spam cannot cost more than ``rate`` handshakes a second.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ FLAG_SESSION_REQUIRED: Final = 0x01
 MAX_HANDSHAKE_MESSAGE: Final = HANDSHAKE_OVERHEAD + MAX_HANDSHAKE_PAYLOAD
 MAX_HELLO: Final = 1 + MAX_HANDSHAKE_MESSAGE
 MAX_TERMINAL_ID: Final = 64  # characters
-# Default handshake budget: a burst of 4, then 2 a second. A host needs one per line
-# cut; spam at the line's full rate (~200 messages/s at 115200 baud) costs ~1 % CPU
-# instead of ~10 %.
+# Default handshake budget: a burst of 4, then 2 a second. A host needs one per line cut
+# or restart. Unlimited, spam at the line's full rate (~200 messages/s at 115200 baud)
+# would cost 15-100 % of a core; limited, at most 2 handshakes' worth a second.
 HANDSHAKE_RATE: Final = 2.0
 HANDSHAKE_BURST: Final = 4
 # Ephemeral keys of recent accepted handshakes: an exact replay is refused before any DH.
