@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.numeric_args import integer
 from terminald.config_link import ADDRESS_MAX, ADDRESS_MIN
 
 
@@ -129,7 +130,7 @@ def add_host_keys_parser(host: Subparsers) -> None:
     )
     add.add_argument(
         "--address",
-        type=int,
+        type=integer(ADDRESS_MIN, ADDRESS_MAX, what="a terminal address", base=0),
         required=True,
         metavar="N",
         help=f"the terminal's [link] address ({ADDRESS_MIN}-{ADDRESS_MAX})",

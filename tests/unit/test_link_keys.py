@@ -185,7 +185,7 @@ def test_host_key_directory_loads_and_makes_sessions(tmp_path: Path) -> None:
     assert loaded.terminals == {5: TerminalKey(5, public_of(terminal), "gate")}
     [signing_public] = load_public_keys((keys_dir / "signing.pub").read_bytes(), "pub")
     assert signing_public == loaded.signing_private.public_key()
-    assert "host_private" not in repr(loaded) or loaded.host_private.hex() not in repr(loaded)
+    assert "host_private" not in repr(loaded) and "signing_private" not in repr(loaded)
     # The loaded keys work together for a session.
     initiator = Initiator(loaded.host_private, loaded.terminals[5].public_key)
     _, message_2, _ = respond(terminal, host_public, initiator.first_message())
@@ -289,6 +289,10 @@ def test_cli_host_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "--force" in capsys.readouterr().err
     assert main(["host", "keys", "add", "--keys", str(keys_dir), "--address", "9", "xx"]) == 2
     assert "PUBKEY: not base64" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # argparse: a one-line usage error
+        main(["host", "keys", "add", "--keys", str(keys_dir), "--address", "0x85", terminal])
+    assert usage.value.code == 2
+    assert "0x85 is outside 1..126" in capsys.readouterr().err
     assert main(["host", "keys", "list", "--keys", str(keys_dir)]) == 0
     assert capsys.readouterr().out == f"  5  {terminal}  gate east\n"
     assert main(["host", "keys", "list", "--keys", str(keys_dir), "--json"]) == 0
