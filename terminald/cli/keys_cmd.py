@@ -77,9 +77,10 @@ def run_init(args: argparse.Namespace) -> int:
     except LinkKeyFileError as exc:
         raise CliError(str(exc)) from None
     print(encode_public(public))
+    owner = path.stat().st_uid
     print(
-        f"wrote this terminal's link private key to {path} (0600); give the public key "
-        "above to the back office",
+        f"wrote this terminal's link private key to {path} (0600, uid {owner}); give the "
+        "public key above to the back office",
         file=sys.stderr,
     )
     return 0
@@ -191,9 +192,10 @@ def run_host_list(args: argparse.Namespace) -> int:
     rows = [(t.address, encode_public(t.public_key), t.name) for _, t in sorted(terminals.items())]
     if args.json:
         print_json({"terminals": [{"address": a, "key": k, "name": n} for a, k, n in rows]})
-    elif not rows:
+        return 0
+    if not rows:
         print("no terminals recorded (terminald host keys add)")
-    for address, key, name in [] if args.json else rows:
+    for address, key, name in rows:
         print(f"{address:3d}  {key}  {name}".rstrip())
     return 0
 

@@ -70,14 +70,17 @@ def read_private(path: Path) -> bytes:
     return data
 
 
-def write_private(path: Path, data: bytes, *, force: bool) -> None:
-    """Write a private key file (0600, atomic); refuse an existing file unless ``force``."""
+def write_private(
+    path: Path, data: bytes, *, force: bool, owner: tuple[int, int] | None = None
+) -> None:
+    """Write a private key file (0600, atomic, given to ``owner`` (uid, gid) before it
+    appears); refuse an existing file unless ``force``."""
     if not force and (path.exists() or path.is_symlink()):
         raise LinkKeyFileError(f"{path} exists; refusing to overwrite a key without --force")
     if not path.parent.is_dir():
         raise LinkKeyFileError(f"{path.parent}: no such directory")
     try:
-        atomic_write(path, data)  # mkstemp makes it 0600
+        atomic_write(path, data, owner)  # mkstemp makes it 0600
     except OSError as exc:
         raise LinkKeyFileError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -98,10 +101,26 @@ def load_link_key(path: Path) -> bytes:
         raise LinkKeyFileError(str(exc)) from None
 
 
+def state_owner(directory: Path) -> tuple[int, int] | None:
+    """Who should own a key made in ``directory``: its owner when we run as root and it
+    belongs to someone else (``sudo terminald keys init`` makes a key the daemon's user,
+    who owns the state directory, can read); None (ourselves) otherwise."""
+    try:
+        info = directory.stat()
+    except OSError:
+        return None
+    if os.geteuid() != 0 or info.st_uid == 0:
+        return None
+    return info.st_uid, info.st_gid
+
+
 def init_link_key(path: Path, *, force: bool = False) -> bytes:
-    """Make the terminal's key pair at ``path``; returns the public key (32 raw bytes)."""
+    """Make the terminal's key pair at ``path``; returns the public key (32 raw bytes).
+
+    Run as root, the file goes to the owner of its directory (see :func:`state_owner`).
+    """
     private = generate_private()
-    write_private(path, private_pem(private), force=force)
+    write_private(path, private_pem(private), force=force, owner=state_owner(path.parent))
     return public_of(private)
 
 

@@ -146,6 +146,19 @@ def test_link_key_file_is_0600_and_not_overwritten(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["link.key"]  # no temporary left
 
 
+def test_a_key_made_by_root_goes_to_the_state_directory_owner(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    root = os.geteuid() == 0
+    if root:  # as `sudo terminald keys init` in the daemon user's state directory
+        os.chown(state, 4321, 4322)
+    init_link_key(state / "link.key")
+    info = (state / "link.key").stat()
+    expected = (4321, 4322) if root else (os.geteuid(), os.getegid())
+    assert (info.st_uid, info.st_gid) == expected
+    assert stat.S_IMODE(info.st_mode) == 0o600
+
+
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o644])
 def test_a_private_key_others_can_reach_is_refused(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "link.key"

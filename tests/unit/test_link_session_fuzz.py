@@ -84,7 +84,7 @@ def test_unauthenticated_input_never_changes_the_live_session(
                 SLOT.on_handshake(step[1], now)  # type: ignore[arg-type]
         except (HelloError, SessionError):
             pass
-        assert SLOT.current is live
+        assert SLOT.current is live and SLOT.pending is None
         assert (live.last_received, live.last_sent) == (received, sent)
     # ... and the genuine host is still heard, in both directions.
     assert SLOT.open(HEADER, HOST_SESSION.seal(HEADER, b"still here")) == b"still here"
