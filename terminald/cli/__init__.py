@@ -32,11 +32,14 @@ _COMMAND_MODULES = (
     "terminald.cli.audit_cmd",
     "terminald.cli.relay_safe_cmd",
     "terminald.cli.doctor_cmd",
+    "terminald.cli.keys_cmd",
 )
 
 _GROUPS = {
     "sim": "virtual cards, test PKI and test CRLs (for tests and demos)",
     "revocation": "build, inspect and query signed revocation bundles",
+    "keys": "this terminal's key pair for the back-office link",
+    "host": "the back office's side of the serial link",
 }
 
 
