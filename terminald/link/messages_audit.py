@@ -35,7 +35,6 @@ MAX_ROWS_BYTES = 128 * 1024
 MAX_CERTIFICATE = 8192  # a JPKI certificate is ~1.6 KB
 MAX_EVIDENCE_FIELD = 1024  # the challenge message; a 2048-bit RSA signature is 256 bytes
 MAX_SERIAL_DIGITS = 49  # 2**160 (RFC 5280's 20-byte serials); terminald.store.enrolled
-NAME = Text(32, pattern="[a-z0-9_.]+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,12 +59,12 @@ class AuditRow:
         seq=U64,
         at=Time(),
         terminal=Text(64),
-        kind=NAME,
-        reason=Optional(NAME),
+        kind=Text(32),
+        reason=Optional(Text(64)),
         issuer=Optional(Bytes(64)),
         serial=Optional(Text(MAX_SERIAL_DIGITS, pattern="[0-9]+")),
         label=Optional(Text(64)),
-        detail=Text(1024, printable=False),
+        detail=Text(4096, printable=False),
         evidence=Optional(Struct(Evidence)),
     )
     seq: int

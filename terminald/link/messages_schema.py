@@ -70,7 +70,8 @@ class Int:
         return value
 
     def describe(self) -> str:
-        return f"int {self.low}..{self.high}"
+        names = {(0, U16_MAX): "u16", (0, U32_MAX): "u32", (0, U64_MAX): "u64"}
+        return names.get((self.low, self.high), f"int {self.low}..{self.high}")
 
 
 U16 = Int(0, U16_MAX)
@@ -146,7 +147,7 @@ class Text:
     def describe(self) -> str:
         if self.choices:
             return " \\| ".join(f"`{c}`" for c in self.choices)
-        return f"str ≤{self.max_len}"
+        return f"str ≤{self.max_len}" + (f" `{self.pattern}`" if self.pattern else "")
 
 
 def Choice(*choices: str) -> Text:  # reads like a type in the catalogue

@@ -40,7 +40,7 @@ def reason_of(data: bytes, sender: m.Direction | None = None) -> m.MessageError:
 
 def test_every_registered_type_has_an_example() -> None:
     assert set(EXAMPLES) == set(m.REGISTRY)
-    assert all(EXAMPLES[t].TYPE == t for t in EXAMPLES)
+    assert all(t == EXAMPLES[t].TYPE for t in EXAMPLES)
 
 
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
@@ -230,7 +230,8 @@ def row_value(**change: object) -> dict[str, Any]:
         ({"at": "2026-11-30T08:00:00"}, "event.row.at: an ISO 8601 time needs its zone"),
         ({"serial": "12a"}, "event.row.serial: does not match"),
         ({"serial": "9" * 50}, "event.row.serial: at most 49 characters"),
-        ({"kind": "Granted"}, "event.row.kind: does not match"),
+        ({"kind": "x" * 33}, "event.row.kind: at most 32 characters, got 33"),
+        ({"label": "a\nb"}, "event.row.label: must be printable text"),
         ({"evidence": {"challenge": b"", "signature": b""}}, "missing field(s) certificate"),
         ({"evidence": {"challenge": b"", "signature": b"", "certificate": bytes(8193)}}, "8192"),
     ],
@@ -247,18 +248,19 @@ def test_a_message_of_the_other_direction_is_refused() -> None:
 
 
 def test_encode_refuses_what_decode_would() -> None:
-    with pytest.raises(m.MessageError, match="test.duration_ms: must be 1..10000, got 0"):
+    expected = "test.duration_ms: must be 1..10000, got 0"
+    with pytest.raises(m.MessageError, match=re.escape(expected)):
         m.encode(m.Test(id=1, output="relay", duration_ms=0))
-    with pytest.raises(m.MessageError, match="mode.id: must be 0..4294967295"):
+    with pytest.raises(m.MessageError, match=re.escape("mode.id: must be 0..4294967295")):
         m.encode(m.SetMode(id=-1, mode="normal"))
-    with pytest.raises(m.MessageError, match="mode.mode: must be one of"):
+    with pytest.raises(m.MessageError, match=re.escape("mode.mode: must be one of")):
         m.encode(m.SetMode(id=1, mode="party"))
 
 
 def test_encode_refuses_an_oversized_message() -> None:
     big = m.AuditRow(seq=1, at=ROW.at, terminal="t", kind="x", evidence=ROW.evidence)
     rows = tuple(big for _ in range(m.MAX_AUDIT_ROWS))
-    with pytest.raises(m.MessageError, match="more than 262144"):
+    with pytest.raises(m.MessageError, match=re.escape("more than 262144")):
         m.encode(m.AuditRows(id=1, rows=rows, next=1, more=False))
 
 
