@@ -205,7 +205,7 @@ def _parse(data: bytes) -> tuple[SignedObject, bytes]:
             max_bin_len=len(data),
             max_str_len=256,
             max_array_len=0,
-            max_map_len=len(_FIELDS),
+            max_map_len=16,  # a few more than the fields, so an extra one is named
             max_ext_len=0,
             strict_map_key=True,
             raw=False,
