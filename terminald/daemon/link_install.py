@@ -19,6 +19,7 @@ Where the unit must allow it (docs/operations.md, "The back-office link"):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import tomllib
@@ -41,7 +42,7 @@ from terminald.daemon.link_install_support import (
     refused,
 )
 from terminald.daemon.runtime import build_runtime
-from terminald.files import describe_error, read_limited
+from terminald.files import MAX_CONFIG_SIZE, describe_error, read_limited
 from terminald.link.signed import MAX_TIME, SignedError, SignedObject, signed_time, verify_object
 from terminald.revocation.chain import decode_chain
 from terminald.revocation.errors import (
@@ -66,8 +67,15 @@ __all__ = [
     "LinkInstaller",
     "NonceIssuer",
     "SystemClock",
+    "config_digest",
     "validate_config_text",
 ]
+
+
+def config_digest(path: Path) -> bytes:
+    """SHA-256 of the configuration file as it is now (``hello.reply.config_digest``):
+    tells the back office whether the file is the one it pushed. OSError if unreadable."""
+    return hashlib.sha256(read_limited(path, MAX_CONFIG_SIZE)).digest()
 
 
 def validate_config_text(

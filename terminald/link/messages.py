@@ -148,6 +148,8 @@ def _unpack_problem(exc: BaseException) -> str:
         return "a string is not valid UTF-8"
     if isinstance(exc, RecursionError | msgpack.exceptions.StackError):
         return "nested too deeply"
+    if isinstance(exc, msgpack.exceptions.FormatError):
+        return "not msgpack (a reserved byte)"
     text = str(exc) or type(exc).__name__
     return text[:120]
 

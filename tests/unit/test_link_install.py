@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -223,6 +224,7 @@ def test_a_valid_config_replaces_the_file_and_asks_for_a_reload(site: Site) -> N
     assert site.config_path.read_text() == text and site.config.log.level == "debug"
     assert site.reloads == [1]
     assert site.installer.installed_versions() == {"config": 4, "enrolment": 0}
+    assert link_install.config_digest(site.config_path) == hashlib.sha256(text.encode()).digest()
     assert not list(site.config_path.parent.glob(".*.tmp"))
 
 

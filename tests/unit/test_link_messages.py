@@ -161,7 +161,7 @@ def test_an_unknown_type_keeps_the_id_for_the_error_reply() -> None:
     ("data", "expected"),
     [
         (b"", "not one msgpack value: Unpack failed: incomplete input"),
-        (b"\xc1", "not one msgpack value"),
+        (b"\xc1", "not one msgpack value: not msgpack (a reserved byte)"),
         (pack({"v": 1, "t": "status", "id": 1}) + b"\x00", "bytes left over after the message"),
         (pack([1, 2]), "a message is a msgpack map, got a list"),
         (pack(7), "a message is a msgpack map, got an integer"),
