@@ -29,7 +29,7 @@ from pathlib import Path
 
 from terminald.config import Config, ConfigError, config_from_dict
 from terminald.config_files import revocation_store_config
-from terminald.core.trusted_time import EPOCH, SIGNED_TIME_TOLERANCE, SignedTime
+from terminald.core.trusted_time import SIGNED_TIME_TOLERANCE, SignedTime
 from terminald.daemon.link_install_support import (
     CAP_SYS_TIME_NOTE,
     VERSIONS_NAME,
@@ -41,6 +41,7 @@ from terminald.daemon.link_install_support import (
     VersionMarks,
     refused,
 )
+from terminald.daemon.live_revocation import signed_floor
 from terminald.daemon.runtime import build_runtime
 from terminald.files import MAX_CONFIG_SIZE, describe_error, read_limited
 from terminald.link.signed import MAX_TIME, SignedError, SignedObject, signed_time, verify_object
@@ -181,7 +182,9 @@ class LinkInstaller:
         if not 0 <= at <= MAX_TIME:
             return refused("time", "malformed", f"signed time {at:.0f} is not a usable time")
         moment = datetime.fromtimestamp(at, UTC)
-        floor = self._trusted_time.floor if self._trusted_time is not None else EPOCH
+        # The same floor the authentication holds the clock to: the persisted trusted
+        # time and the installed revocation data's issue time.
+        floor = signed_floor(self._trusted_time, self._store())
         if moment < floor.at - SIGNED_TIME_TOLERANCE:
             return refused(
                 "time",

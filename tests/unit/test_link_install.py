@@ -181,6 +181,16 @@ def test_a_time_behind_the_trusted_time_is_refused_even_forced(site: Site) -> No
     assert "a bundle" in outcome.reason and site.clock.set_to == []
 
 
+def test_a_time_behind_the_installed_revocation_data_is_refused(site: Site) -> None:
+    site.clock.now = (T0 + timedelta(days=1)).timestamp()
+    assert site.installer.install_revocation(bundle(site, 5)).installed  # issued T0 + 5 h
+    early = (T0 + timedelta(hours=4)).timestamp()
+    outcome = refused(
+        site.installer.install_time(site.time(early), force=True), "behind_trusted_time"
+    )
+    assert "revocation data version 5" in outcome.reason
+
+
 def test_without_cap_sys_time_the_time_is_applied_and_the_clock_not_set(site: Site) -> None:
     site.clock.refuse = PermissionError(errno.EPERM, "Operation not permitted")
     outcome = site.installer.install_time(site.time(NOW + 5))
