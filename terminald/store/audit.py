@@ -39,6 +39,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from terminald.store.audit_aside import check_or_move_aside, move_aside
@@ -125,6 +126,8 @@ class AuditLog:
         self._db: sqlite3.Connection | None = None
         self._settled = False  # the writer's last pass ended with the queue in the file
         self.problem: str | None = None
+        # Called on the writer thread with each committed batch as (sequence number, row).
+        self.on_written: Callable[[list[tuple[int, AuditEntry]]], None] | None = None
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -276,8 +279,7 @@ class AuditLog:
                 return
             try:
                 db.execute("BEGIN IMMEDIATE")
-                for entry in batch:
-                    _insert(db, entry)
+                written = [(_insert(db, entry), entry) for entry in batch]
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -295,6 +297,7 @@ class AuditLog:
                 if self._gap is not None:  # room again: say where rows went missing
                     self._pending.append(self._gap.entry(self.queue_rows))
                     self._gap = None
+            self._tell_written(written)
             self._since_trim += len(batch)
             if self._since_trim >= _TRIM_EVERY:
                 self._since_trim = 0
@@ -330,6 +333,16 @@ class AuditLog:
             if self._db is None:
                 raise AuditError(f"audit log {self.path}: {self.problem or 'not open'}")
             self._trim_now(self._db)
+
+    def _tell_written(self, written: list[tuple[int, AuditEntry]]) -> None:
+        """Rows now in the file, with their sequence numbers, to ``on_written`` (the link
+        offers them to the back office as events). Runs on the writer thread."""
+        if self.on_written is None:
+            return
+        try:
+            self.on_written(written)
+        except Exception:  # a listener's bug must not stop the trail
+            logger.exception("event=audit_listener_failed")
 
     def _trim_now(self, db: sqlite3.Connection) -> None:
         if self.hold is None:

@@ -155,7 +155,8 @@ def _companions(path: Path) -> tuple[Path, Path]:
     return Path(f"{path}-wal"), Path(f"{path}-shm")
 
 
-def _insert(db: sqlite3.Connection, entry: AuditEntry) -> None:
+def _insert(db: sqlite3.Connection, entry: AuditEntry) -> int:
+    """Insert the row; its id (the sequence number the back office pulls by)."""
     challenge = signature = digest = None
     if entry.evidence is not None:
         challenge, signature, der = entry.evidence
@@ -164,7 +165,7 @@ def _insert(db: sqlite3.Connection, entry: AuditEntry) -> None:
             "INSERT OR IGNORE INTO certificates (sha256, der) VALUES (?, ?)",
             (digest, der),
         )
-    db.execute(
+    cursor = db.execute(
         "INSERT INTO events (at, terminal, kind, reason, issuer, serial, label, detail, "
         "challenge, signature, cert_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -181,6 +182,7 @@ def _insert(db: sqlite3.Connection, entry: AuditEntry) -> None:
             digest,
         ),
     )
+    return int(cursor.lastrowid or 0)
 
 
 def _trim(db: sqlite3.Connection, keep: int) -> None:

@@ -93,3 +93,19 @@ def test_an_unwritable_trail_is_an_audit_error(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match="audit log"):
         log.page(0, 10)
     log.close()
+
+
+def test_rows_written_are_told_with_their_sequence_numbers(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", keep=1000, hold=4000, terminal="gate-1")
+    told: list[tuple[int, int | None]] = []
+    log.on_written = lambda rows: told.extend((seq, e.serial) for seq, e in rows)
+    fill(log, 5)
+    assert told == [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)]
+
+    def broken(rows: object) -> None:
+        raise RuntimeError("a listener's bug")
+
+    log.on_written = broken
+    fill(log, 2, start=5)  # the trail goes on
+    assert [seq for seq, _ in log.page(5, 10).rows] == [6, 7]
+    log.close()
