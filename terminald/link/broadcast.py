@@ -3,7 +3,8 @@
 Payload: ``transfer id (8) | counter u64 BE | ChaCha20-Poly1305(ciphertext ‖ tag 16)`` over
 ``index u32 BE | data``, key = the transfer's 32-byte group key (sent to each terminal inside
 its own authenticated session in ``bulk.offer``, so only terminals the host authenticated
-hold it), nonce = 4 zero bytes ‖ counter (8 bytes BE), AAD = the 3 frame header bytes ‖
+hold it), nonce = 4 zero bytes ‖ counter (8 bytes little-endian, as Noise's ChaChaPoly and the
+session records, docs/protocol.md §2), AAD = the 3 frame header bytes ‖
 transfer id ‖ counter. The group key is fresh per transfer and the host never reuses a
 counter under it, so nonces never repeat. A replayed frame can only deliver again a chunk of
 the same transfer, which the receiver ignores as a duplicate: no counter window is needed.
@@ -30,7 +31,7 @@ _INDEX = struct.Struct(">I")
 
 
 def _nonce(counter: int) -> bytes:
-    return b"\x00\x00\x00\x00" + counter.to_bytes(8, "big")
+    return b"\x00\x00\x00\x00" + counter.to_bytes(8, "little")
 
 
 def seal_chunk(

@@ -69,8 +69,8 @@ def _envelope(obj: object, kind: str, fields: frozenset[str]) -> dict[str, Any]:
         raise BulkError(f"{kind}: version {obj.get('v')!r} is not {VERSION}")
     if obj.get("t") != kind:
         raise BulkError(f"{kind}: type {obj.get('t')!r} is not {kind!r}")
-    if "id" in obj and (type(obj["id"]) is not int or not 0 <= obj["id"] < 1 << 64):
-        raise BulkError(f"{kind}: request id is not a u64")
+    if "id" in obj and (type(obj["id"]) is not int or not 0 <= obj["id"] < 1 << 32):
+        raise BulkError(f"{kind}: request id is not a u32")
     extra = set(obj) - fields - {"v", "t", "id"}
     if extra:
         raise BulkError(f"{kind}: unknown fields {sorted(map(str, extra))}")

@@ -98,21 +98,34 @@ class Bitmap:
         self._held = 0
 
     def missing(self) -> Iterator[int]:
-        for index in range(self._count):
-            if index not in self:
-                yield index
+        for start, length in self.runs(held=False):
+            yield from range(start, start + length)
 
     def runs(self, held: bool) -> Iterator[Range]:
-        """Maximal runs of held (or missing) chunks, in index order."""
+        """Maximal runs of held (or missing) chunks, in index order. Whole bytes of one kind
+        are skipped at once, so a mostly full or mostly empty bitmap of a million chunks
+        takes milliseconds, not a second."""
+        same, other = (0xFF, 0x00) if held else (0x00, 0xFF)
         start = -1
-        for index in range(self._count):
-            if (index in self) == held:
+        for position, byte in enumerate(self._bits):
+            base = position << 3
+            if byte == same:
                 if start < 0:
-                    start = index
-            elif start >= 0:
-                yield (start, index - start)
-                start = -1
-        if start >= 0:
+                    start = base
+                continue
+            if byte == other:
+                if start >= 0:
+                    yield (start, base - start)
+                    start = -1
+                continue
+            for bit in range(8):
+                if bool(byte & (1 << bit)) == held:
+                    if start < 0:
+                        start = base + bit
+                elif start >= 0:
+                    yield (start, base + bit - start)
+                    start = -1
+        if start >= 0 and start < self._count:
             yield (start, self._count - start)
 
 

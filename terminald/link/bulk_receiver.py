@@ -240,17 +240,18 @@ class BulkReceiver:
         assert self._file is not None
         try:
             self._file.sync()
-            digest = hashlib.sha256()
-            for index in range(offer.chunks):
-                digest.update(self._file.read(index))
-            if digest.digest() != offer.sha256:
+            # One pass: the installer needs the bytes anyway (memory ≤ the offer's size,
+            # which the terminal's max_size bounds).
+            parts = [self._file.read(index) for index in range(offer.chunks)]
+            if hashlib.sha256(b"".join(parts)).digest() != offer.sha256:
                 # Wrong data somewhere (a lie of the host, or a claim the disk did not keep):
                 # start over from nothing under the same offer; the host re-sends it all.
                 self._file.discard()
                 self._file = self._store.open(offer.sha256, offer.size, offer.chunk_size, now)
                 self._held = self._file.held.copy()
                 return [BulkDone(offer.transfer_id, DONE_SHA_MISMATCH)]
-            whole = b"".join(self._file.read(index) for index in range(offer.chunks))
+            whole = b"".join(parts)
+            del parts
         except ChunkStoreError as exc:
             return [self._abandon(offer, exc)]
         self._done = BulkDone(offer.transfer_id, DONE_OK)

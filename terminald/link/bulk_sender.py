@@ -30,9 +30,10 @@ from terminald.link.bulk_messages import (
 )
 from terminald.link.bulk_ranges import MAX_CHUNKS, Bitmap, Range
 
-# 1024 data bytes: a chunk message plus session and transport headers stays inside one
-# ~1.1 KB frame; the lead may choose up to MAX_CHUNK_SIZE (see docs/protocol.md §5).
-DEFAULT_CHUNK_SIZE = 1024
+# The largest multiple of 64 whose chunk message fills one frame (docs/protocol.md §5):
+# frame payload 2048 ≥ session record 24 + transport data header 5 + room for two
+# piggy-backed ACK blocks 12 + chunk array 12 + data; and for broadcast 36 + data ≤ 2048.
+DEFAULT_CHUNK_SIZE = 1984
 
 _OFFER, _AWAIT_STATE, _SENDING, _AWAIT_MISSING, _AWAIT_RESULT, _END = range(6)
 
