@@ -245,9 +245,12 @@ class Spool:
             try:
                 sha = bytes.fromhex(part.stem)
                 info = part.stat()
-                mark = part.with_suffix(".map").stat().st_mtime
             except (ValueError, OSError):
                 continue
+            try:
+                mark = part.with_suffix(".map").stat().st_mtime
+            except OSError:
+                mark = info.st_mtime  # an orphan still takes room until clean() removes it
             if len(sha) == SHA256_SIZE:
                 found.append((max(info.st_mtime, mark), sha, info.st_size))
         return sorted(found)
