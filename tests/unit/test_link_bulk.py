@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from terminald.link.bulk import (
     BulkChunk,
@@ -25,6 +27,8 @@ from terminald.link.bulk import (
     bulk_from_wire,
     chunk_tag,
 )
+from terminald.link.bulk_ranges import MAX_RANGES
+from tests.fuzzing import FUZZ
 from tests.unit.link_bulk_support import Installer, MemoryStore, content, transfer_id
 
 CHUNK = 256
@@ -284,3 +288,67 @@ def test_a_terminal_refuses_a_host_message() -> None:
     _, receiver, _ = pair(CHUNK)
     with pytest.raises(BulkError):
         receiver.on_message(BulkDone(b"\1" * 8, "ok"), 0.0)  # type: ignore[arg-type]
+
+
+def test_a_fragmented_bitmap_past_the_run_limit_still_completes() -> None:
+    chunks, size = 4 * MAX_RANGES, 64
+    data = content(chunks * size)
+    store = MemoryStore()
+    receiver = BulkReceiver(store, Installer(), max_size=1 << 20)
+    sender = BulkSender(data, "revocation", transfer_id(), chunk_size=size)
+    file = store.open(sender.offer.sha256, len(data), size, 0.0)
+    for index in range(0, chunks, 2):  # every other chunk held: 2 × MAX_RANGES runs
+        file.write(index, data[index * size : (index + 1) * size], 0.0)
+    file.sync()
+    sent = run(sender, receiver)
+    assert sender.outcome is not None and sender.outcome.installed
+    resent = chunks_in(sent)
+    assert set(range(1, chunks, 2)) <= set(resent)
+    # The state named only the first MAX_RANGES held runs: the rest was sent again, ignored.
+    assert len(resent) == chunks // 2 + MAX_RANGES
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("offer"), st.integers(1, 3000), st.sampled_from([64, 100, 256])),
+        st.tuples(st.just("chunk"), st.booleans(), st.integers(0, 60), st.integers(1, 300)),
+        st.tuples(st.just("status"), st.booleans()),
+    ),
+    max_size=40,
+)
+
+
+def snapshot(receiver: BulkReceiver, store: MemoryStore) -> tuple[object, ...]:
+    held = receiver.held.to_bytes() if receiver.held is not None else None
+    return (receiver.active, held, store.writes, store.discards, len(store.entries))
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(ops)
+def test_fuzz_a_receiver_changes_nothing_on_what_it_refuses(
+    steps: list[tuple[object, ...]],
+) -> None:
+    store = MemoryStore()
+    receiver = BulkReceiver(store, Installer(), max_size=2048)
+    ids = [bytes([n]) * 8 for n in range(3)]
+    for n, step in enumerate(steps):
+        offer = receiver.active
+        message: BulkMessage
+        if step[0] == "offer":
+            size, chunk_size = int(step[1]), int(step[2])  # type: ignore[call-overload]
+            message = BulkOffer(ids[n % 3], "config", size, chunk_size, bytes(32))
+        elif step[0] == "chunk":
+            tag = chunk_tag(offer.transfer_id) if offer and step[1] else 0x12345678
+            message = BulkChunk(tag, int(step[2]), b"\xab" * int(step[3]))  # type: ignore[call-overload]
+        else:
+            x = offer.transfer_id if offer and step[1] else b"\xee" * 8
+            message = BulkStatus(x)
+        before = snapshot(receiver, store)
+        try:
+            replies = receiver.on_message(message, 0.0)  # type: ignore[arg-type]
+        except BulkError:
+            assert snapshot(receiver, store) == before
+            continue
+        for reply in replies:
+            assert wire(reply) == reply
