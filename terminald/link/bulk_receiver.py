@@ -162,14 +162,17 @@ class BulkReceiver:
             return [_refuse(offer, REFUSE_UNKNOWN_KIND)]
         if offer.size > self._max_size:
             return [_refuse(offer, REFUSE_TOO_BIG)]
-        if (
-            current is not None
-            and self._phase == _RECEIVING
-            and (current.sha256, current.size, current.chunk_size)
-            == (offer.sha256, offer.size, offer.chunk_size)
-        ):
-            self._offer = offer  # the same content under a new id (the host restarted)
-            return [self._state()]
+        if current is not None and _content(current) == _content(offer):
+            # The same content under a new id (the host restarted): carry on, or tell again
+            # how it ended, under the new id.
+            self._offer = offer
+            if self._done is not None:
+                self._done = BulkDone(offer.transfer_id, self._done.outcome)
+            if self._result is not None:
+                self._result = BulkResult(
+                    offer.transfer_id, self._result.installed, self._result.reason
+                )
+            return self._replay()
         try:
             opened = self._store.open(offer.sha256, offer.size, offer.chunk_size, now)
         except ChunkStoreFull:
@@ -283,6 +286,10 @@ class BulkReceiver:
     def _reset(self) -> None:
         self._offer, self._file, self._held = None, None, None
         self._phase, self._done, self._result = _RECEIVING, None, None
+
+
+def _content(offer: BulkOffer) -> tuple[bytes, int, int, str]:
+    return (offer.sha256, offer.size, offer.chunk_size, offer.kind)
 
 
 def _refuse(offer: BulkOffer, reason: str) -> BulkState:

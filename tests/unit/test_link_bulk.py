@@ -352,3 +352,15 @@ def test_fuzz_a_receiver_changes_nothing_on_what_it_refuses(
             continue
         for reply in replies:
             assert wire(reply) == reply
+
+
+def test_a_restarted_host_learns_how_a_finished_transfer_ended_without_resending() -> None:
+    installer = Installer(verdict=InstallVerdict(False, "not newer than the installed one"))
+    sender, receiver, _ = pair(6 * CHUNK, installer=installer)
+    run(sender, receiver)
+    again = BulkSender(content(6 * CHUNK), "revocation", transfer_id(), chunk_size=CHUNK)
+    sent = run(again, receiver)
+    assert chunks_in(sent) == []
+    assert again.outcome is not None
+    assert again.outcome.reason == "not newer than the installed one"
+    assert len(installer.calls) == 1
