@@ -34,6 +34,7 @@ from terminald.link.bulk_messages import (
     BulkState,
     BulkStatus,
 )
+from terminald.link.bulk_ranges import Bitmap
 from terminald.link.bulk_sender import DEFAULT_CHUNK_SIZE, BulkSender, Outcome, Progress
 
 BROADCAST_ADDRESS = 0x7F
@@ -44,6 +45,7 @@ class PlanProgress:
     acknowledged: int  # bytes acknowledged, summed over the terminals
     total: int  # size × number of terminals
     per_terminal: dict[int, Progress]
+    broadcast: int  # distinct bytes broadcast at least once (size: the first round is over)
 
 
 class BroadcastPlan:
@@ -86,6 +88,7 @@ class BroadcastPlan:
         self._round: deque[int] = deque()
         self._in_round = False
         self._counter = 0
+        self._sent_once = Bitmap(next(iter(self._senders.values())).offer.chunks)
         self.frames_broadcast = 0
 
     @property
@@ -106,9 +109,12 @@ class BroadcastPlan:
     @property
     def progress(self) -> PlanProgress:
         per = {address: s.progress for address, s in self._senders.items()}
-        return PlanProgress(
-            sum(p.acknowledged for p in per.values()), sum(p.total for p in per.values()), per
-        )
+        acknowledged = sum(p.acknowledged for p in per.values())
+        size, last = self.offer.chunk_size, self.offer.chunks - 1
+        sent = self._sent_once.held * size
+        if last in self._sent_once:
+            sent -= size - (self.offer.size - last * size)
+        return PlanProgress(acknowledged, sum(p.total for p in per.values()), per, sent)
 
     @property
     def unicast_chunks(self) -> int:
@@ -143,6 +149,7 @@ class BroadcastPlan:
         )
         self._counter += 1
         self.frames_broadcast += 1
+        self._sent_once.add(index)
         return payload
 
     def _senders_chunk(self, index: int) -> bytes:

@@ -149,6 +149,13 @@ class BulkSender:
 
     # -- what came back -----------------------------------------------------------------
 
+    def delivered(self, index: int) -> None:
+        """The transport acknowledged the message carrying chunk ``index`` (the terminal's
+        transport has it, and the receiver stores it as it arrives): progress moves between
+        status rounds. Only progress: what to re-send is still the terminal's to say."""
+        if self.outcome is None and 0 <= index < self.offer.chunks:
+            self._acked.add(index)
+
     def fail(self, reason: str) -> None:
         """Give up (the terminal is gone for good); the outcome says why."""
         if self.outcome is None:

@@ -364,3 +364,18 @@ def test_a_restarted_host_learns_how_a_finished_transfer_ended_without_resending
     assert again.outcome is not None
     assert again.outcome.reason == "not newer than the installed one"
     assert len(installer.calls) == 1
+
+
+def test_progress_moves_with_transport_acknowledgements_and_status_replies() -> None:
+    sender, receiver, _ = pair(4 * CHUNK + 10)
+    run(sender, receiver, steps=1)
+    assert sender.progress.acknowledged == 0 and sender.progress.total == 4 * CHUNK + 10
+    for _ in range(5):
+        message = sender.next_message()
+        assert isinstance(message, BulkChunk)
+        if message.index < 4:  # the short last chunk stays in flight
+            receiver.on_message(message, 0.0)
+            sender.delivered(message.index)
+    assert sender.progress.acknowledged == 4 * CHUNK
+    sender.delivered(99)  # out of range: ignored
+    assert sender.progress.acknowledged == 4 * CHUNK

@@ -222,3 +222,26 @@ def test_a_plan_refuses_bad_addresses() -> None:
     for addresses in ([], [1, 1], [0x7F]):
         with pytest.raises(BulkError):
             BroadcastPlan(b"x", "config", X, KEY, addresses, HEADER)
+
+
+def test_plan_progress_counts_what_was_broadcast_and_what_terminals_hold() -> None:
+    data = content(3 * 1024 + 1)
+    plan = BroadcastPlan(data, "config", transfer_id(), KEY, [1, 2], HEADER, chunk_size=1024)
+    receivers = {a: BulkReceiver(MemoryStore(), Installer(), max_size=1 << 20) for a in (1, 2)}
+    for address, receiver in receivers.items():
+        for reply in receiver.on_message(plan.next_unicast(address), 0.0):  # type: ignore[arg-type]
+            plan.on_reply(address, reply)  # type: ignore[arg-type]
+    assert plan.progress.broadcast == 0 and plan.progress.total == 2 * len(data)
+    for _ in range(4):
+        payload = plan.next_broadcast()
+        assert payload is not None
+        if plan.progress.broadcast < len(data):
+            receivers[1].on_broadcast(HEADER, payload, 0.0)  # terminal 2 hears nothing
+    assert plan.progress.broadcast == len(data)
+    assert plan.next_broadcast() is None  # the round ends: each terminal is asked
+    for address, receiver in receivers.items():
+        status = plan.next_unicast(address)
+        for reply in receiver.on_message(status, 0.0):  # type: ignore[arg-type]
+            plan.on_reply(address, reply)  # type: ignore[arg-type]
+    per = plan.progress.per_terminal
+    assert per[1].acknowledged == 3 * 1024 and per[2].acknowledged == 0
