@@ -49,6 +49,17 @@ def _error(action: str, path: Path, exc: OSError) -> ChunkStoreError:
     return ChunkStoreError(f"spool: cannot {action} {path} ({exc.strerror or exc})")
 
 
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve the blocks now, so ENOSPC comes at the offer; a file system without
+    fallocate (some FUSE, older NFS) gets a sparse file and may then fail at a write."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        os.ftruncate(fd, size)
+
+
 class SpoolFile:
     """One partial transfer (the ChunkFile of terminald.link.bulk_receiver)."""
 
@@ -82,7 +93,7 @@ class SpoolFile:
             return
         try:
             os.ftruncate(self._fd, 0)
-            os.posix_fallocate(self._fd, 0, self.size)
+            _preallocate(self._fd, self.size)
             os.fsync(self._fd)
             self._write_map(self._held)
         except OSError as exc:

@@ -272,3 +272,16 @@ def test_kill_9_at_random_moments_never_leaves_a_false_claim(tmp_path: Path) -> 
         handle.close()
         assert not list(tmp_path.glob(".*.tmp"))  # the reopen cleared a torn map write
     assert claimed_total > 0  # the kills did land while chunks were being claimed
+
+
+def test_a_file_system_without_fallocate_gets_a_sparse_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(spool_module.os, "posix_fallocate", unsupported)
+    handle = make(tmp_path).open(SHA, SIZE, CHUNK, 0.0)
+    assert handle.part_path.stat().st_size == SIZE
+    handle.write(40, chunk(40), 0.0)
+    assert handle.read(40) == chunk(40)
