@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from terminald.link.bulk_errors import BulkError
 from terminald.link.bulk_messages import (
     DONE_SHA_MISMATCH,
+    ID_SIZE,
     MAX_CHUNK_SIZE,
     MAX_SIZE,
     MIN_CHUNK_SIZE,
@@ -67,6 +68,10 @@ class BulkSender:
         max_idle_rounds: int = 8,
         unicast: bool = True,
     ) -> None:
+        if len(transfer_id) != ID_SIZE or (group_key is not None and len(group_key) != 32):
+            raise BulkError("bulk: transfer id must be 8 bytes and a group key 32")
+        if not 0 < len(kind) <= 32:
+            raise BulkError("bulk: kind must be a short name")
         if not 0 < len(data) <= MAX_SIZE:
             raise BulkError(f"bulk: content of {len(data)} bytes outside 1..{MAX_SIZE}")
         if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
@@ -98,8 +103,8 @@ class BulkSender:
             self._phase, self._queue, self._ask = _OFFER, deque(), False
 
     def request_status(self) -> None:
-        """Ask the terminal what it lacks once the pending chunks are out (a broadcast plan
-        calls it after each broadcast round)."""
+        """Drop what is pending (a broadcast round just covered it) and ask the terminal
+        what it still lacks (a broadcast plan calls it after each round)."""
         if self._phase == _SENDING:
             self._queue, self._ask = deque(), True
 
@@ -129,8 +134,9 @@ class BulkSender:
 
     @property
     def waiting(self) -> bool:
-        """True while a reply from the terminal is due."""
-        return self._phase in (_AWAIT_STATE, _AWAIT_MISSING, _AWAIT_RESULT)
+        """True while the terminal owes the answer to an offer or a status request (not
+        while its installer works: that may take long and holds nobody up)."""
+        return self._phase in (_AWAIT_STATE, _AWAIT_MISSING)
 
     @property
     def receiving(self) -> bool:

@@ -379,3 +379,19 @@ def test_progress_moves_with_transport_acknowledgements_and_status_replies() -> 
     assert sender.progress.acknowledged == 4 * CHUNK
     sender.delivered(99)  # out of range: ignored
     assert sender.progress.acknowledged == 4 * CHUNK
+
+
+@pytest.mark.parametrize(
+    ("transfer", "kind", "group_key", "chunk_size"),
+    [
+        (b"short", "config", None, 1024),
+        (bytes(8), "", None, 1024),
+        (bytes(8), "config", b"k" * 31, 1024),
+        (bytes(8), "config", None, 63),
+    ],
+)
+def test_a_sender_refuses_a_transfer_it_could_not_describe(
+    transfer: bytes, kind: str, group_key: bytes | None, chunk_size: int
+) -> None:
+    with pytest.raises(BulkError):
+        BulkSender(b"data", kind, transfer, chunk_size=chunk_size, group_key=group_key)
