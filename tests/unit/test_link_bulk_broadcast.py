@@ -245,3 +245,23 @@ def test_plan_progress_counts_what_was_broadcast_and_what_terminals_hold() -> No
             plan.on_reply(address, reply)  # type: ignore[arg-type]
     per = plan.progress.per_terminal
     assert per[1].acknowledged == 3 * 1024 and per[2].acknowledged == 0
+
+
+def test_a_slow_installer_does_not_hold_up_the_next_round_for_others() -> None:
+    data = content(2 * 1024)
+    plan = BroadcastPlan(data, "config", transfer_id(), KEY, [1, 2], HEADER, chunk_size=1024)
+    slow = BulkReceiver(MemoryStore(), Installer(verdict=None), max_size=1 << 20)
+    deaf = BulkReceiver(MemoryStore(), Installer(), max_size=1 << 20)
+    receivers = {1: slow, 2: deaf}
+
+    def answer(address: int, replies: list[BulkMessage]) -> None:
+        for reply in replies:
+            plan.on_reply(address, reply)  # type: ignore[arg-type]
+
+    for address, receiver in receivers.items():
+        answer(address, receiver.on_message(plan.next_unicast(address), 0.0))  # type: ignore[arg-type]
+    while (payload := plan.next_broadcast()) is not None:
+        answer(1, slow.on_broadcast(HEADER, payload, 0.0))  # terminal 2 hears nothing
+    answer(2, deaf.on_message(plan.next_unicast(2), 0.0))  # type: ignore[arg-type]
+    assert plan.next_unicast(1) is None  # terminal 1 is installing, nothing to ask
+    assert plan.next_broadcast() is not None  # round 2 starts for terminal 2 all the same
