@@ -63,6 +63,7 @@ from terminald.daemon.live_revocation import (
     signed_floor,
 )
 from terminald.daemon.logfmt import log_event, set_level
+from terminald.daemon.operator import OperatorCall
 from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
 from terminald.daemon.recorder import Listener, Recorder
 from terminald.daemon.reload import (
@@ -190,6 +191,19 @@ class Daemon:
             self._withheld,
             self.monitor.problem,
         )
+
+    def wall_now(self) -> datetime:
+        """The wall clock (UTC) the daemon records with."""
+        return self._clock()
+
+    def handle(self, event: object) -> None:
+        """On the loop thread only (an OperatorCall): one event at once, as if taken
+        from the queue."""
+        self._dispatch(event)
+
+    def status_line(self) -> str:
+        """On the loop thread only: the STATUS= line systemd shows."""
+        return self._status()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -324,6 +338,9 @@ class Daemon:
             return
         if isinstance(event, Reload):
             self.reloader.requested(event)
+            return
+        if isinstance(event, OperatorCall):  # the console's (or link's) request: run here
+            event.run(self)
             return
         if isinstance(event, ReloadBuilt):
             self.reloader.built(event)
