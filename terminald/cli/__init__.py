@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "terminald.cli.audit_cmd",
     "terminald.cli.relay_safe_cmd",
     "terminald.cli.doctor_cmd",
+    "terminald.cli.console_cmd",
 )
 
 _GROUPS = {
