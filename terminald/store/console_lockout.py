@@ -49,7 +49,7 @@ class LockoutFile:
                 "failures": list(record.failures[-_KEEP_TIMES:]),
                 "locked_until": record.locked_until,
             }
-            if len(ports) > MAX_PORTS:  # keep the port just written and the newest others
+            if len(ports) > MAX_PORTS:  # keep the port just written; drop others in file order
                 for stale in list(ports)[: len(ports) - MAX_PORTS]:
                     if stale != port:
                         del ports[stale]
