@@ -123,9 +123,9 @@ class Session:
 
     def _event(self, event: EditorEvent) -> None:
         if self._state is _State.LOGIN:
-            if isinstance(event, Line):
+            if isinstance(event, Line) and event.text:
                 self._password(event.text)
-            else:  # ^C, ^D: a new prompt
+            else:  # Enter on its own (waking a terminal up), ^C, ^D: a new prompt
                 self._prompt()
         elif self._state is _State.CONFIRM:
             if isinstance(event, Line) and event.text.strip().lower() in ("y", "yes"):

@@ -258,3 +258,8 @@ def test_an_idle_session_is_logged_out(rig: Rig) -> None:
     rig.session.tick()
     assert "logged out" in rig.out.decode()
     assert rig.op.records[-1] == ("console_logout", "port /dev/ttyS9: idle")
+
+
+def test_enter_alone_at_the_password_prompt_is_no_attempt(rig: Rig) -> None:
+    assert rig.type(b"\r\r").endswith(PASSWORD_PROMPT)
+    assert rig.op.records == [] and rig.clock.slept == []
