@@ -130,7 +130,7 @@ def test_a_bug_in_a_session_does_not_end_the_thread(monkeypatch: pytest.MonkeyPa
 
 def test_an_operator_call_the_loop_never_runs_times_out() -> None:
     call = OperatorCall(lambda daemon: 1)
-    with pytest.raises(OperatorError, match="did not answer within 0.01 s"):
+    with pytest.raises(OperatorError, match=r"did not answer within 0\.01 s"):
         call.wait(0.01)
 
 
