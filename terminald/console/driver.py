@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from terminald.console import render
-from terminald.console.session import Lockouts, Session, SessionSettings
+from terminald.console.session import Lockouts, Session, SessionClock, SessionSettings
 from terminald.daemon.operator import Operator
 
 if TYPE_CHECKING:
@@ -100,6 +100,9 @@ class ConsoleDriver:
                 except Exception:  # closing a vanished device may fail too; nothing to do
                     logger.debug("event=console_close_failed")
 
+    def _pause(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
     def _serve(self, port: Port) -> None:
         columns, rows = self._size(port)
         settings = SessionSettings(
@@ -115,6 +118,8 @@ class ConsoleDriver:
             self._operator,
             self._lockouts,
             port.write,
+            # A login delay ends early when the daemon stops, so the stop never waits on it.
+            clock=SessionClock(sleep=self._pause),
             drop_input=port.reset_input_buffer,
         )
         self.connected.set()

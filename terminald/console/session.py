@@ -117,9 +117,15 @@ class Session:
     def tick(self) -> None:
         """Called now and then by the driver: logs an idle session out."""
         idle = self._clock.monotonic() - self._last_input
-        if self.logged_in and idle >= self.settings.idle_logout_s:
+        if idle < self.settings.idle_logout_s:
+            return
+        if self.logged_in:
             self._lines(["", f"No input for {self.settings.idle_logout_s:g} s: logged out."])
             self._logout("idle")
+        elif self.editor.text:  # half a password left at the prompt is not kept for the next
+            self.editor.discard_pending()
+            self._lines([""])
+            self._prompt()
 
     def _event(self, event: EditorEvent) -> None:
         if self._state is _State.LOGIN:

@@ -128,7 +128,8 @@ class Operator(Protocol):
         ...
 
     def set_mode(self, mode: Mode) -> str:
-        """Set the mode until the next restart or reload; returns what happened."""
+        """Set the mode; it holds until a restart, or a reload that changes ``[terminal]
+        mode``. Returns what happened ("mode normal -> lockdown")."""
         ...
 
     def test_output(self, output: Output) -> str:

@@ -263,3 +263,11 @@ def test_an_idle_session_is_logged_out(rig: Rig) -> None:
 def test_enter_alone_at_the_password_prompt_is_no_attempt(rig: Rig) -> None:
     assert rig.type(b"\r\r").endswith(PASSWORD_PROMPT)
     assert rig.op.records == [] and rig.clock.slept == []
+
+
+def test_half_a_password_left_at_the_prompt_is_forgotten(rig: Rig) -> None:
+    rig.type(PASSWORD[:6].encode())
+    rig.clock.mono += 60
+    rig.session.tick()
+    assert "Logged in" not in rig.type(PASSWORD[6:].encode() + b"\r")
+    assert rig.op.records == [("console_login_failed", "port /dev/ttyS9: failure 1")]
