@@ -46,14 +46,18 @@ def read_hash(path: Path) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise PasswdError(f"{path}: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # a directory, a FIFO, a device: never read it
+        os.close(fd)
+        raise PasswdError(f"{path}: not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise PasswdError(f"{path}: not a regular file")
         # Group read is how the daemon's group reads a root-owned file (console passwd).
         if info.st_mode & 0o037:
             raise PasswdError(f"{path}: writable by its group or open to others (chmod 640)")
-        data = handle.read(MAX_FILE + 1)
+        try:
+            data = handle.read(MAX_FILE + 1)
+        except OSError as exc:
+            raise PasswdError(f"{path}: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE:
         raise PasswdError(f"{path}: larger than {MAX_FILE} bytes, not a password hash")
     text = data.decode("ascii", "replace").strip()
