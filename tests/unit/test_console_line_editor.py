@@ -15,6 +15,7 @@ from terminald.console.line_editor import (
     Line,
     LineEditor,
 )
+from tests.fuzzing import FUZZ
 
 
 def run(data: bytes, editor: LineEditor | None = None) -> tuple[bytes, list[EditorEvent]]:
@@ -136,6 +137,7 @@ def test_pending_input_is_bounded_and_can_be_discarded() -> None:
 
 @pytest.mark.fuzz
 @given(st.binary(max_size=600))
+@FUZZ
 def test_any_bytes_never_crash_and_lines_stay_printable_and_bounded(data: bytes) -> None:
     editor = LineEditor(max_line=64)
     _, events = run(data, editor)

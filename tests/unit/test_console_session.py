@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from hypothesis import given
+from hypothesis import strategies as st
 
+from terminald.console.commands import ParseError, parse
 from terminald.console.lockout import LockoutPolicy, PortRecord
 from terminald.console.session import (
     PASSWORD_PROMPT,
@@ -28,6 +32,7 @@ from terminald.daemon.operator import (
     TimeView,
 )
 from terminald.store.audit import AuditEntry
+from tests.fuzzing import FUZZ
 
 PASSWORD = "correct horse 42"
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -271,3 +276,43 @@ def test_half_a_password_left_at_the_prompt_is_forgotten(rig: Rig) -> None:
     rig.session.tick()
     assert "Logged in" not in rig.type(PASSWORD[6:].encode() + b"\r")
     assert rig.op.records == [("console_login_failed", "port /dev/ttyS9: failure 1")]
+
+
+_SHOWN = set(range(0x20, 0x7F)) | {0x07, 0x08, 0x0A, 0x0D}
+
+
+@pytest.mark.fuzz
+@given(st.binary(max_size=300))
+@FUZZ
+def test_any_bytes_at_the_prompt_never_log_in_nor_crash(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        rig = Rig(Path(directory))
+        shown = rig.type(data)
+        assert not rig.session.logged_in
+        assert "Logged in" not in shown
+        assert set(shown.encode()) <= _SHOWN
+
+
+@pytest.mark.fuzz
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40),
+        max_size=8,
+    )
+)
+@FUZZ
+def test_any_command_lines_never_crash_and_fit_the_screen(lines: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        rig = Rig(Path(directory))
+        rig.login()
+        for line in lines:
+            try:
+                parsed = parse(line)
+            except ParseError:
+                parsed = None
+            if parsed is not None and parsed.spec.name in ("logout", "exit", "restart"):
+                continue  # logging out or restarting is not what this explores
+            shown = rig.type(line.encode() + b"\r")
+            assert shown.endswith(PROMPT), line
+            for row in shown.split("\r\n")[1:]:
+                assert len(row) < 80, row
