@@ -113,7 +113,8 @@ def open_daemon(
     daemon.log_floor = log_floor
     # The technician's console ([console] port); its readers list uses a PC/SC context
     # of its own, like the monitor and the card thread.
-    daemon.console = console_for(daemon, presence.sibling().list_readers)
+    if config.console.port is not None:
+        daemon.console = console_for(daemon, presence.sibling().list_readers)
     return daemon
 
 
