@@ -35,15 +35,21 @@ class LockoutFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        # What this process last knew per port: the file is read once per port, and a
+        # file that cannot be written does not undo a count or a lock in this run.
+        self._memory: dict[str, PortRecord] = {}
 
     def load(self, port: str) -> PortRecord:
         with self._lock:
-            return _record(self._read().get(port))
+            if port not in self._memory:
+                self._memory[port] = _record(self._read().get(port))
+            return self._memory[port]
 
     def save(self, port: str, record: PortRecord) -> None:
         """Raises OSError when the file cannot be written (the caller logs it; the
         record in memory still holds for this run)."""
         with self._lock:
+            self._memory[port] = record
             ports = self._read()
             ports[port] = {
                 "failures": list(record.failures[-_KEEP_TIMES:]),

@@ -118,3 +118,11 @@ def test_the_file_keeps_a_bounded_number_of_ports(tmp_path: Path) -> None:
         store.save(f"/dev/tty{i}", PortRecord((T0,)))
     ports = json.loads((tmp_path / "l.json").read_text())["ports"]
     assert len(ports) <= 16 and "/dev/tty39" in ports
+
+
+def test_a_file_that_cannot_be_written_still_counts_in_this_run(tmp_path: Path) -> None:
+    store = LockoutFile(tmp_path / "missing-dir" / "console-lockout.json")
+    assert store.load("p") == PortRecord()
+    with pytest.raises(OSError):
+        store.save("p", PortRecord((), T0 + 600))
+    assert locked_for(POLICY, store.load("p"), T0) == 600
