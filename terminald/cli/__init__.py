@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "terminald.cli.revocation_apply_cmd",
     "terminald.cli.check_config_cmd",
     "terminald.cli.run_cmd",
+    "terminald.cli.console_cmd",
     "terminald.cli.audit_cmd",
     "terminald.cli.relay_safe_cmd",
     "terminald.cli.doctor_cmd",

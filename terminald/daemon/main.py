@@ -25,6 +25,7 @@ from terminald.backends.reader_profiles import (
     load_reader_profiles,
 )
 from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
+from terminald.console.driver import console_for
 from terminald.daemon.logfmt import configure_daemon_logging, log_event, set_level
 from terminald.daemon.reload import Reload
 from terminald.daemon.runtime import build_runtime
@@ -110,6 +111,10 @@ def open_daemon(
         clock=clock,
     )
     daemon.log_floor = log_floor
+    # The technician's console ([console] port); its readers list uses a PC/SC context
+    # of its own, like the monitor and the card thread.
+    if config.console.port is not None:
+        daemon.console = console_for(daemon, presence.sibling().list_readers)
     return daemon
 
 

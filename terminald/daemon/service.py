@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terminald.backends.gpio import GpioHardware
 from terminald.backends.pinmap import BoardPinMap
@@ -63,6 +63,7 @@ from terminald.daemon.live_revocation import (
     signed_floor,
 )
 from terminald.daemon.logfmt import log_event, set_level
+from terminald.daemon.operator import OperatorCall
 from terminald.daemon.reader_monitor import PresenceReader, ReaderMonitor
 from terminald.daemon.recorder import Listener, Recorder
 from terminald.daemon.reload import (
@@ -76,6 +77,9 @@ from terminald.daemon.reload import (
 from terminald.daemon.runtime import Runtime
 from terminald.store.audit import AuditLog
 from terminald.store.trusted_time import TrustedTimeFile
+
+if TYPE_CHECKING:
+    from terminald.console.driver import ConsoleDriver
 
 logger = logging.getLogger("terminald.daemon")
 
@@ -167,6 +171,9 @@ class Daemon:
         self.exit_code = 0
         self.log_floor: int | None = None  # -v on the command line beats [log] level
         self.ready = threading.Event()  # set once started (READY=1 sent)
+        # The maintenance console (terminald.console), when [console] port is set; its own
+        # thread, started and stopped with the loop.
+        self.console: ConsoleDriver | None = None
 
     # -- outside world -> loop ------------------------------------------------------------
 
@@ -190,6 +197,19 @@ class Daemon:
             self._withheld,
             self.monitor.problem,
         )
+
+    def wall_now(self) -> datetime:
+        """The wall clock (UTC) the daemon records with."""
+        return self._clock()
+
+    def handle(self, event: object) -> None:
+        """On the loop thread only (an OperatorCall): one event at once, as if taken
+        from the queue."""
+        self._dispatch(event)
+
+    def status_line(self) -> str:
+        """On the loop thread only: the STATUS= line systemd shows."""
+        return self._status()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -267,6 +287,8 @@ class Daemon:
         self.worker.start()
         self.monitor.start()
         self.live.start()
+        if self.console is not None:
+            self.console.start()
         now = time.monotonic()
         self._running = True
         self._execute(self.terminal.start(now))
@@ -290,6 +312,10 @@ class Daemon:
         self.notifier.ready(self._status())
         self.ready.set()
 
+    def _stop_console(self) -> None:
+        if self.console is not None:
+            self.console.stop()
+
     def _shutdown(self) -> None:
         self._running = False
         self.notifier.stopping("stopping")
@@ -297,6 +323,7 @@ class Daemon:
         hw.keypad.set_handler(None)
         hw.inputs.set_handler(None)
         for name, part in (
+            ("console", self._stop_console),
             ("card", self.worker.stop),  # releases and unpowers a held card
             ("revocation", self.live.stop),
             ("reader", self.monitor.stop),
@@ -324,6 +351,9 @@ class Daemon:
             return
         if isinstance(event, Reload):
             self.reloader.requested(event)
+            return
+        if isinstance(event, OperatorCall):  # the console's (or link's) request: run here
+            event.run(self)
             return
         if isinstance(event, ReloadBuilt):
             self.reloader.built(event)
