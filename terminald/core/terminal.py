@@ -220,12 +220,12 @@ class Terminal:
         ):
             self._verdict_until = None
             self.state = State.IDLE
-            commands.append(ShowLight(self._resting_light()))
+            commands.append(ShowLight(self.resting_light()))
         return commands
 
     # -- modes --------------------------------------------------------------------------------
 
-    def _resting_light(self) -> LightPattern:
+    def resting_light(self) -> LightPattern:
         alarm = self.sounder.feedback
         if alarm is not None:  # an alarm outranks the mode's light until it clears
             return alarm.light
@@ -252,7 +252,7 @@ class Terminal:
             # No PIN is asked for, or sent, once no one can be admitted.
             commands += self._verdict(AuthResult(_MODE_REASONS[mode], identity=self._identity), now)
         elif self.state in (State.IDLE, State.VERDICT):
-            commands.append(ShowLight(self._resting_light()))
+            commands.append(ShowLight(self.resting_light()))
         return commands
 
     # -- door alarms --------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class Terminal:
         # A reconfiguration (no ``now``) only clears alarms: nothing to schedule.
         commands += self.sounder.update(self.door.alarms, 0.0 if now is None else now)
         if self.sounder.leading is not before and self.state is State.IDLE:
-            commands.append(ShowLight(self._resting_light()))
+            commands.append(ShowLight(self.resting_light()))
         if now is not None and self.state is State.PIN_ENTRY and self.door.grants_blocked:
             # No PIN is sent when the answer can only be no.
             commands += self._verdict(AuthResult(Reason.TAMPER, identity=self._identity), now)

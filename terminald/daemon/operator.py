@@ -377,4 +377,4 @@ def _test(d: Daemon, output: Output) -> str:
 def _restore_light(d: Daemon) -> None:
     if d.terminal.state is State.IDLE:
         # The terminal's own choice of resting light (no public accessor on Terminal yet).
-        d.hardware.indicator.show(d.terminal._resting_light())
+        d.hardware.indicator.show(d.terminal.resting_light())

@@ -43,6 +43,12 @@ KINDS = (
     "mode",
     "revocation",
     "gap",
+    # the technician's console (console/session.py)
+    "console_login",
+    "console_login_failed",
+    "console_lockout",
+    "console_logout",
+    "console_command",
 )
 
 # https://www.sqlite.org/rescode.html: the primary code is the low byte.

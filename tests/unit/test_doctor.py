@@ -321,6 +321,9 @@ def pty() -> Iterator[str]:
         os.close(device)
 
 
+HOST_KEY = "A" * 43 + "="  # any 32 bytes: the link needs the back office's key
+
+
 def test_no_link_is_ok(config: Config, tmp_path: Path) -> None:
     assert check_serial(config, env(tmp_path)).status == "ok"
 
@@ -328,7 +331,7 @@ def test_no_link_is_ok(config: Config, tmp_path: Path) -> None:
 def test_a_pty_opens_and_its_settings_are_left_alone(
     config_file: Callable[..., Path], tmp_path: Path, pty: str
 ) -> None:
-    config = load_config(config_file(link={"port": pty, "baud": 9600}))
+    config = load_config(config_file(link={"port": pty, "baud": 9600, "host_key": HOST_KEY}))
     fd = os.open(pty, os.O_RDWR | os.O_NOCTTY)
     try:
         before = termios.tcgetattr(fd)
@@ -345,13 +348,17 @@ def test_a_regular_file_is_not_a_serial_port(
 ) -> None:
     fake = tmp_path / "ttyUSB0"
     fake.write_bytes(b"")
-    finding = check_serial(load_config(config_file(link={"port": str(fake)})), env(tmp_path))
+    finding = check_serial(
+        load_config(config_file(link={"port": str(fake), "host_key": HOST_KEY})), env(tmp_path)
+    )
     assert finding.status == "fail" and "not a character device" in finding.message
 
 
 def test_a_missing_port_fails(config_file: Callable[..., Path], tmp_path: Path) -> None:
     port = tmp_path / "ttyAMA9"
-    finding = check_serial(load_config(config_file(link={"port": str(port)})), env(tmp_path))
+    finding = check_serial(
+        load_config(config_file(link={"port": str(port), "host_key": HOST_KEY})), env(tmp_path)
+    )
     assert finding.status == "fail" and "does not exist" in finding.message
 
 
@@ -362,7 +369,10 @@ def test_a_port_the_user_may_not_open_fails_with_the_dialout_fix(
         assert flags & os.O_NOCTTY and flags & os.O_NONBLOCK and flags & os.O_RDWR
         raise PermissionError(13, "Permission denied")
 
-    config, machine = load_config(config_file(link={"port": pty})), env(tmp_path)
+    config, machine = (
+        load_config(config_file(link={"port": pty, "host_key": HOST_KEY})),
+        env(tmp_path),
+    )
     monkeypatch.setattr(os, "open", denied)  # as root, every open succeeds
     finding = check_serial(config, machine)
     assert finding.status == "fail" and "usermod -aG dialout tester" in finding.fix
