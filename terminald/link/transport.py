@@ -67,7 +67,9 @@ class Transport:
     def __init__(self, config: TransportConfig, now: float) -> None:
         self.config = config
         self.stats = TransportStats()
-        self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
+        # An ACK may wait ack_delay, then behind one of the peer's frames: RTO allows both.
+        slack = config.ack_delay + config.max_frame_time
+        self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slack)
         self._send = {lane: SendLane() for lane in LANES}
         self._recv = {lane: RecvLane() for lane in LANES}
         self._now = now
@@ -76,6 +78,8 @@ class Transport:
         self._turn_since = now
         self._turn_deadline: float | None = None
         self._burst = 0
+        self._tx = 0  # transmissions of data segments so far, both lanes
+        self._handover_tx: int | None = None  # half duplex: self._tx when we handed over
         self._sync_stats()
 
     # -- the application side ---------------------------------------------------------
@@ -95,9 +99,9 @@ class Transport:
         size = self.config.fragment_size
         chunks = [bytes(message[i : i + size]) for i in range(0, len(message), size)] or [b""]
         state = self._send[lane]
-        # Each segment costs at least a byte, so empty messages cannot pile up unbounded.
-        cost = state.queued + len(state.segments) + len(message) + len(chunks)
-        if cost > self.config.max_queued:
+        # An empty message counts as one byte, so empty messages cannot pile up unbounded.
+        cost = max(len(message), 1)
+        if state.queued + cost > self.config.max_queued:
             raise TransportFull(
                 f"{lane.name} lane holds {state.queued} bytes; "
                 f"{len(message)} more exceed max_queued {self.config.max_queued}"
@@ -108,11 +112,14 @@ class Transport:
             first, last = index == 0, index == len(chunks) - 1
             state.segments.append(Outgoing(state.next_seq, first, last, chunk))
             state.next_seq += 1
-        state.queued += len(message)
+        state.queued += cost
         self.stats.messages_sent += 1
 
     def queued(self, lane: Lane) -> int:
-        """Bytes of messages on ``lane`` not yet acknowledged (for backpressure)."""
+        """Bytes of messages on ``lane`` not yet acknowledged (for backpressure).
+
+        An empty message counts as one byte.
+        """
         return self._send[Lane(lane)].queued
 
     def in_flight(self, lane: Lane) -> int:
@@ -193,10 +200,19 @@ class Transport:
     def _on_ack(self, lane: Lane, block: AckBlock, now: float) -> None:
         self.stats.acks_received += 1
         state = self._send[lane]
-        result = state.apply_ack(block, now)
+        handover = self._handover_tx
+        if handover is None:
+            result = state.apply_ack(block, now)
+            sample = result.rtt_sample
+        else:
+            # Half duplex, the peer's answer to our POLL: it reflects our whole burst, and
+            # only the POLL segment itself gives an RTT sample (an earlier one's ACK would
+            # include the wait for the rest of the burst).
+            result = state.apply_ack(block, now, before_tx=handover)
+            sample = result.rtt_sample if result.sampled_tx == handover - 1 else None
         self.stats.fast_retransmits += result.newly_lost
-        if result.rtt_sample is not None:
-            self._rtt.sample(result.rtt_sample)
+        if sample is not None:
+            self._rtt.sample(sample)
         if result.advanced:
             # RFC 6298 §5.3: restart the timer when new data is acknowledged.
             state.rto_deadline = now + self._rtt.rto if state.in_flight() else None
@@ -233,7 +249,7 @@ class Transport:
                 state.rto_deadline = max(state.rto_deadline, now + self._rtt.rto)
         if poll:
             self._turn, self._turn_since, self._burst = True, now, 0
-            self._turn_deadline = None
+            self._turn_deadline = self._handover_tx = None
         else:
             self._turn, self._turn_deadline = False, now + wait
 
@@ -250,7 +266,7 @@ class Transport:
         deadline = self._turn_deadline
         if half and self.config.initiator and not self._turn and deadline and now >= deadline:
             self._turn, self._turn_since, self._burst = True, now, 0
-            self._turn_deadline = None
+            self._turn_deadline = self._handover_tx = None
 
     def _choose(self) -> tuple[Lane, Outgoing] | None:
         if self.config.half_duplex and (not self._turn or self._burst >= self.config.max_burst):
@@ -288,11 +304,14 @@ class Transport:
             return self._send_segment(Segment(acks=self._ack_blocks(), poll=handover), now)
         lane, out = plan
         state = self._send[lane]
-        if state.mark_sent(out, now):
-            self.stats.retransmits += 1
+        again = state.mark_sent(out, now, self._tx)
+        self._tx += 1
+        self.stats.retransmits += again
         self.stats.data_sent += 1
         self._burst += 1
-        if self.config.half_duplex or state.rto_deadline is None:
+        # Start the timer if idle; restart it on a retransmission (RFC 6675 §6) so the
+        # resent segment gets a full RTO; in half duplex on every send (the turn's end).
+        if self.config.half_duplex or again or state.rto_deadline is None:
             state.rto_deadline = now + self._rtt.rto
         acks: tuple[AckBlock | None, AckBlock | None] = (None, None)
         if any(r.ack_pending or r.ack_due is not None for r in self._recv.values()):
@@ -327,6 +346,7 @@ class Transport:
             if self.config.half_duplex:
                 self._turn, self._burst = False, 0
                 self._turn_deadline = now + self._rtt.rto + self.config.max_frame_time
+                self._handover_tx = self._tx
         return encode_segment(segment)
 
     def _sync_stats(self) -> None:

@@ -38,7 +38,9 @@ class TransportConfig:
     ``credit``: segments we accept per lane from the next expected one on (1-255), our
     advertised window. Times in seconds. ``min_rto`` should exceed the time one maximal
     segment takes on the line (2 KB ≈ 0.18 s at 115200 baud). ``max_frame_time``: that
-    time, half duplex only (how long a turn may go without hearing the peer, beyond RTO).
+    time; an ACK may wait that long behind one of the peer's frames, so RTO is never below
+    SRTT + ``ack_delay`` + ``max_frame_time``, and in half duplex a turn is taken back only
+    after RTO + ``max_frame_time`` without hearing the peer.
     Raises ValueError on a value out of range.
     """
 

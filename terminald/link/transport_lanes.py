@@ -20,7 +20,7 @@ class Outgoing:
     first: bool
     last: bool
     data: bytes
-    tx_id: int = -1  # order of its latest transmission among this lane's; -1: never sent
+    tx_id: int = -1  # order of its latest transmission (both lanes); -1: never sent
     sent_at: float = 0.0
     retransmitted: bool = False  # Karn's rule: no RTT sample from it
     sacked: bool = False
@@ -34,6 +34,7 @@ class AckResult:
     acked_bytes: int = 0
     advanced: bool = False
     rtt_sample: float | None = None
+    sampled_tx: int = -1  # the transmission the sample was measured on
     newly_lost: int = 0
 
 
@@ -49,7 +50,6 @@ class SendLane:
     queued: int = 0  # data bytes not yet acknowledged
     rto_deadline: float | None = None
     lost_count: int = 0
-    _tx: int = 0
     _delivered_tx: int = -1  # latest transmission known to have arrived
 
     def window(self) -> int:
@@ -70,32 +70,38 @@ class SendLane:
             return self.segments[self.nxt - self.una]
         return None
 
-    def mark_sent(self, seg: Outgoing, now: float) -> bool:
-        """Record a transmission of ``seg``; True if it was a retransmission."""
+    def mark_sent(self, seg: Outgoing, now: float, tx_id: int) -> bool:
+        """Record transmission number ``tx_id`` of ``seg``; True if it was a retransmission."""
         again = seg.tx_id >= 0
         seg.retransmitted |= again
         if seg.lost:
             seg.lost = False
             self.lost_count -= 1
-        seg.tx_id = self._tx
-        self._tx += 1
+        seg.tx_id = tx_id
         seg.sent_at = now
         if seg.seq == self.nxt:
             self.nxt += 1
         return again
 
     def mark_oldest_lost(self) -> bool:
-        """After a timeout: the oldest unacknowledged segment is lost (RFC 6298 §5.4)."""
-        if self.nxt == self.una:
+        """After a timeout: the oldest unacknowledged segment is lost (RFC 6298 §5.4).
+
+        False when that was already known (it waits for its retransmission): the timer
+        found nothing new, so there is no reason to back off.
+        """
+        if self.nxt == self.una or self.segments[0].lost:
             return False
-        seg = self.segments[0]
-        if not seg.lost:
-            seg.lost = True
-            self.lost_count += 1
+        self.segments[0].lost = True
+        self.lost_count += 1
         return True
 
-    def apply_ack(self, block: AckBlock, now: float) -> AckResult:
-        """Fold in an ACK block whose ``cum`` is already known to be ≤ ``nxt``."""
+    def apply_ack(self, block: AckBlock, now: float, before_tx: int = -1) -> AckResult:
+        """Fold in an ACK block whose ``cum`` is already known to be ≤ ``nxt``.
+
+        ``before_tx``: the sender knows the block reflects every transmission numbered
+        below it (half duplex: the peer answers only after our whole burst), so any of
+        those not reported is lost.
+        """
         result = AckResult()
         if block.cum < self.una:
             return result  # older than what we know (a duplicate); nothing new in it
@@ -104,16 +110,19 @@ class SendLane:
 
         def delivered(seg: Outgoing) -> None:
             nonlocal newest
+            if seg.retransmitted:
+                return  # which transmission arrived is ambiguous (Karn): infer nothing
             self._delivered_tx = max(self._delivered_tx, seg.tx_id)
-            if not seg.retransmitted and seg.tx_id > newest:
-                newest = seg.tx_id
+            if seg.tx_id > newest:
+                newest = result.sampled_tx = seg.tx_id
                 result.rtt_sample = now - seg.sent_at
 
         while self.una < block.cum:
             seg = self.segments.popleft()
             self.una += 1
-            self.queued -= len(seg.data)
-            result.acked_bytes += len(seg.data)
+            cost = max(len(seg.data), 1) if seg.first and seg.last else len(seg.data)
+            self.queued -= cost
+            result.acked_bytes += cost
             result.advanced = True
             if seg.lost:
                 self.lost_count -= 1
@@ -131,7 +140,8 @@ class SendLane:
         # itself reported, was lost (also a retransmission that was lost again).
         for index in range(self.nxt - self.una):
             seg = self.segments[index]
-            if not seg.sacked and not seg.lost and 0 <= seg.tx_id < self._delivered_tx:
+            horizon = max(self._delivered_tx, before_tx)
+            if not seg.sacked and not seg.lost and 0 <= seg.tx_id < horizon:
                 seg.lost = True
                 self.lost_count += 1
                 result.newly_lost += 1

@@ -19,11 +19,17 @@ class RttEstimator:
     """SRTT/RTTVAR/RTO of RFC 6298, with RTO clamped to ``[min_rto, max_rto]``.
 
     RFC 6298 asks for a 1 s minimum on the Internet; a serial line has no queues beyond
-    one frame, so the minimum is configurable (TransportConfig.min_rto).
+    one frame, so the minimum is configurable (TransportConfig.min_rto). ``slack`` is a
+    floor under the variance term for delays the samples may not have shown yet (a delayed
+    ACK, an ACK waiting behind one of the peer's frames): the part of Linux's 200 ms
+    minimum RTO that is not about the clock.
     """
 
-    def __init__(self, initial_rto: float, min_rto: float, max_rto: float) -> None:
+    def __init__(
+        self, initial_rto: float, min_rto: float, max_rto: float, slack: float = 0.0
+    ) -> None:
         self.min_rto = min_rto
+        self.slack = slack
         self.max_rto = max_rto
         self.srtt: float | None = None
         self.rttvar: float | None = None
@@ -41,7 +47,7 @@ class RttEstimator:
         else:
             self.rttvar = (1 - _BETA) * self.rttvar + _BETA * abs(self.srtt - rtt)  # §2.3
             self.srtt = (1 - _ALPHA) * self.srtt + _ALPHA * rtt
-        self.rto = self._clamp(self.srtt + max(_GRANULARITY, _K * self.rttvar))
+        self.rto = self._clamp(self.srtt + max(_GRANULARITY, _K * self.rttvar, self.slack))
         self.samples += 1
 
     def backoff(self) -> None:
