@@ -341,7 +341,9 @@ def test_interactive_waits_behind_at_most_one_bulk_frame() -> None:
         assert jumped == []
         assert answer.start - when <= frame_time  # only the frame already on the wire
     delivered = [t for t, lane, _ in sim.delivered["b"] if lane is Lane.INTERACTIVE]
-    assert all(t - w <= frame_time + wire_bytes(40) / RATE for t, w in zip(delivered, asked))
+    assert all(
+        t - w <= frame_time + wire_bytes(40) / RATE for t, w in zip(delivered, asked, strict=True)
+    )
 
 
 def test_rto_adapts_to_the_round_trip() -> None:
