@@ -166,6 +166,14 @@ class FrameDecoder:
     def _append(self, chunk: memoryview) -> None:
         if not chunk:
             return
+        if len(chunk) > self._limit:
+            # Never copy more than one maximal frame in, whatever the caller hands us.
+            self.stats.garbage_bytes += len(self._buffer) + len(chunk) - self._limit
+            self._buffer.clear()
+            if not self._overflowed:
+                self.stats.oversize += 1
+                self._overflowed = True
+            chunk = chunk[-self._limit :]
         self._buffer += chunk
         excess = len(self._buffer) - self._limit
         if excess > 0:

@@ -138,7 +138,6 @@ class Transport:
         A malformed segment (bad format, longer than ``max_segment``, or acknowledging
         data never sent) is counted in ``stats.malformed`` and changes nothing.
         """
-        self._now = now
         try:
             if len(segment) > self.config.max_segment:
                 raise SegmentError(f"segment of {len(segment)} bytes above max_segment")
@@ -149,6 +148,7 @@ class Transport:
         except SegmentError:
             self.stats.malformed += 1
             return []
+        self._now = now
         self.stats.segments_received += 1
         for lane, block in zip(LANES, seg.acks, strict=True):
             if block is not None:

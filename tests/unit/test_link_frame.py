@@ -157,7 +157,17 @@ def test_a_long_run_ending_in_a_good_frame_still_yields_it() -> None:
 
 @pytest.mark.fuzz
 @FUZZ
-@given(chunks=st.lists(st.binary(max_size=3000), max_size=8), limit=st.integers(0, 300))
+@given(
+    chunks=st.lists(
+        st.one_of(
+            st.binary(max_size=3000),
+            st.sampled_from([b"\x00", b"\x01" * 400]),
+            st.binary(max_size=300).map(lambda p: encode_frame(Frame(9, Channel.SESSION, p))),
+        ),
+        max_size=8,
+    ),
+    limit=st.integers(0, 300),
+)
 def test_fuzz_decoder_never_raises_and_stays_bounded(chunks: list[bytes], limit: int) -> None:
     decoder = FrameDecoder(max_payload=limit)
     whole = FrameDecoder(max_payload=limit)
@@ -166,6 +176,8 @@ def test_fuzz_decoder_never_raises_and_stays_bounded(chunks: list[bytes], limit:
         got += decoder.feed(chunk)
         assert decoder.buffered <= max_encoded_size(limit)
     assert got == whole.feed(b"".join(chunks))
+    assert decoder.stats == whole.stats
+    assert whole.buffered <= max_encoded_size(limit)
     assert all(len(f.payload) <= limit for f in got)
 
 

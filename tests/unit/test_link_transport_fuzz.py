@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from terminald.link.transport import Lane, Transport, TransportConfig
 from terminald.link.transport_wire import AckBlock, Segment, encode_segment
 from tests.fuzzing import FUZZ
+from tests.unit.link_transport_sim import Sim, config, random_loss
 
 CONFIG = TransportConfig(max_segment=200, credit=8, max_message=1000, max_queued=4000)
 
@@ -111,3 +113,39 @@ def test_fuzz_a_refused_segment_changes_nothing(raw: bytes) -> None:
     end.on_segment(raw, 0.5)
     if end.stats.malformed > malformed:
         assert state_of(end) == before
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.floats(0, 0.3),
+    duplicate=st.floats(0, 0.2),
+    half=st.booleans(),
+    credit=st.integers(1, 20),
+    sizes=st.lists(st.integers(0, 6000), min_size=1, max_size=8),
+)
+def test_fuzz_lossy_line_delivers_everything_once_in_order(
+    seed: int, loss: float, duplicate: float, half: bool, credit: int, sizes: list[int]
+) -> None:
+    sim = Sim(
+        config(half_duplex=half, credit=credit),
+        config(half_duplex=half, initiator=False, credit=credit),
+        drop=random_loss(loss),
+        duplicate=duplicate,
+        seed=seed,
+    )
+    rng = random.Random(seed)
+    sent: dict[tuple[str, Lane], list[bytes]] = {}
+    for index, size in enumerate(sizes):
+        name, lane = rng.choice("ab"), rng.choice(list(Lane))
+        message = index.to_bytes(2, "big") + rng.randbytes(size)
+        sim.ends[name].send(lane, message)
+        sent.setdefault((name, lane), []).append(message)
+    sim.run(
+        lambda s: sum(map(len, s.delivered.values())) == len(sizes) and s.a.idle() and s.b.idle(),
+        limit=100_000,
+    )
+    for (name, lane), messages in sent.items():
+        assert sim.messages("b" if name == "a" else "a", lane) == messages
+    assert sim.stalls == 0 and sim.collisions == 0
