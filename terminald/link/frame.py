@@ -11,6 +11,7 @@ address; filtering by address is the endpoint's job.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -29,6 +30,9 @@ HEADER_SIZE: Final = 3
 CRC_SIZE: Final = 4
 DELIMITER: Final = b"\x00"
 _CRC: Final = struct.Struct("<I")
+# Where a frame can start: a COBS code byte >= 2, then the version byte itself.
+_FRAME_START: Final = re.compile(rb"[\x02-\xff]" + re.escape(bytes([PROTOCOL_VERSION])))
+_SALVAGE_TRIES: Final = 32
 
 
 class Channel(IntEnum):
@@ -126,8 +130,9 @@ class FrameDecoder:
     The buffer never holds more than one maximal encoded frame. A longer run without a 0x00
     is counted once as ``oversize`` and only its tail is kept (at most one maximal frame).
     When a run fails as a whole (bad CRC, bad COBS, or too long) the decoder looks for a
-    good frame at its end: a bit error that turns a 0x00 delimiter into another byte, or
-    garbage without a 0x00 before a frame, otherwise also costs the next good frame.
+    good frame of this version at its end (at most 32 candidate starts): a bit error that
+    turns a 0x00 delimiter into another byte, or garbage without a 0x00 before a frame,
+    otherwise also costs the next good frame.
     Raises ValueError if ``max_payload`` is outside 0-``MAX_PAYLOAD``.
     """
 
@@ -204,21 +209,26 @@ class FrameDecoder:
         return self._salvage(run)
 
     def _salvage(self, run: bytes) -> Frame | None:
-        # Each start is tried from the front: a COBS decode and a CRC in C, about 4 ms for a
-        # maximal run on a desktop. It only runs for a run that failed as a whole.
-        for start in range(1, len(run) - HEADER_SIZE - CRC_SIZE + 1):
+        # A frame starts with a COBS code byte >= 2 followed by the version byte itself
+        # (the version is not 0, so COBS copies it). Only such starts are tried, from the
+        # front, and at most _SALVAGE_TRIES of them: a decode and a CRC each, so crafted
+        # garbage cannot make a run cost more than a few dozen decodes.
+        tail_failure: str | None = None  # a CRC-valid tail that is not a usable frame
+        for tries, match in enumerate(_FRAME_START.finditer(run, 1)):
+            start = match.start()
+            if tries >= _SALVAGE_TRIES or len(run) - start <= HEADER_SIZE + CRC_SIZE:
+                break
             frame, failure = self._parse(run[start:])
-            if failure in ("crc_errors", "malformed"):
-                continue
-            # A CRC-valid tail is a real frame, even one of another version or channel.
-            if failure is not None:
-                self.stats.garbage_bytes += len(run)
-                self._count(failure)
-                return None
-            self.stats.garbage_bytes += start
-            self.stats.salvaged += 1
-            return self._accept(frame)
+            if failure is None:
+                self.stats.garbage_bytes += start
+                self.stats.salvaged += 1
+                return self._accept(frame)
+            if failure not in ("crc_errors", "malformed"):
+                tail_failure = failure
+                break
         self.stats.garbage_bytes += len(run)
+        if tail_failure is not None:
+            self._count(tail_failure)
         return None
 
     def _accept(self, frame: Frame | None) -> Frame | None:
