@@ -52,8 +52,8 @@ class TransportConfig:
     max_rto: float = 30.0
     max_message: int = 64 * 1024
     max_queued: int = 256 * 1024
-    ack_every: int = 2
-    ack_delay: float = 0.02
+    ack_every: int = 4
+    ack_delay: float = 0.1
     initiator: bool = True
     poll_interval: float = 0.1
     max_burst: int = 8

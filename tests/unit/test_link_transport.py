@@ -354,9 +354,10 @@ def test_rto_adapts_to_the_round_trip() -> None:
     fast_srtt, fast_rto = sim.a.stats.srtt, sim.a.stats.rto
     assert fast_srtt is not None and fast_srtt < 0.1
     sim.latency = 0.4  # a slow converter appears: 0.8 s more per round trip
-    for n in range(40):
-        sim.a.send(Lane.INTERACTIVE, bytes([n]) * 100)
-    sim.run(lambda s: len(s.delivered["b"]) == 80 and s.a.idle())
+    for batch in range(2, 6):
+        for n in range(40):
+            sim.a.send(Lane.INTERACTIVE, bytes([n]) * 100)
+        sim.run(lambda s, batch=batch: len(s.delivered["b"]) == 40 * batch and s.a.idle())
     slow_srtt = sim.a.stats.srtt
     assert slow_srtt is not None and slow_srtt > 0.7
     assert sim.a.stats.rto > slow_srtt > fast_rto
