@@ -446,3 +446,42 @@ def test_bulk_efficiency(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_segment_fits_a_frame() -> None:
     assert MAX_SEGMENT + 24 == MAX_PAYLOAD
+
+
+def test_half_duplex_interactive_goes_next_within_a_burst() -> None:
+    sim = Sim(config(half_duplex=True), config(half_duplex=True, initiator=False))
+    for n in range(40):
+        sim.a.send(Lane.BULK, bytes([n + 1]) * 1024)
+    asked: list[float] = []
+
+    def ask(s: Sim) -> None:
+        asked.append(s.now)
+        s.a.send(Lane.INTERACTIVE, b"mode?")
+
+    sim.at(2.0, ask)
+    sim.run(lambda s: len(s.messages("b", Lane.INTERACTIVE)) == 1)
+    (when,) = asked
+    answer = next(x for x in sim.log if x.segment.lane is Lane.INTERACTIVE)
+    bulk_between = [
+        x
+        for x in sim.log
+        if x.sender == "a" and x.segment.lane is Lane.BULK and when <= x.start < answer.start
+    ]
+    # Mid-burst it goes next; if the line was just handed over, it goes first in the next turn.
+    assert bulk_between == []
+    assert sim.collisions == 0
+
+
+def test_a_stale_ack_changes_nothing() -> None:
+    end = Transport(small(), 0.0)
+    end.on_segment(encode_segment(Segment(acks=(AckBlock(0, 4), AckBlock(0, 4)))), 0.0)
+    for n in range(3):
+        end.send(Lane.BULK, bytes([n]) * 10)
+    end.poll(0.0)
+    end.on_segment(encode_segment(Segment(acks=(None, AckBlock(2, 4)))), 0.1)
+    assert end.in_flight(Lane.BULK) == 1
+    # A late copy of an older ACK (credit 1, cum 1) neither rewinds nor shrinks anything.
+    end.on_segment(encode_segment(Segment(acks=(None, AckBlock(1, 1)))), 0.2)
+    assert end.in_flight(Lane.BULK) == 1
+    assert end.stats.peer_credit[Lane.BULK] == 4
+    assert end.stats.fast_retransmits == 0
