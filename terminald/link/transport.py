@@ -264,7 +264,8 @@ class Transport:
                     self._rtt.backoff()
         half = self.config.half_duplex
         deadline = self._turn_deadline
-        if half and self.config.initiator and not self._turn and deadline and now >= deadline:
+        late = deadline is not None and now >= deadline
+        if half and self.config.initiator and not self._turn and late:
             self._turn, self._turn_since, self._burst = True, now, 0
             self._turn_deadline = self._handover_tx = None
 
