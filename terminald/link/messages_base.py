@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import ClassVar, TypeVar
 
 from terminald.link.messages_schema import Spec, check_spec
+
+# The transport's lanes: a message names the lane it travels on (docs/protocol.md §3).
+from terminald.link.transport_wire import Lane as Lane
 
 ENVELOPE = ("v", "t", "id")
 
@@ -22,11 +25,6 @@ class Direction(Enum):
     TERMINAL_TO_HOST = "terminal→host"
 
 
-class Lane(IntEnum):
-    """The transport lane a message travels on (docs/protocol.md §3: lane 0, lane 1)."""
-
-    INTERACTIVE = 0
-    BULK = 1
 
 
 class Role(Enum):
