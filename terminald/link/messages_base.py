@@ -25,8 +25,6 @@ class Direction(Enum):
     TERMINAL_TO_HOST = "terminal→host"
 
 
-
-
 class Role(Enum):
     REQUEST = "request"  # answered by exactly one reply (one of REPLIES, or error)
     REPLY = "reply"  # carries the id of the request it answers

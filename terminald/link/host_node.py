@@ -1,0 +1,175 @@
+"""The back office's end of one serial line, pure: one session and transport per terminal.
+
+A line may carry several terminals (RS-485 multi-drop). For each address the host runs the
+KK handshake (it is the initiator and holds each terminal's public key), then a
+:class:`Transport` per session. Output is taken round-robin over the terminals, one frame at
+a time, so one terminal's bulk transfer cannot starve another's status request; broadcast
+frames (bulk chunks for every terminal at once) are interleaved with them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from terminald.link import hello
+from terminald.link.frame import FROM_TERMINAL, Channel, Frame, FrameDecoder, encode_frame
+from terminald.link.session import Initiator, Session, SessionError
+from terminald.link.transport import Lane, Transport, TransportConfig
+
+logger = logging.getLogger(__name__)
+
+HANDSHAKE_RETRY_S = 1.0
+INBOX_MESSAGES = 1024
+BROADCAST_FRAMES = 64
+
+
+@dataclass
+class Peer:
+    address: int
+    public_key: bytes
+    initiator: Initiator | None = None
+    session: Session | None = None
+    transport: Transport | None = None
+    handshake_due: float = 0.0
+    wanted: bool = False  # connect() was asked and the session is not up yet
+    problem: str | None = None
+    terminal_id: str | None = None
+    sessions: int = 0
+    plain: deque[bytes] = field(default_factory=deque)
+
+
+class HostNode:
+    def __init__(
+        self, host_private: bytes, terminals: dict[int, bytes], config: TransportConfig
+    ) -> None:
+        self._private = host_private
+        self.config = config
+        self.peers = {a: Peer(a, key) for a, key in terminals.items()}
+        self.decoder = FrameDecoder()
+        self.inbox: deque[tuple[int, Lane, bytes]] = deque()
+        self.broadcast_frames: deque[bytes] = deque()
+        self._turn = 0
+        self.dropped = 0
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def connect(self, address: int, now: float) -> None:
+        """Start (or restart) the handshake with ``address``."""
+        peer = self.peers[address]
+        peer.wanted = True
+        peer.handshake_due = now
+
+    def session_up(self, address: int) -> bool:
+        return self.peers[address].transport is not None
+
+    def _handshake(self, peer: Peer, now: float) -> None:
+        # A fresh Initiator each time: a terminal refuses a re-sent message 1 as a replay.
+        peer.initiator = Initiator(self._private, peer.public_key, hello.initiator_payload())
+        message = hello.encode(hello.HelloKind.HANDSHAKE_1, peer.initiator.first_message())
+        peer.plain.append(encode_frame(Frame(peer.address, Channel.HELLO, message)))
+        peer.handshake_due = now + HANDSHAKE_RETRY_S
+
+    # -- input ---------------------------------------------------------------------------
+
+    def on_bytes(self, data: bytes, now: float) -> None:
+        for frame in self.decoder.feed(data):
+            if not frame.address & FROM_TERMINAL:
+                continue  # our own frames echoed on a two-wire bus, or another host
+            peer = self.peers.get(frame.address & ~FROM_TERMINAL)
+            if peer is None:
+                continue
+            if frame.channel == Channel.HELLO:
+                self._on_hello(peer, frame.payload, now)
+            elif frame.channel == Channel.SESSION:
+                self._on_record(peer, frame, now)
+
+    def _on_hello(self, peer: Peer, payload: bytes, now: float) -> None:
+        try:
+            message = hello.decode(payload)
+        except hello.HelloError as exc:
+            peer.problem = f"hello: {exc}"
+            return
+        if message.kind is hello.HelloKind.NO_SESSION:
+            # The terminal lost our session (it restarted): handshake again.
+            peer.session = peer.transport = None
+            peer.wanted = True
+            peer.handshake_due = now
+            return
+        if message.kind is not hello.HelloKind.HANDSHAKE_2 or peer.initiator is None:
+            return
+        try:
+            session, payload = peer.initiator.finish(message.body)
+            peer.terminal_id = hello.parse_responder_payload(payload).terminal_id
+        except (SessionError, hello.HelloError) as exc:
+            peer.problem = str(exc)
+            logger.warning("event=link_handshake_failed address=%d problem=%r", peer.address, exc)
+            peer.initiator = None
+            return
+        peer.initiator = None
+        peer.session = session
+        peer.transport = Transport(self.config, now)
+        peer.wanted = False
+        peer.problem = None
+        peer.sessions += 1
+
+    def _on_record(self, peer: Peer, frame: Frame, now: float) -> None:
+        if peer.session is None or peer.transport is None:
+            return
+        try:
+            plaintext = peer.session.open(frame.header(), frame.payload)
+        except SessionError as exc:
+            peer.problem = str(exc)
+            return
+        for lane, message in peer.transport.on_segment(plaintext, now):
+            if len(self.inbox) >= INBOX_MESSAGES:
+                self.dropped += 1
+                continue
+            self.inbox.append((peer.address, lane, message))
+
+    # -- output --------------------------------------------------------------------------
+
+    def send(self, address: int, lane: Lane, message: bytes) -> None:
+        transport = self.peers[address].transport
+        if transport is None:
+            raise SessionError(f"no session with terminal {address}")
+        transport.send(lane, message)
+
+    def take_frames(self, now: float, limit: int) -> list[bytes]:
+        out: list[bytes] = []
+        peers = list(self.peers.values())
+        for peer in peers:
+            if peer.wanted and peer.initiator is None and now >= peer.handshake_due:
+                self._handshake(peer, now)
+            elif peer.wanted and peer.initiator is not None and now >= peer.handshake_due:
+                self._handshake(peer, now)  # no answer: try again
+            while peer.plain and len(out) < limit:
+                out.append(peer.plain.popleft())
+        for i in range(len(peers)):
+            if len(out) >= limit:
+                break
+            peer = peers[(self._turn + i) % len(peers)]
+            if peer.transport is None or peer.session is None:
+                continue
+            for segment in peer.transport.poll(now, limit - len(out)):
+                header = Frame(peer.address, Channel.SESSION, b"").header()
+                record = peer.session.seal(header, segment)
+                out.append(encode_frame(Frame(peer.address, Channel.SESSION, record)))
+        self._turn = (self._turn + 1) % max(1, len(peers))
+        while self.broadcast_frames and len(out) < limit:
+            out.append(self.broadcast_frames.popleft())
+        return out
+
+    def next_deadline(self) -> float | None:
+        deadlines = []
+        for peer in self.peers.values():
+            if peer.plain or self.broadcast_frames:
+                return 0.0
+            if peer.wanted:
+                deadlines.append(peer.handshake_due)
+            if peer.transport is not None:
+                d = peer.transport.next_deadline()
+                if d is not None:
+                    deadlines.append(d)
+        return min(deadlines) if deadlines else None
