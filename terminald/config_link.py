@@ -19,6 +19,7 @@ BAUD_RATES: Final = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 ADDRESS_MIN: Final = 1
 ADDRESS_MAX: Final = 0x7E
 LINK_KEY_NAME: Final = "link.key"
+MB: Final = 1 << 20
 CONSOLE_PASSWD: Final = Path("/etc/terminald/console.passwd")
 
 
@@ -36,6 +37,9 @@ class LinkSection:
     key_file: Path | None = None
     # Half-duplex RS-485: send a burst, then turn the line around for one acknowledgement.
     rs485: bool = False
+    # The largest bulk transfer accepted (revocation snapshot, enrolment set, config), in
+    # bytes; the spool (<state>/link-spool) holds at most twice this.
+    max_transfer: int = 64 * MB
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,8 @@ def link_section(s: Section, errors: list[str], state_dir: Path) -> LinkSection:
         )
     key_file = s.path("key_file", None) or state_dir / LINK_KEY_NAME
     rs485 = s.boolean("rs485", False)
-    return LinkSection(port, baud, address, host_key, key_file, rs485)
+    max_transfer = s.integer("max_transfer_mb", 64, 1, 1024) * MB
+    return LinkSection(port, baud, address, host_key, key_file, rs485, max_transfer)
 
 
 def console_section(s: Section, errors: list[str]) -> ConsoleSection:

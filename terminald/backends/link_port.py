@@ -78,7 +78,8 @@ class LinkPort:
     """Pump bytes between the port and ``node``; ``wake()`` when the node has news to send.
 
     ``drain_below``: bytes left in the kernel's output queue below which the next frame is
-    written (a quarter of a frame keeps the line busy and the queue short).
+    written (a quarter of a frame keeps the line busy and the queue short). ``on_input``
+    is called (on the reader thread, outside the lock) after the node took new bytes.
     """
 
     def __init__(
@@ -89,8 +90,10 @@ class LinkPort:
         name: str = "link",
         drain_below: int = 256,
         clock: Callable[[], float] = time.monotonic,
+        on_input: Callable[[], None] | None = None,
     ) -> None:
         self._open = opener
+        self.on_input = on_input
         self.node = node
         self.name = name
         self.drain_below = drain_below
@@ -165,6 +168,8 @@ class LinkPort:
                 with self.lock:
                     self.node.on_bytes(data, self.clock())
                 self.wake()
+                if self.on_input is not None:
+                    self.on_input()
 
     def _lost(self, port: serial.Serial, problem: str) -> None:
         logger.error("event=link_port_down link=%s problem=%r", self.name, problem)

@@ -115,6 +115,13 @@ def open_daemon(
     # of its own, like the monitor and the card thread.
     if config.console.port is not None:
         daemon.console = console_for(daemon, presence.sibling().list_readers)
+    # The back-office link ([link] port): its own threads; answers through the operator.
+    if config.link.port is not None:
+        from terminald.daemon.link_service import link_for
+        from terminald.daemon.operator import DaemonOperator
+
+        operator = DaemonOperator(daemon, list_readers=presence.sibling().list_readers)
+        daemon.link = link_for(daemon, operator, daemon.audit)
     return daemon
 
 

@@ -80,6 +80,7 @@ from terminald.store.trusted_time import TrustedTimeFile
 
 if TYPE_CHECKING:
     from terminald.console.driver import ConsoleDriver
+    from terminald.daemon.link_service import LinkService
 
 logger = logging.getLogger("terminald.daemon")
 
@@ -174,6 +175,8 @@ class Daemon:
         # The maintenance console (terminald.console), when [console] port is set; its own
         # thread, started and stopped with the loop.
         self.console: ConsoleDriver | None = None
+        # The back-office link (daemon/link_service.py), when [link] port is set.
+        self.link: LinkService | None = None
 
     # -- outside world -> loop ------------------------------------------------------------
 
@@ -289,6 +292,8 @@ class Daemon:
         self.live.start()
         if self.console is not None:
             self.console.start()
+        if self.link is not None:
+            self.link.start()
         now = time.monotonic()
         self._running = True
         self._execute(self.terminal.start(now))
@@ -316,6 +321,10 @@ class Daemon:
         if self.console is not None:
             self.console.stop()
 
+    def _stop_link(self) -> None:
+        if self.link is not None:
+            self.link.stop()
+
     def _shutdown(self) -> None:
         self._running = False
         self.notifier.stopping("stopping")
@@ -324,6 +333,7 @@ class Daemon:
         hw.inputs.set_handler(None)
         for name, part in (
             ("console", self._stop_console),
+            ("link", self._stop_link),
             ("card", self.worker.stop),  # releases and unpowers a held card
             ("revocation", self.live.stop),
             ("reader", self.monitor.stop),
@@ -417,6 +427,10 @@ class Daemon:
         self.notifier.status(self._status())
 
     # -- SIGHUP --------------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """Ask for a reload and return at once (any thread; as SIGHUP does)."""
+        self.post(Reload())
 
     def reload(self, timeout: float = RELOAD_TIMEOUT_S + 5) -> bool:
         """Ask the loop to reload and wait for the outcome: whether the new configuration

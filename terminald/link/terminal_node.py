@@ -141,6 +141,11 @@ class TerminalNode:
     # -- output --------------------------------------------------------------------------
 
     @property
+    def transport(self) -> Transport | None:
+        """The current session's transport; None before the first session."""
+        return self._transport
+
+    @property
     def session_up(self) -> bool:
         return self._transport is not None
 
