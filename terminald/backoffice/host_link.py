@@ -1,0 +1,283 @@
+"""The back office's end of one serial line, as a library: a gateway makes one
+:class:`HostLink` per line and talks to every terminal on it.
+
+Requests are numbered and matched with their replies; bulk transfers (revocation
+snapshots, enrolment sets, configurations) are pushed to one terminal or broadcast to
+several, with progress reported through a callback. Everything here runs in the caller's
+thread beside the port's two threads; the line's state lives in a pure
+:class:`~terminald.link.host_node.HostNode` guarded by the port's lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Final, TypeVar
+
+from terminald.backends.link_port import LinkPort, serial_opener
+from terminald.link import messages as m
+from terminald.link import wire
+from terminald.link.bulk_errors import BulkError
+from terminald.link.bulk_messages import BulkDone, BulkMissing, BulkResult, BulkState
+from terminald.link.bulk_plan import BroadcastPlan
+from terminald.link.bulk_sender import BulkSender, Outcome
+from terminald.link.frame import BROADCAST, Channel, Frame, encode_frame
+from terminald.link.host_node import HostNode
+from terminald.link.transport import Lane, TransportError
+from terminald.link.tuning import transport_config
+from terminald.store.link_keys import HostKeys
+
+logger = logging.getLogger("terminald.host")
+
+REQUEST_TIMEOUT_S: Final = 10.0
+CONNECT_TIMEOUT_S: Final = 10.0
+# Bulk bytes kept queued in the transport ahead of the line: enough to fill the window.
+BULK_AHEAD: Final = 64 * 1024
+Progress = Callable[[int, int], None]
+M = TypeVar("M", bound=m.Message)
+
+
+class HostError(Exception):
+    """A terminal did not answer, refused, or the line is down; the message says which."""
+
+
+class HostLink:
+    """``keys``: the back office's key directory (``terminald host keys init``)."""
+
+    def __init__(self, port: Path, keys: HostKeys, *, baud: int = 115200, rs485: bool = False):
+        terminals = {a: t.public_key for a, t in keys.terminals.items()}
+        config = transport_config(baud, initiator=True, half_duplex=rs485)
+        self.node = HostNode(keys.host_private, terminals, config)
+        self.port = LinkPort(
+            serial_opener(port, baud, rs485=rs485), self.node, name="host", on_input=self._heard
+        )
+        self.keys = keys
+        self._input = threading.Condition()
+        self._ids = itertools.count(1)
+        self._replies: dict[tuple[int, int], m.Message] = {}
+        self._bulk: dict[int, list[wire.Any]] = {}
+        self.events: list[tuple[int, m.Event]] = []  # unsolicited, in arrival order
+        self.on_event: Callable[[int, m.Event], None] | None = None
+
+    def __enter__(self) -> HostLink:
+        self.port.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.port.stop()
+
+    # -- input (the port's reader thread) ------------------------------------------------
+
+    def _heard(self) -> None:
+        with self.port.lock:
+            inbox = list(self.node.inbox)
+            self.node.inbox.clear()
+        for address, _lane, data in inbox:
+            try:
+                message = wire.unpack(data, m.Direction.TERMINAL_TO_HOST)
+            except (m.MessageError, BulkError) as exc:
+                logger.warning("event=host_bad_message address=%d problem=%r", address, str(exc))
+                continue
+            with self._input:
+                if isinstance(message, m.Event):
+                    self.events.append((address, message))
+                    if self.on_event is not None:
+                        self.on_event(address, message)
+                elif isinstance(message, m.Message):
+                    self._replies[(address, message.id)] = message
+                else:
+                    self._bulk.setdefault(address, []).append(message)
+                self._input.notify_all()
+
+    def _wait(self, until: Callable[[], bool], deadline: float) -> bool:
+        with self._input:
+            while not until():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._input.wait(min(left, 0.1))
+        return True
+
+    # -- sessions and requests -----------------------------------------------------------
+
+    def connect(self, address: int, timeout: float = CONNECT_TIMEOUT_S) -> m.HelloReply:
+        """Handshake with terminal ``address`` (if not up) and ask its hello."""
+        if address not in self.node.peers:
+            raise HostError(
+                f"terminal {address} is not in {self.keys_dir_hint()}: "
+                "terminald host keys add --address N PUBKEY"
+            )
+        if not self.port.wait_open(min(timeout, 5.0)):
+            raise HostError(f"serial port: {self.port.problem or 'did not open'}")
+        deadline = time.monotonic() + timeout
+        with self.port.lock:
+            if not self.node.session_up(address):
+                self.node.connect(address, time.monotonic())
+        self.port.wake()
+        if not self._wait(lambda: self.node.session_up(address), deadline):
+            problem = self.node.peers[address].problem
+            raise HostError(
+                f"terminal {address}: no session within {timeout:g} s"
+                + (f" ({problem})" if problem else " (no answer: wrong address, port or baud?)")
+            )
+        return self.request(
+            address, m.Hello(id=0, protocol=1, software="terminald-host"), m.HelloReply
+        )
+
+    def keys_dir_hint(self) -> str:
+        return "the key directory"
+
+    def request(
+        self, address: int, message: m.Message, reply: type[M], timeout: float = REQUEST_TIMEOUT_S
+    ) -> M:
+        """Send a request and wait for its reply; HostError for an ``error`` or silence."""
+        number = next(self._ids) & 0xFFFFFFFF
+        request = dataclasses.replace(message, id=number)
+        self._send(address, request.LANE, wire.pack(request))
+        key = (address, number)
+        if not self._wait(lambda: key in self._replies, time.monotonic() + timeout):
+            raise HostError(f"terminal {address}: no answer to {request.TYPE} in {timeout:g} s")
+        with self._input:
+            answer = self._replies.pop(key)
+        if isinstance(answer, m.Error):
+            raise HostError(
+                f"terminal {address} refused {request.TYPE}: {answer.code}: {answer.reason}"
+            )
+        if not isinstance(answer, reply):
+            raise HostError(f"terminal {address}: {answer.TYPE} is no answer to {request.TYPE}")
+        return answer
+
+    def _send(self, address: int, lane: Lane, data: bytes) -> None:
+        with self.port.lock:
+            try:
+                self.node.send(address, lane, data)
+            except TransportError as exc:
+                raise HostError(f"terminal {address}: {exc}") from None
+            except Exception as exc:  # no session
+                raise HostError(f"terminal {address}: {exc}") from None
+        self.port.wake()
+
+    # -- bulk ----------------------------------------------------------------------------
+
+    def _bulk_replies(self, address: int) -> list[wire.Any]:
+        with self._input:
+            return self._bulk.pop(address, [])
+
+    def push(
+        self,
+        address: int,
+        kind: str,
+        data: bytes,
+        *,
+        progress: Progress | None = None,
+        timeout: float = 3600.0,
+    ) -> Outcome:
+        """Send ``data`` (a signed object of ``kind``) to one terminal; resumes across
+        line cuts and new sessions until installed, refused, or ``timeout``."""
+        sender = BulkSender(data, kind, os.urandom(8))
+        deadline = time.monotonic() + timeout
+        session = self.node.peers[address].sessions
+        while sender.outcome is None:
+            if time.monotonic() > deadline:
+                sender.fail(f"no outcome within {timeout:g} s")
+                break
+            if not self.node.session_up(address):
+                try:
+                    self.connect(address, min(CONNECT_TIMEOUT_S, deadline - time.monotonic()))
+                except HostError as exc:
+                    logger.info("event=host_reconnect address=%d problem=%r", address, str(exc))
+                    continue
+            if self.node.peers[address].sessions != session:
+                session = self.node.peers[address].sessions
+                sender.start()  # a new session: offer again, the terminal says what it holds
+            self._feed(address, sender)
+            for reply in self._bulk_replies(address):
+                if isinstance(reply, BulkState | BulkMissing | BulkDone | BulkResult):
+                    sender.on_reply(reply)
+            if progress is not None:
+                p = sender.progress
+                progress(p.acknowledged, p.total)
+            self._wait(lambda: address in self._bulk, time.monotonic() + 0.1)
+        assert sender.outcome is not None
+        return sender.outcome
+
+    def _feed(self, address: int, sender: BulkSender) -> None:
+        """Queue what the sender has, keeping about BULK_AHEAD bytes in the transport."""
+        while True:
+            with self.port.lock:
+                peer = self.node.peers[address]
+                if peer.transport is None or peer.transport.queued(Lane.BULK) > BULK_AHEAD:
+                    return
+                message = sender.next_message()
+                if message is None:
+                    return
+                lane = Lane.BULK if message.__class__.__name__ == "BulkChunk" else Lane.INTERACTIVE
+                try:
+                    peer.transport.send(lane, wire.pack(message))
+                except TransportError as exc:
+                    raise HostError(f"terminal {address}: {exc}") from None
+            self.port.wake()
+
+    def broadcast(
+        self,
+        addresses: list[int],
+        kind: str,
+        data: bytes,
+        *,
+        progress: Progress | None = None,
+        timeout: float = 3600.0,
+    ) -> dict[int, Outcome | None]:
+        """Send ``data`` once to every terminal in ``addresses`` on this line; each then
+        reports what it lacks and only that is repeated."""
+        for address in addresses:
+            self.connect(address)
+        header = Frame(BROADCAST, Channel.BROADCAST, b"").header()
+        plan = BroadcastPlan(data, kind, os.urandom(8), os.urandom(32), addresses, header)
+        deadline = time.monotonic() + timeout
+        while not plan.finished and time.monotonic() < deadline:
+            for address in addresses:
+                self._feed_plan(plan, address)
+                for reply in self._bulk_replies(address):
+                    if isinstance(reply, BulkState | BulkMissing | BulkDone | BulkResult):
+                        plan.on_reply(address, reply)
+            with self.port.lock:
+                while len(self.node.broadcast_frames) < 4:
+                    payload = plan.next_broadcast()
+                    if payload is None:
+                        break
+                    frame = Frame(BROADCAST, Channel.BROADCAST, payload)
+                    self.node.broadcast_frames.append(encode_frame(frame))
+            self.port.wake()
+            if progress is not None:
+                p = plan.progress
+                progress(p.acknowledged, p.total)
+            self._wait(lambda: any(a in self._bulk for a in addresses), time.monotonic() + 0.05)
+        for address in addresses:
+            if plan.outcomes.get(address) is None:
+                plan.lost(address, f"no outcome within {timeout:g} s")
+        return plan.outcomes
+
+    def _feed_plan(self, plan: BroadcastPlan, address: int) -> None:
+        while True:
+            with self.port.lock:
+                peer = self.node.peers[address]
+                if peer.transport is None or peer.transport.queued(Lane.BULK) > BULK_AHEAD:
+                    return
+                message = plan.next_unicast(address)
+                if message is None:
+                    return
+                lane = Lane.BULK if message.__class__.__name__ == "BulkChunk" else Lane.INTERACTIVE
+                peer.transport.send(lane, wire.pack(message))
+            self.port.wake()
