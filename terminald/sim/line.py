@@ -13,7 +13,7 @@ Backpressure, as on a real UART: the pump reads a writer only while its transmit
 (``fifo_bytes``, 4 KB by default, about a UART FIFO plus a USB adapter's buffer) has
 room. When it is full the bytes stay in the kernel's pty buffer, and once that fills the
 writer's ``write()`` blocks, as it does when a real TX FIFO is full. The kernel buffer
-(several KB to tens of KB) sits before the FIFO, so a writer can be that far ahead of the
+(about 20 KB each way on this Linux) sits before the FIFO, so a writer can be that far ahead of the
 wire, as with a USB-serial adapter; ``tcdrain`` on the slave returns when the pump has
 read the bytes, not when they reached the far end. Measure rates at the receiver.
 

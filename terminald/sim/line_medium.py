@@ -93,7 +93,9 @@ class Noise:
     dropped. Raises ValueError for a probability outside 0..1."""
 
     def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
+        # One stream per fault kind, so how a stream is chunked cannot reorder the draws.
+        self._flip_rng = random.Random(rng.getrandbits(64))  # noqa: S311 - reproducible
+        self._drop_rng = random.Random(rng.getrandbits(64))  # noqa: S311
         self.error_rate = 0.0
         self.drop_rate = 0.0
         self._to_flip = _NEVER
@@ -104,8 +106,8 @@ class Noise:
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be a probability in 0..1, got {p!r}")
         self.error_rate, self.drop_rate = error_rate, drop_rate
-        self._to_flip = _gap(self._rng, error_rate)
-        self._to_drop = _gap(self._rng, drop_rate)
+        self._to_flip = _gap(self._flip_rng, error_rate)
+        self._to_drop = _gap(self._drop_rng, drop_rate)
 
     def apply(self, data: bytes) -> tuple[bytes, int, int]:
         n = len(data)
@@ -118,15 +120,15 @@ class Noise:
         flipped: set[int] = set()
         i = self._to_flip
         while i < n:
-            out[i] ^= 1 << self._rng.randrange(8)
+            out[i] ^= 1 << self._flip_rng.randrange(8)
             flipped.add(i)
-            i += 1 + _gap(self._rng, self.error_rate)
+            i += 1 + _gap(self._flip_rng, self.error_rate)
         self._to_flip = i - n if i != _NEVER else _NEVER
         drops: list[int] = []
         i = self._to_drop
         while i < n:
             drops.append(i)
-            i += 1 + _gap(self._rng, self.drop_rate)
+            i += 1 + _gap(self._drop_rng, self.drop_rate)
         self._to_drop = i - n if i != _NEVER else _NEVER
         for index in reversed(drops):
             del out[index]
