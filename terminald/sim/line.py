@@ -289,6 +289,9 @@ class _Wire:
 
     def _service(self, port: _PtyPort, event: int) -> None:
         if event & select.POLLIN and port.tx_room() > 0:
+            now = time.monotonic()
+            for medium in self._media:
+                medium.advance(now)  # an idle wire's line time starts from these bytes
             try:
                 data = os.read(port.master, min(port.tx_room(), _READ_CHUNK))
             except BlockingIOError:

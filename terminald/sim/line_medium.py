@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 
 # 8N1: a start bit, 8 data bits, a stop bit.
 BITS_PER_BYTE = 10
-# How much line time an idle wire may bank: enough to ride out a late pump step (the
-# thread can be descheduled for several ms), small enough that a burst after idle is
-# not noticeably faster than the line.
+# How much line time a busy wire may carry over between pump steps: enough to ride out a
+# late step (the thread can be descheduled for several ms); beyond it, time is lost, so
+# the line can only ever be slower than its rate, never faster.
 BURST_S = 0.010
 _NEVER = sys.maxsize
 
@@ -139,7 +139,8 @@ class Noise:
 class Medium:
     """One wire at ``rate`` bytes/s between ``talkers`` and ``listeners`` (see the module
     docstring for collisions and faults). ``advance(now)`` moves what the byte budget
-    allows from talkers' FIFOs into listeners' receive buffers."""
+    allows from talkers' FIFOs into listeners' receive buffers; call it (it is cheap)
+    just before bytes enter an idle talker's FIFO, so their line time starts then."""
 
     def __init__(
         self, talkers: list[Port], listeners: list[Port], rate: float, rng: random.Random
@@ -170,12 +171,15 @@ class Medium:
         return self.garbage_pending > 0 or any(p.tx for p in self.talkers)
 
     def advance(self, now: float) -> None:
-        if self._last is None:
-            self._last = now
+        if self._last is None or not self.busy():
+            # An idle wire banks nothing: a UART cannot send early what it was not given,
+            # and banking would hide the turnaround of a stop-and-wait protocol.
+            self._credit, self._last = 0.0, now
+            return
         self._credit = min(self._credit + (now - self._last) * self.rate, self.rate * BURST_S)
         self._last = now
         slots = int(self._credit)
-        if slots <= 0 or not self.busy():
+        if slots <= 0:
             return
         chunks: list[tuple[Port, bytes]] = []
         used = 0

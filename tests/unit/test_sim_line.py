@@ -89,13 +89,24 @@ def test_byte_budget_delivers_the_line_rate_whatever_the_step() -> None:
         assert b.rx == bytes(len(b.rx))
 
 
-def test_an_idle_line_banks_no_more_than_the_burst() -> None:
+def test_an_idle_line_banks_no_line_time() -> None:
     a, b = port("a"), port("b")
     medium = Medium([a], [b], RATE, random.Random(1))
     medium.advance(0.0)
     medium.advance(60.0)  # a minute idle
     a.tx += bytes(10_000)
     medium.advance(60.0)
+    assert len(b.rx) == 0
+    medium.advance(60.001)
+    assert len(b.rx) == int(RATE * 0.001)
+
+
+def test_a_late_step_loses_line_time_rather_than_bursting() -> None:
+    a, b = port("a"), port("b")
+    a.tx += bytes(10_000)
+    medium = Medium([a], [b], RATE, random.Random(1))
+    medium.advance(0.0)
+    medium.advance(0.5)  # the pump was descheduled for half a second
     assert len(b.rx) == int(RATE * BURST_S)
 
 
