@@ -17,6 +17,9 @@ the reader's osdp_FTSTAT before the next (``src/osdp_file.c``; its packet buffer
 - ``refresh_s=0.001``: our own thread calling the same ``refresh()`` every millisecond,
   the best a Python host can get from the library (what a tight C loop would approach).
 
+And two channels: the byte stream of libosdp's example (:class:`SerialChannel`), and
+:class:`PacketChannel`, which works around a receive bug of the PyPI build (see there).
+
 Raises :class:`OsdpBenchError` when the peers do not come online or the transfer stalls.
 """
 
@@ -42,7 +45,13 @@ _ONLINE_TIMEOUT_S = 15
 
 
 class OsdpBenchError(RuntimeError):
-    """libosdp did not come online or its transfer stalled (the message says where)."""
+    """libosdp did not come online, went offline or stalled (the message says where);
+    ``offset`` is how many bytes the sender had had acknowledged, ``seconds`` since the
+    command (both 0 before the transfer started)."""
+
+    def __init__(self, message: str, offset: int = 0, seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.offset, self.seconds = offset, seconds
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class OsdpResult:
     seconds: float
     secure: bool
     refresh_s: float | None
+    packets: bool
     error_rate: float
     efficiency: float
     wire_bytes: int
@@ -210,6 +220,7 @@ def measure_file_transfer(
     *,
     secure: bool,
     refresh_s: float | None = FAST_REFRESH_S,
+    packets: bool = True,
     baud: int = DEFAULT_BAUD,
     error_rate: float = 0.0,
     seed: int = 0,
@@ -219,13 +230,15 @@ def measure_file_transfer(
     """Send ``size`` random bytes (seeded) from a libosdp CP to a PD over a fresh
     :class:`Line`; with Secure Channel (AES-128, a random SCBK, EnforceSecure on both)
     if ``secure``. ``refresh_s`` None drives the binding with its own 20 ms thread.
+    ``packets`` gives libosdp whole packets (:class:`PacketChannel`); False is the plain
+    byte stream of libosdp's example, which meets the split-packet drop.
     ``progress(offset, size)`` is called about once a second. Raises OsdpBenchError."""
     payload = random.Random(seed).randbytes(size)  # noqa: S311 - only the size matters
     key = osdp.KeyStore.gen_key() if secure else None
     flags = [osdp.LibFlag.EnforceSecure] if secure else []
     receiver = _Receiver(size)
     with Line("cp", "pd", baud=baud, seed=seed) as line:
-        channel = SerialChannel if refresh_s is None else PacketChannel
+        channel = PacketChannel if packets else SerialChannel
         cp_channel = channel(line.path("cp"), baud)
         pd_channel = channel(line.path("pd"), baud)
         pd = osdp.PeripheralDevice(
@@ -257,15 +270,27 @@ def measure_file_transfer(
             command = {"command": osdp.Command.FileTransfer, "id": FILE_ID, "flags": 0}
             if not cp.submit_command(ADDRESS, command):
                 raise OsdpBenchError("libosdp refused the FileTransfer command")
-            while not receiver.done.wait(1.0):
+            offset = 0
+            while not receiver.done.wait(0.5):
                 status = cp.get_file_tx_status(ADDRESS)
-                offset = int(status["offset"]) if status else 0
+                offset = int(status["offset"]) if status else offset
+                elapsed = time.monotonic() - started
                 if progress is not None:
                     progress(offset, size)
-                if time.monotonic() - started > timeout:
+                if not cp.is_online(ADDRESS):
+                    # libosdp then waits 300 s before it tries the PD again (osdp_cp.c).
                     raise OsdpBenchError(
-                        f"libosdp file transfer stalled at {offset} of {size} bytes"
-                        f" after {timeout:.0f} s"
+                        f"libosdp CP took the PD offline at {offset:,} of {size:,} bytes"
+                        f" after {elapsed:.1f} s (reply timeouts)",
+                        offset,
+                        elapsed,
+                    )
+                if elapsed > timeout:
+                    raise OsdpBenchError(
+                        f"libosdp file transfer stalled at {offset:,} of {size:,} bytes"
+                        f" after {timeout:.0f} s",
+                        offset,
+                        elapsed,
                     )
             seconds = receiver.done_at - started
             wire = line.stats().carried - carried_before
@@ -279,6 +304,7 @@ def measure_file_transfer(
         seconds=seconds,
         secure=secure,
         refresh_s=refresh_s,
+        packets=packets,
         error_rate=error_rate,
         efficiency=size / (baud / BITS_PER_BYTE * seconds),
         wire_bytes=wire,
