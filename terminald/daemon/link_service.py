@@ -260,7 +260,8 @@ def _verdict(installer: LinkInstaller) -> Callable[[str, bytes, bytes], InstallV
             outcome.code or "-",
             sha256.hex()[:16],
         )
-        return InstallVerdict(outcome.installed, outcome.text()[:200])
+        reason = outcome.text() if outcome.installed else f"{outcome.code}: {outcome.text()}"
+        return InstallVerdict(outcome.installed, reason[:200])
 
     return install
 

@@ -1,0 +1,132 @@
+"""The back-office link end to end: the daemon (real pcscd + vpcd, mock GPIO) with
+``[link]`` on one end of a throttled pty line (terminald.sim.line, 115200 baud), the back
+office's :class:`HostLink` on the other. A revocation bundle pushed over the link decides
+the next tap; status, mode, audit pull and acknowledgement, and events as they happen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from terminald.backoffice.host_link import HostError, HostLink
+from terminald.core.reasons import Reason
+from terminald.link import keys, messages
+from terminald.sim.line import Line
+from terminald.sim.pcscd import Pcscd
+from terminald.sim.testpki import TestPkiManifest
+from terminald.store.link_keys import HostKeys, add_terminal_key, init_host_keys, init_link_key
+from tests.integration.daemon_rig import GateRig, gate_config, open_rig
+from tests.integration.test_daemon_live_revocation import CARDS, BackOffice, grant
+
+pytestmark = pytest.mark.pcscd
+
+ADDRESS = 5
+
+
+@dataclass
+class Linked:
+    rig: GateRig
+    host: HostLink
+    office: BackOffice
+    line: Line
+
+
+@pytest.fixture
+def linked(tmp_path: Path, test_pki: TestPkiManifest, pcscd: Pcscd) -> Iterator[Linked]:
+    office = BackOffice(tmp_path, test_pki)
+    office.apply(office.build(1, revoke=[]))
+    hostkeys = tmp_path / "hostkeys"
+    host_public = init_host_keys(hostkeys)
+    (tmp_path / "state").mkdir(exist_ok=True)
+    terminal_public = init_link_key(tmp_path / "state" / "link.key")
+    add_terminal_key(hostkeys, keys.TerminalKey(ADDRESS, terminal_public, "gate"))
+    with Line() as line:
+        extra = (
+            f'[link]\nport = "{line.path("terminal")}"\naddress = {ADDRESS}\n'
+            f'host_key = "{keys.encode_public(host_public)}"\n'
+        )
+        section = office.section().replace(
+            "backoffice_keys = [", f'backoffice_keys = ["{hostkeys / "signing.pub"}", '
+        )
+        config = gate_config(tmp_path, test_pki, enrolled=CARDS, revocation=section, extra=extra)
+        rig = open_rig(config, test_pki)
+        host = HostLink(Path(line.path("host")), HostKeys.load(hostkeys))
+        try:
+            with host:
+                yield Linked(rig, host, office, line)
+        finally:
+            rig.stop()
+
+
+def test_hello_and_status_over_the_session(linked: Linked) -> None:
+    hello = linked.host.connect(ADDRESS)
+    assert hello.terminal == "test-gate"
+    assert hello.revocation_version == 1
+    status = linked.host.request(ADDRESS, messages.Status(id=0), messages.StatusReply)
+    assert status.mode == "normal"
+    assert status.revocation == "fresh"
+    assert dict(status.link)["sessions"] >= 1
+
+
+def test_a_pushed_revocation_bundle_decides_the_next_tap(linked: Linked) -> None:
+    rig, host = linked.rig, linked.host
+    assert grant(rig, "card-002") is Reason.OK
+    host.connect(ADDRESS)
+    bundle = linked.office.build(2, revoke=["card-002"]).read_bytes()
+    seen: list[tuple[int, int]] = []
+    outcome = host.push(ADDRESS, "revocation", bundle, progress=lambda a, t: seen.append((a, t)))
+    assert outcome.installed, outcome.reason
+    assert seen and seen[-1] == (len(bundle), len(bundle))
+    rig.tap("card-002")
+    assert rig.verdict() is Reason.CERT_REVOKED
+    again = host.request(
+        ADDRESS, messages.Hello(id=0, protocol=1, software="t"), messages.HelloReply
+    )
+    assert again.revocation_version == 2
+
+
+def test_an_older_bundle_pushed_is_refused_with_its_reason(linked: Linked) -> None:
+    linked.host.connect(ADDRESS)
+    newer = linked.office.build(3, revoke=[])
+    linked.office.apply(newer)
+    older = linked.office.build(2, revoke=[]).read_bytes()
+    outcome = linked.host.push(ADDRESS, "revocation", older)
+    assert not outcome.installed
+    assert outcome.reason.startswith("rollback: version 2 is not newer than installed 3")
+
+
+def test_mode_change_and_events_and_audit_pull(linked: Linked) -> None:
+    rig, host = linked.rig, linked.host
+    host.connect(ADDRESS)
+    reply = host.request(ADDRESS, messages.SetMode(id=0, mode="lockdown"), messages.ModeReply)
+    assert reply.mode == "lockdown"
+    rig.tap("card-001")
+    assert rig.verdict() is Reason.LOCKDOWN
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+        e.row.reason == "lockdown" for _, e in host.events
+    ):
+        time.sleep(0.05)
+    event = next(e for _, e in host.events if e.row.reason == "lockdown")
+    assert event.row.seq > 0 and event.row.kind == "refused"
+    rows = host.request(
+        ADDRESS, messages.AuditPull(id=0, cursor=0, max_rows=100), messages.AuditRows
+    )
+    assert event.row.seq in [r.seq for r in rows.rows]
+    assert rows.gap is None
+    ack = host.request(ADDRESS, messages.AuditAck(id=0, cursor=rows.next), messages.Ack)
+    assert str(rows.next) in ack.detail
+    later = host.request(
+        ADDRESS, messages.AuditPull(id=0, cursor=rows.next, max_rows=100), messages.AuditRows
+    )
+    assert all(r.seq > rows.next for r in later.rows)
+
+
+def test_a_terminal_not_in_the_key_directory_is_named(linked: Linked) -> None:
+    with pytest.raises(HostError, match="terminal 9 is not in"):
+        linked.host.connect(9)
