@@ -39,7 +39,14 @@ def register(commands: Subparsers, groups: Groups) -> None:
         help="the terminal's address on the line (default 1)",
     )
     host.add_argument("--baud", type=int, default=115200, help="bits per second (default 115200)")
-    host.add_argument("--rs485", action="store_true", help="half-duplex RS-485 (kernel mode)")
+    host.add_argument(
+        "--rs485", action="store_true", help="half-duplex RS-485: one terminal talks at a time"
+    )
+    host.add_argument(
+        "--no-rts",
+        action="store_true",
+        help="with --rs485: the transceiver switches direction by itself (no kernel RTS control)",
+    )
     host.add_argument("--json", action="store_true", help="one JSON object on stdout")
     sub = groups["host"]
 
@@ -106,9 +113,8 @@ def _address(text: str) -> int:
 @contextmanager
 def _link(args: argparse.Namespace) -> Iterator[Any]:
     from terminald.backoffice.host_link import HostLink
-    from terminald.store.link_keys import HostKeys, LinkKeyFileError
-
     from terminald.config_link import BAUD_RATES
+    from terminald.store.link_keys import HostKeys, LinkKeyFileError
 
     if args.port is None or args.host_dir is None:
         raise CliError("terminald host: --port DEV and --keys DIR are needed")
@@ -123,7 +129,7 @@ def _link(args: argparse.Namespace) -> Iterator[Any]:
             f"terminal {args.address} is not in {args.host_dir}/terminals.toml "
             f"(terminald host keys add --keys {args.host_dir} --address {args.address} KEY)"
         )
-    with HostLink(args.port, keys, baud=args.baud, rs485=args.rs485) as link:
+    with HostLink(args.port, keys, baud=args.baud, rs485=args.rs485, rts=not args.no_rts) as link:
         yield link
 
 
