@@ -57,6 +57,7 @@ class HostNode:
         # its message 2 arrives or this time passes.
         self._hello_until = 0.0
         self._hello_from: int | None = None
+        self._broadcast_first = False
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -164,6 +165,13 @@ class HostNode:
         if self.config.half_duplex:
             limit = 1  # one frame, then look again: a POLL may have handed the line over
         out: list[bytes] = []
+        # Broadcast frames and the terminals' sessions take turns, one frame each, so a
+        # broadcast is never starved by polls and a request waits at most one frame.
+        self._broadcast_first = not self._broadcast_first
+        if self._broadcast_first and self.broadcast_frames:
+            out.append(self.broadcast_frames.popleft())
+            if len(out) >= limit:
+                return out
         peers = list(self.peers.values())
         for peer in peers:
             if peer.wanted and now >= peer.handshake_due:
@@ -179,6 +187,8 @@ class HostNode:
             peer = peers[(self._turn + i) % len(peers)]
             if peer.transport is None or peer.session is None:
                 continue
+            if self.config.half_duplex and self.broadcast_frames and not peer.transport.has_data():
+                continue  # no idle turnarounds while a broadcast waits for the line
             for segment in peer.transport.poll(now, limit - len(out)):
                 header = Frame(peer.address, Channel.SESSION, b"").header()
                 record = peer.session.seal(header, segment)

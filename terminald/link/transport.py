@@ -135,6 +135,11 @@ class Transport:
         deadline = self._turn_deadline
         return self.config.initiator and deadline is not None and now >= deadline
 
+    def has_data(self) -> bool:
+        """Whether data segments wait to be sent (new, or marked lost): not an ACK, not an
+        idle line handed over. A host lets idle terminals wait while it broadcasts."""
+        return any(state.next_to_send() is not None for state in self._send.values())
+
     def idle(self) -> bool:
         """Nothing queued or unacknowledged on either lane."""
         return all(not state.segments for state in self._send.values())
@@ -197,6 +202,8 @@ class Transport:
         half = self.config.half_duplex
         if not half:
             times += [r.ack_due for r in self._recv.values() if r.ack_due is not None]
+        elif not self.config.initiator and self._turn:
+            times.append(self._turn_since + self.config.reply_wait)
         elif self.config.initiator:
             if self._turn:
                 times.append(self._turn_since + self.config.poll_interval)
@@ -299,7 +306,14 @@ class Transport:
             return None
         # Holding the turn with nothing to send: answer (the peer handed us the line) or,
         # as the initiator, hand the idle line over every poll_interval.
-        if not self.config.initiator or any(r.ack_pending for r in self._recv.values()):
+        if not self.config.initiator:
+            # The responder keeps the line up to reply_wait after it was handed over, so a
+            # reply its application is composing rides on this turn instead of waiting a
+            # whole poll interval for the next.
+            if now < self._turn_since + self.config.reply_wait:
+                return None
+            return "handover"
+        if any(r.ack_pending for r in self._recv.values()):
             return "handover"
         if now >= self._turn_since + self.config.poll_interval:
             return "handover"
