@@ -59,7 +59,9 @@ class LineStats:
     collisions included); ``corrupted``/``dropped``: bytes a listener got with a flipped
     bit / lost (summed over listeners); ``garbage``: injected noise slots; ``collided``:
     slots where two talkers overlapped; ``cut_lost``: bytes sent into a cut;
-    ``overrun``: bytes lost because a receiver did not read."""
+    ``overrun``: bytes lost because a receiver did not read. ``max_stall_s``: the longest
+    gap between pump steps while bytes were in flight, in seconds (the shim's own
+    hiccup: bytes were late by that much; beyond 10 ms the line also lost time)."""
 
     carried: int
     corrupted: int
@@ -68,6 +70,7 @@ class LineStats:
     collided: int
     cut_lost: int
     overrun: int
+    max_stall_s: float
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class _Wire:
             self._media = [Medium([a], [b], self.rate, rng), Medium([b], [a], self.rate, rng)]
         self._restore_at: dict[str, float] = {}
         self._closing = False
+        self._busy_step: float | None = None
+        self._max_stall_s = 0.0
         self._thread = threading.Thread(target=self._pump, name="test-line", daemon=True)
         self._thread.start()
 
@@ -201,7 +206,8 @@ class _Wire:
             total = Counters()
             for medium in self._media:
                 total.add(medium.counters)
-        return LineStats(**vars(total))
+            stall = self._max_stall_s
+        return LineStats(**vars(total), max_stall_s=stall)
 
     def port_stats(self, name: str) -> PortStats:
         with self._lock:
@@ -270,6 +276,8 @@ class _Wire:
 
     def _step(self, now: float, poller: select.poll) -> int | None:
         """Advance the wire, flush receive buffers, set what to poll; the poll timeout."""
+        if self._busy_step is not None:
+            self._max_stall_s = max(self._max_stall_s, now - self._busy_step)
         for name, at in list(self._restore_at.items()):
             if now >= at:
                 self._ports[name].cut = False
@@ -281,7 +289,8 @@ class _Wire:
                 self._flush_rx(port)
             mask = (select.POLLIN if port.tx_room() > 0 else 0) | (select.POLLOUT if port.rx else 0)
             poller.register(port.master, mask)
-        if any(m.busy() for m in self._media):
+        self._busy_step = now if any(m.busy() for m in self._media) else None
+        if self._busy_step is not None:
             return max(1, round(_STEP_S * 1000))
         if self._restore_at:
             return max(1, round((min(self._restore_at.values()) - now) * 1000))

@@ -59,7 +59,9 @@ class OsdpResult:
     """One transfer: ``payload`` bytes in ``seconds`` (command submitted → the reader has
     the last byte); ``efficiency`` = payload / (line bytes/s × seconds); ``wire_bytes`` both
     directions on the wire during the transfer; ``fragments`` osdp_FILETRANSFER commands
-    whose data the reader wrote; ``verified`` that the reader's bytes equal the file."""
+    whose data the reader wrote; ``verified`` that the reader's bytes equal the file;
+    ``max_stall_s`` the test line's longest hiccup (LineStats), to tell its faults from
+    libosdp's."""
 
     payload: int
     seconds: float
@@ -71,6 +73,7 @@ class OsdpResult:
     wire_bytes: int
     fragments: int
     verified: bool
+    max_stall_s: float
 
 
 class SerialChannel(osdp.Channel):  # type: ignore[misc]  # the binding is untyped
@@ -225,18 +228,21 @@ def measure_file_transfer(
     error_rate: float = 0.0,
     seed: int = 0,
     timeout: float = 3600.0,
+    log_level: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> OsdpResult:
     """Send ``size`` random bytes (seeded) from a libosdp CP to a PD over a fresh
     :class:`Line`; with Secure Channel (AES-128, a random SCBK, EnforceSecure on both)
     if ``secure``. ``refresh_s`` None drives the binding with its own 20 ms thread.
     ``packets`` gives libosdp whole packets (:class:`PacketChannel`); False is the plain
-    byte stream of libosdp's example, which meets the split-packet drop.
+    byte stream of libosdp's example, which meets the split-packet drop. ``log_level``
+    (an ``osdp.LogLevel``; Error by default) sets what libosdp prints to stderr.
     ``progress(offset, size)`` is called about once a second. Raises OsdpBenchError."""
     payload = random.Random(seed).randbytes(size)  # noqa: S311 - only the size matters
     key = osdp.KeyStore.gen_key() if secure else None
     flags = [osdp.LibFlag.EnforceSecure] if secure else []
     receiver = _Receiver(size)
+    level = osdp.LogLevel.Error if log_level is None else log_level
     with Line("cp", "pd", baud=baud, seed=seed) as line:
         channel = PacketChannel if packets else SerialChannel
         cp_channel = channel(line.path("cp"), baud)
@@ -244,11 +250,10 @@ def measure_file_transfer(
         pd = osdp.PeripheralDevice(
             osdp.PDInfo(ADDRESS, pd_channel, scbk=key, flags=flags),
             osdp.PDCapabilities([]),
-            log_level=osdp.LogLevel.Error,
+            log_level=level,
         )
         cp = osdp.ControlPanel(
-            [osdp.PDInfo(ADDRESS, cp_channel, scbk=key, flags=flags)],
-            log_level=osdp.LogLevel.Error,
+            [osdp.PDInfo(ADDRESS, cp_channel, scbk=key, flags=flags)], log_level=level
         )
         drivers = [_Driver(pd, refresh_s), _Driver(cp, refresh_s)]
         for driver in drivers:
@@ -281,7 +286,8 @@ def measure_file_transfer(
                     # libosdp then waits 300 s before it tries the PD again (osdp_cp.c).
                     raise OsdpBenchError(
                         f"libosdp CP took the PD offline at {offset:,} of {size:,} bytes"
-                        f" after {elapsed:.1f} s (reply timeouts)",
+                        f" after {elapsed:.1f} s (test line's longest hiccup"
+                        f" {line.stats().max_stall_s * 1000:.0f} ms)",
                         offset,
                         elapsed,
                     )
@@ -293,7 +299,8 @@ def measure_file_transfer(
                         elapsed,
                     )
             seconds = receiver.done_at - started
-            wire = line.stats().carried - carried_before
+            stats = line.stats()
+            wire = stats.carried - carried_before
         finally:
             for driver in reversed(drivers):
                 driver.stop()
@@ -310,4 +317,5 @@ def measure_file_transfer(
         wire_bytes=wire,
         fragments=receiver.fragments,
         verified=bytes(receiver.data) == payload,
+        max_stall_s=stats.max_stall_s,
     )
