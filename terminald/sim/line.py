@@ -13,9 +13,15 @@ Backpressure, as on a real UART: the pump reads a writer only while its transmit
 (``fifo_bytes``, 4 KB by default, about a UART FIFO plus a USB adapter's buffer) has
 room. When it is full the bytes stay in the kernel's pty buffer, and once that fills the
 writer's ``write()`` blocks, as it does when a real TX FIFO is full. The kernel buffer
-(about 20 KB each way on this Linux) sits before the FIFO, so a writer can be that far ahead of the
-wire, as with a USB-serial adapter; ``tcdrain`` on the slave returns when the pump has
-read the bytes, not when they reached the far end. Measure rates at the receiver.
+(about 20 KB each way on this Linux) sits before the FIFO, so a writer can be that far
+ahead of the wire, as with a USB-serial adapter; ``tcdrain`` on the slave returns when
+the pump has read the bytes, not when they reached the far end. Measure rates at the
+receiver.
+
+Timing: the pump is a thread of the test's process, so it shares the GIL and the
+machine's scheduling. When it is late, bytes are late (and beyond 10 ms of lateness the
+line loses that time: it is never faster than its rate). ``stats().max_stall_s`` says how
+late it ever was with bytes in flight; on a loaded 2-vCPU VM that reached 100-300 ms.
 
 The shim keeps every slave open itself, so a program can close and reopen its port (a
 daemon restart) without the pty hanging up; bytes that arrive while nobody has the port
