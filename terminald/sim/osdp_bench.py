@@ -78,7 +78,7 @@ class OsdpResult:
 
 class SerialChannel(osdp.Channel):  # type: ignore[misc]  # the binding is untyped
     """An osdp Channel over a tty as in libosdp's own example (``examples/python/cp_app.py``):
-    pyserial with ``timeout=0``, so ``read`` never blocks; ``flush`` drains output."""
+    pyserial with ``timeout=0``, so ``read`` never blocks; ``flush`` discards input."""
 
     def __init__(self, path: str, baud: int) -> None:
         super().__init__()
@@ -93,7 +93,11 @@ class SerialChannel(osdp.Channel):  # type: ignore[misc]  # the binding is untyp
         return len(buf) if written is None else written
 
     def flush(self) -> None:
-        self.port.flush()
+        # libosdp calls this before each send "to remove any invalid data" from RX
+        # (src/osdp_phy.c, osdp_channel_send) and before a retry, so a late reply cannot
+        # meet the retried command; its own test channel drains input too. (Its Python
+        # example calls pyserial's flush(), which waits for output instead.)
+        self.port.reset_input_buffer()
 
     def close(self) -> None:
         self.port.close()
@@ -142,6 +146,10 @@ class PacketChannel(SerialChannel):
             packet = bytes(self._buffer[: mark + length])
             del self._buffer[: mark + length]
             return packet
+
+    def flush(self) -> None:
+        super().flush()
+        self._buffer.clear()
 
     def release_packet(self, packet: object) -> None:
         """The binding's release hook; the bytes object is simply dropped."""
