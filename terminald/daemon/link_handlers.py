@@ -112,7 +112,7 @@ def status(ctx: LinkContext, request: m.Status) -> m.Message:
     return m.StatusReply(
         id=request.id,
         mode=view.mode,
-        door="open" if view.relay_energised else "closed",
+        door=view.door,
         reader=reader,
         reader_problem=view.reader_problem,
         alarms=view.alarms,

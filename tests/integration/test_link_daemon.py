@@ -26,6 +26,7 @@ def test_hello_and_status_over_the_session(linked: Linked) -> None:
     status = linked.host.request(ADDRESS, messages.Status(id=0), messages.StatusReply)
     assert status.mode == "normal"
     assert status.revocation == "fresh"
+    assert status.door == "closed"  # the rig wires a door contact
     assert dict(status.link)["sessions"] >= 1
 
 
