@@ -18,12 +18,14 @@ serving REX, the keypad, the door timers, signals and the watchdog meanwhile, so
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
 from terminald.daemon.logfmt import log_event
@@ -201,3 +203,37 @@ class Reloader:
             self._post(ReloadBuilt(generation, None, None, (f"unexpected error: {exc!r}",)))
         else:
             self._post(ReloadBuilt(generation, config, runtime))
+
+
+# Read once at start: a reload that changes them is logged and applied at the next restart.
+RESTART_ONLY: Final = (
+    ("gpio", "board"),
+    ("gpio", "backend"),
+    ("card", "reader"),
+    ("card", "backend"),
+)
+
+
+def keep_restart_only(running: Config, new: Config) -> Config:
+    """``new`` with the keys only a restart changes kept as they run (each difference
+    logged as ``event=reload_partial``), so the daemon's config says what runs."""
+    for section, key in RESTART_ONLY:
+        old = getattr(getattr(running, section), key)
+        configured = getattr(getattr(new, section), key)
+        if old != configured:
+            log_event(
+                logger,
+                logging.WARNING,
+                "reload_partial",
+                key=f"{section}.{key}",
+                running=old,
+                configured=configured,
+                why="takes effect after a restart",
+            )
+    return dataclasses.replace(
+        new,
+        gpio=running.gpio,
+        card=dataclasses.replace(
+            new.card, reader=running.card.reader, backend=running.card.backend
+        ),
+    )

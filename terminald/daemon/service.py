@@ -15,7 +15,6 @@ by ``ExecStopPost``).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 import threading
@@ -73,6 +72,7 @@ from terminald.daemon.reload import (
     ReloadBuilt,
     Reloader,
     ReloadHooks,
+    keep_restart_only,
 )
 from terminald.daemon.runtime import Runtime
 from terminald.store.audit import AuditLog
@@ -85,7 +85,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("terminald.daemon")
 
 IDLE_WAKE_S = 5.0  # the loop's longest sleep with no deadline and no watchdog
-_RESTART_ONLY = (("gpio", "board"), ("gpio", "backend"), ("card", "reader"), ("card", "backend"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,10 +289,9 @@ class Daemon:
         self.worker.start()
         self.monitor.start()
         self.live.start()
-        if self.console is not None:
-            self.console.start()
-        if self.link is not None:
-            self.link.start()
+        for companion in (self.console, self.link):
+            if companion is not None:
+                companion.start()
         now = time.monotonic()
         self._running = True
         self._execute(self.terminal.start(now))
@@ -317,13 +315,11 @@ class Daemon:
         self.notifier.ready(self._status())
         self.ready.set()
 
-    def _stop_console(self) -> None:
-        if self.console is not None:
-            self.console.stop()
-
-    def _stop_link(self) -> None:
-        if self.link is not None:
-            self.link.stop()
+    def _stop_companions(self) -> None:
+        """The console and the link: their own threads, stopped before the card and GPIO."""
+        for companion in (self.console, self.link):
+            if companion is not None:
+                companion.stop()
 
     def _shutdown(self) -> None:
         self._running = False
@@ -332,8 +328,7 @@ class Daemon:
         hw.keypad.set_handler(None)
         hw.inputs.set_handler(None)
         for name, part in (
-            ("console", self._stop_console),
-            ("link", self._stop_link),
+            ("console and link", self._stop_companions),
             ("card", self.worker.stop),  # releases and unpowers a held card
             ("revocation", self.live.stop),
             ("reader", self.monitor.stop),
@@ -447,27 +442,8 @@ class Daemon:
 
     def _apply_reload(self, config: Config, runtime: Runtime) -> None:
         """On the loop: swap in a configuration built and checked off it."""
-        for section, key in _RESTART_ONLY:
-            old = getattr(getattr(self.config, section), key)
-            new = getattr(getattr(config, section), key)
-            if old != new:
-                log_event(
-                    logger,
-                    logging.WARNING,
-                    "reload_partial",
-                    key=f"{section}.{key}",
-                    running=old,
-                    configured=new,
-                    why="takes effect after a restart",
-                )
         # What only a restart changes stays as it runs, so self.config says what runs.
-        config = dataclasses.replace(
-            config,
-            gpio=self.config.gpio,
-            card=dataclasses.replace(
-                config.card, reader=self.config.card.reader, backend=self.config.card.backend
-            ),
-        )
+        config = keep_restart_only(self.config, config)
         previous = self.config
         self.config, self.runtime = config, runtime
         self._execute_each(self.terminal.reconfigure(runtime.terminal))
