@@ -155,6 +155,12 @@ def run_scenario(path: Path, *, pki_dir: Path | None, out: TextIO = sys.stdout) 
         work = root / "work"
         work.mkdir()
         link = _open_link(scenario, stack, work) if scenario.link else None
+        if link is not None:
+            _say(
+                out,
+                f"A test line to the back office: the daemon's end {link.terminal_port}, "
+                f"{{link}} {link.host_port}, {{hostkeys}} {link.hostkeys}",
+            )
         places = Places(
             pki=manifest.directory.absolute(),
             work=work,

@@ -204,8 +204,10 @@ def test_a_linked_file_is_checked_whole_and_the_line_closed_outside_the_sandbox(
     before = _lines_open()
     path = tmp_path / "linked.toml"
     path.write_text(_linked_scenario(""))
+    out = io.StringIO()
     with pytest.raises(ScenarioSandboxError):
-        run_scenario(path, pki_dir=test_pki.directory, out=io.StringIO())
+        run_scenario(path, pki_dir=test_pki.directory, out=out)
+    assert "A test line to the back office: the daemon's end /dev/pts/" in out.getvalue()
     assert _lines_open() == before
     # A configuration the link refuses is found here too, before the sandbox is asked for.
     path.write_text(_linked_scenario("[config.link]\naddress = 200\n"))
