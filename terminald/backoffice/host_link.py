@@ -51,13 +51,23 @@ class HostError(Exception):
 class HostLink:
     """``keys``: the back office's key directory (``terminald host keys init``)."""
 
-    def __init__(self, port: Path, keys: HostKeys, *, baud: int = 115200, rs485: bool = False):
+    def __init__(
+        self,
+        port: Path,
+        keys: HostKeys,
+        *,
+        baud: int = 115200,
+        rs485: bool = False,
+        rts: bool = True,
+    ):
+        """``rs485``: half duplex, one terminal talking at a time; ``rts``: with it, drive
+        the transceiver from RTS through the kernel's RS-485 mode (false for a transceiver
+        that switches by itself, or a test line)."""
         terminals = {a: t.public_key for a, t in keys.terminals.items()}
         config = transport_config(baud, initiator=True, half_duplex=rs485)
         self.node = HostNode(keys.host_private, terminals, config)
-        self.port = LinkPort(
-            serial_opener(port, baud, rs485=rs485), self.node, name="host", on_input=self._heard
-        )
+        opener = serial_opener(port, baud, rs485=rs485 and rts)
+        self.port = LinkPort(opener, self.node, name="host", on_input=self._heard)
         self.keys = keys
         self._input = threading.Condition()
         self._ids = itertools.count(1)

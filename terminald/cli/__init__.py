@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "terminald.cli.relay_safe_cmd",
     "terminald.cli.doctor_cmd",
     "terminald.cli.keys_cmd",
+    "terminald.cli.host_cmd",
 )
 
 _GROUPS = {

@@ -48,6 +48,7 @@ from terminald.daemon.doctor_hardware import (
     check_pcsc,
     check_serial,
 )
+from terminald.daemon.doctor_link import check_link_key
 from terminald.daemon.doctor_time import check_clock, check_trusted_time
 
 # --------------------------------------------------------------------------- config
@@ -348,6 +349,7 @@ def run_checks(config_path: Path, env: Environment | None = None) -> Report:
     if config is not None:
         findings += check_gpio(config, env)
         findings.append(check_serial(config, env))
+        findings.append(check_link_key(config))
     findings += check_clock(env)
     if config is not None:
         from terminald.core.trusted_time import SignedTime

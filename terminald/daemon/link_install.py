@@ -115,6 +115,9 @@ def validate_config_text(
     return problems
 
 
+CLOCK_CLOSE_S = 1.0
+
+
 class LinkInstaller:
     """The terminal side of every push. ``config`` and ``config_path`` give the running
     configuration and its file, ``store`` the running revocation store (so its live
@@ -213,8 +216,13 @@ class LinkInstaller:
                 notes.append(f"trusted time not kept on disk ({describe_error(exc)})")
         clock_set = False
         try:
-            self._clock.set_wall(at)
-            clock_set = True
+            # Within a second the clock is left alone: the object has been on the line
+            # for part of that (no transit correction), so setting it would not improve it.
+            if abs(offset) < CLOCK_CLOSE_S:
+                notes.append(f"clock within {CLOCK_CLOSE_S:g} s of it: left as it is")
+            else:
+                self._clock.set_wall(at)
+                clock_set = True
         except PermissionError:
             notes.append(CAP_SYS_TIME_NOTE)
         except OSError as exc:

@@ -286,7 +286,8 @@ def link_for(daemon: Daemon, operator: Operator, audit: AuditLog | None) -> Link
         slot,
         transport_config(section.baud, initiator=False, half_duplex=section.rs485),
     )
-    port = LinkPort(serial_opener(section.port, section.baud, rs485=section.rs485), node)
+    rts = section.rs485 and section.rs485_rts
+    port = LinkPort(serial_opener(section.port, section.baud, rs485=rts), node)
     installer = LinkInstaller(
         config=lambda: daemon.config,
         config_path=lambda: daemon.config.source,

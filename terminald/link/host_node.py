@@ -21,6 +21,7 @@ from terminald.link.transport import Lane, Transport, TransportConfig
 logger = logging.getLogger(__name__)
 
 HANDSHAKE_RETRY_S = 1.0
+HELLO_TURN_FRAMES = 2  # a handshake message 2 is short; two frame times and a margin
 INBOX_MESSAGES = 1024
 BROADCAST_FRAMES = 64
 
@@ -52,6 +53,10 @@ class HostNode:
         self.broadcast_frames: deque[bytes] = deque()
         self._turn = 0
         self.dropped = 0
+        # Half duplex (RS-485): after a handshake message 1 the line is the terminal's until
+        # its message 2 arrives or this time passes.
+        self._hello_until = 0.0
+        self._hello_from: int | None = None
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -70,6 +75,9 @@ class HostNode:
         message = hello.encode(hello.HelloKind.HANDSHAKE_1, peer.initiator.first_message())
         peer.plain.append(encode_frame(Frame(peer.address, Channel.HELLO, message)))
         peer.handshake_due = now + HANDSHAKE_RETRY_S
+        if self.config.half_duplex:
+            self._hello_until = now + HELLO_TURN_FRAMES * self.config.max_frame_time + 0.1
+            self._hello_from = peer.address
 
     # -- input ---------------------------------------------------------------------------
 
@@ -108,6 +116,8 @@ class HostNode:
             peer.initiator = None
             return
         peer.initiator = None
+        if self._hello_from == peer.address:
+            self._hello_until, self._hello_from = 0.0, None
         peer.session = session
         peer.transport = Transport(self.config, now)
         peer.wanted = False
@@ -136,14 +146,31 @@ class HostNode:
             raise SessionError(f"no session with terminal {address}")
         transport.send(lane, message)
 
+    def line_busy(self, now: float) -> bool:
+        """Half duplex: a terminal holds the line (it was handed the turn, or owes the
+        answer to a handshake), so nothing may be sent to anyone: on one RS-485 pair a
+        second talker would collide. Never in full duplex."""
+        if not self.config.half_duplex:
+            return False
+        if now < self._hello_until:
+            return True
+        return any(
+            p.transport is not None and not p.transport.holds_turn(now) for p in self.peers.values()
+        )
+
     def take_frames(self, now: float, limit: int) -> list[bytes]:
+        if self.line_busy(now):
+            return []
+        if self.config.half_duplex:
+            limit = 1  # one frame, then look again: a POLL may have handed the line over
         out: list[bytes] = []
         peers = list(self.peers.values())
         for peer in peers:
-            if peer.wanted and peer.initiator is None and now >= peer.handshake_due:
-                self._handshake(peer, now)
-            elif peer.wanted and peer.initiator is not None and now >= peer.handshake_due:
-                self._handshake(peer, now)  # no answer: try again
+            if peer.wanted and now >= peer.handshake_due:
+                self._handshake(peer, now)  # first try, or no answer: a fresh Initiator
+                if self.config.half_duplex:
+                    out.append(peer.plain.popleft())
+                    return out  # the line is that terminal's until it answers
             while peer.plain and len(out) < limit:
                 out.append(peer.plain.popleft())
         for i in range(len(peers)):
@@ -162,7 +189,7 @@ class HostNode:
         return out
 
     def next_deadline(self) -> float | None:
-        deadlines = []
+        deadlines = [self._hello_until] if self._hello_until else []
         for peer in self.peers.values():
             if peer.plain or self.broadcast_frames:
                 return 0.0

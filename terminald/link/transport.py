@@ -126,6 +126,15 @@ class Transport:
         """Segments of ``lane`` sent and not cumulatively acknowledged (≤ the peer's credit)."""
         return self._send[Lane(lane)].in_flight()
 
+    def holds_turn(self, now: float) -> bool:
+        """Half duplex: whether this side may talk now (it holds the turn, or, as the
+        initiator, the peer's turn has run out). Always True in full duplex. A host with
+        several terminals on one pair talks to one at a time by it (link/host_node.py)."""
+        if not self.config.half_duplex or self._turn:
+            return True
+        deadline = self._turn_deadline
+        return self.config.initiator and deadline is not None and now >= deadline
+
     def idle(self) -> bool:
         """Nothing queued or unacknowledged on either lane."""
         return all(not state.segments for state in self._send.values())

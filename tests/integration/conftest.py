@@ -74,3 +74,7 @@ def throwaway_profile(test_pki: TestPkiManifest) -> CardProfile:
     return dataclasses.replace(
         test_pki.load_profile("card-001"), name="throwaway", auth_pin="1234", sign_password="ABC123"
     )
+
+
+# The back-office link's daemon-on-a-line fixtures.
+from tests.integration.link_rig import linked, terminal  # noqa: E402, F401

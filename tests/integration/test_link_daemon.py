@@ -7,60 +7,16 @@ the next tap; status, mode, audit pull and acknowledgement, and events as they h
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from terminald.backoffice.host_link import HostError, HostLink
+from terminald.backoffice.host_link import HostError
 from terminald.core.reasons import Reason
-from terminald.link import keys, messages
-from terminald.sim.line import Line
-from terminald.sim.pcscd import Pcscd
-from terminald.sim.testpki import TestPkiManifest
-from terminald.store.link_keys import HostKeys, add_terminal_key, init_host_keys, init_link_key
-from tests.integration.daemon_rig import GateRig, gate_config, open_rig
-from tests.integration.test_daemon_live_revocation import CARDS, BackOffice, grant
+from terminald.link import messages
+from tests.integration.link_rig import ADDRESS, Linked
+from tests.integration.test_daemon_live_revocation import grant
 
 pytestmark = pytest.mark.pcscd
-
-ADDRESS = 5
-
-
-@dataclass
-class Linked:
-    rig: GateRig
-    host: HostLink
-    office: BackOffice
-    line: Line
-
-
-@pytest.fixture
-def linked(tmp_path: Path, test_pki: TestPkiManifest, pcscd: Pcscd) -> Iterator[Linked]:
-    office = BackOffice(tmp_path, test_pki)
-    office.apply(office.build(1, revoke=[]))
-    hostkeys = tmp_path / "hostkeys"
-    host_public = init_host_keys(hostkeys)
-    (tmp_path / "state").mkdir(exist_ok=True)
-    terminal_public = init_link_key(tmp_path / "state" / "link.key")
-    add_terminal_key(hostkeys, keys.TerminalKey(ADDRESS, terminal_public, "gate"))
-    with Line() as line:
-        extra = (
-            f'[link]\nport = "{line.path("terminal")}"\naddress = {ADDRESS}\n'
-            f'host_key = "{keys.encode_public(host_public)}"\n'
-        )
-        section = office.section().replace(
-            "backoffice_keys = [", f'backoffice_keys = ["{hostkeys / "signing.pub"}", '
-        )
-        config = gate_config(tmp_path, test_pki, enrolled=CARDS, revocation=section, extra=extra)
-        rig = open_rig(config, test_pki)
-        host = HostLink(Path(line.path("host")), HostKeys.load(hostkeys))
-        try:
-            with host:
-                yield Linked(rig, host, office, line)
-        finally:
-            rig.stop()
 
 
 def test_hello_and_status_over_the_session(linked: Linked) -> None:
