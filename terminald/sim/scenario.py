@@ -32,7 +32,7 @@ from terminald.sim.scenario_file import (
     check_names,
     load_scenario,
 )
-from terminald.sim.scenario_link import LinkSetupError, ScenarioLink, open_link
+from terminald.sim.scenario_link import LinkSetupError, ScenarioLink, line_baud, open_link
 from terminald.sim.scenario_places import Places
 from terminald.sim.scenario_play import Player, StepReport, load_card, run_cli
 from terminald.sim.testpki import TestPkiManifest, build_test_pki
@@ -184,7 +184,7 @@ def run_scenario(path: Path, *, pki_dir: Path | None, out: TextIO = sys.stdout) 
 
 def _open_link(scenario: Scenario, stack: contextlib.ExitStack, work: Path) -> ScenarioLink:
     try:
-        return open_link(stack, work / "hostkeys")
+        return open_link(stack, work / "hostkeys", line_baud(scenario.config))
     except LinkSetupError as exc:  # not the file's fault, but nothing has run: say so
         raise ScenarioError(scenario.path, [f"top level: key `link`: {exc}"]) from exc
 

@@ -1,15 +1,15 @@
 """``link = true`` in a scenario file: a test line to a back office, keys for both sides.
 
-The runner opens a :class:`~terminald.sim.line.Line` (two pty pairs joined by a throttled
-115200-baud wire) for the run; the daemon gets the ``terminal`` end as ``[link] port``
-and a ``{link}`` step (``terminald host --port {link} ...``) opens the ``host`` end. The
-keys are provisioned as an installer would: the back office's key directory
-(``{hostkeys}``: host.key, signing.key, signing.pub, terminals.toml) with
-``init_host_keys``, the terminal's key at ``[link] key_file`` (default ``{state}/link.key``)
-with ``init_link_key``, the terminal's public key recorded in ``terminals.toml`` under
-its ``[link] address``, and the back office's public key as ``[link] host_key``. Its
-signing key's public half joins ``[revocation] backoffice_keys``, so what the back office
-signs (time, configuration, enrolment) verifies at the terminal.
+The runner opens a :class:`~terminald.sim.line.Line` (two pty pairs joined by a wire
+throttled to ``[link] baud``, 115200 by default) for the run; the daemon gets the
+``terminal`` end as ``[link] port`` and a step's ``terminald host --port {link}`` opens
+the ``host`` end. The keys are provisioned as an installer would: the back office's key
+directory (``{hostkeys}``: host.key, signing.key, signing.pub, terminals.toml) with
+``init_host_keys``, the terminal's key at ``[link] key_file`` (default
+``{state}/link.key``) with ``init_link_key``, the terminal's public key recorded in
+``terminals.toml`` under its ``[link] address``, and the back office's public key as
+``[link] host_key``. Its signing key's public half joins ``[revocation] backoffice_keys``,
+so what the back office signs (time, configuration, enrolment) verifies at the terminal.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from terminald.config import Config
+from terminald.config_link import BAUD_RATES
 from terminald.link.keys import TerminalKey, encode_public
-from terminald.sim.line import Line
+from terminald.sim.line import DEFAULT_BAUD, Line
 from terminald.store.link_keys import (
     SIGNING_PUB,
     LinkKeyFileError,
@@ -72,15 +73,24 @@ class ScenarioLink:
             raise LinkSetupError(str(exc)) from None
 
 
-def open_link(stack: contextlib.ExitStack, hostkeys: Path) -> ScenarioLink:
-    """A line (closed when ``stack`` unwinds) and the back office's key directory
-    ``hostkeys`` (must not exist yet). Raises LinkSetupError."""
+def line_baud(config: dict[str, dict[str, Any]]) -> int:
+    """The test line's rate: the file's ``[config.link] baud`` when it is one the daemon
+    takes (a bad one is reported with the merged configuration), else 115200."""
+    baud = config.get("link", {}).get("baud", DEFAULT_BAUD)
+    return baud if isinstance(baud, int) and baud in BAUD_RATES else DEFAULT_BAUD
+
+
+def open_link(
+    stack: contextlib.ExitStack, hostkeys: Path, baud: int = DEFAULT_BAUD
+) -> ScenarioLink:
+    """A line at ``baud`` (closed when ``stack`` unwinds) and the back office's key
+    directory ``hostkeys`` (must not exist yet). Raises LinkSetupError."""
     try:
         host_public = init_host_keys(hostkeys)
     except LinkKeyFileError as exc:
         raise LinkSetupError(str(exc)) from None
     try:
-        line = stack.enter_context(Line(HOST_END, TERMINAL_END))
+        line = stack.enter_context(Line(HOST_END, TERMINAL_END, baud=baud))
     except OSError as exc:  # no pty pair left: the machine's, not the file's, but said plainly
         raise LinkSetupError(f"cannot open a test line (pty pairs): {exc}") from None
     return ScenarioLink(

@@ -22,7 +22,7 @@ from terminald.config import load_config
 from terminald.link.keys import encode_public, public_of
 from terminald.sim.scenario import ScenarioSandboxError, run_scenario, write_terminal
 from terminald.sim.scenario_file import ScenarioError, parse_scenario
-from terminald.sim.scenario_link import ScenarioLink, open_link
+from terminald.sim.scenario_link import ScenarioLink, line_baud, open_link
 from terminald.sim.scenario_places import Places
 from terminald.sim.testpki import TestPkiManifest
 from terminald.store.link_keys import HostKeys, load_link_key
@@ -225,3 +225,12 @@ def test_the_command_refuses_a_link_placeholder_without_link_with_exit_2(
     err = capsys.readouterr().err
     assert code == 2
     assert "step 1: key `cli`: {link} needs `link = true`" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("link", "baud"),
+    [({}, 115200), ({"baud": 9600}, 9600), ({"baud": 12345}, 115200), ({"baud": "fast"}, 115200)],
+)
+def test_the_line_runs_at_the_configured_rate(link: dict[str, object], baud: int) -> None:
+    # A rate the daemon refuses is reported with the merged configuration, not here.
+    assert line_baud({"link": link} if link else {}) == baud
