@@ -7,11 +7,14 @@ merged over it (checked like ``terminald run`` checks it) and an enrolled-cards 
 from ``enrol`` (serial and issuer of each); the ``[[setup]]`` commands run; then the
 shared rig (``rig.SimRig``: pcscd + vpcd, the daemon on gpiozero's MockFactory) starts
 and ``scenario_play`` plays every step, even after one failed, so a report shows all
-of them. A failed setup command leaves every step "not run".
+of them. A failed setup command leaves every step "not run". With ``link = true`` a test
+line and both sides' keys are made first (``scenario_link``) and the line is closed after
+the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from terminald.config import ConfigError, config_from_dict
+from terminald.config import Config, ConfigError, config_from_dict
 from terminald.sim.demo_rig import TOUR_TIMINGS, demo_config_text, enrolled_toml
 from terminald.sim.rig import SimRig
 from terminald.sim.scenario_file import (
@@ -29,6 +32,7 @@ from terminald.sim.scenario_file import (
     check_names,
     load_scenario,
 )
+from terminald.sim.scenario_link import LinkSetupError, ScenarioLink, line_baud, open_link
 from terminald.sim.scenario_places import Places
 from terminald.sim.scenario_play import Player, StepReport, load_card, run_cli
 from terminald.sim.testpki import TestPkiManifest, build_test_pki
@@ -92,23 +96,33 @@ def toml_text(config: dict[str, dict[str, Any]]) -> str:
     return "# Written by terminald sim scenario.\n\n" + "\n\n".join(blocks) + "\n"
 
 
-def write_terminal(scenario: Scenario, places: Places) -> None:
-    """The merged configuration and the enrolled cards; ScenarioError if they do not load."""
+def write_terminal(scenario: Scenario, places: Places, link: ScenarioLink | None = None) -> Config:
+    """The merged configuration and the enrolled cards (and with ``link`` the terminal's
+    link key); the configuration as the daemon will read it. ScenarioError if it does not
+    load or the key cannot be made."""
     manifest = places.manifest
     config: dict[str, dict[str, Any]] = tomllib.loads(demo_config_text(manifest, SCENARIO_TIMINGS))
     for section, table in scenario.config.items():
         merged = config.setdefault(section, {})
         merged.update({key: places.expand_value(value) for key, value in table.items()})
     config.setdefault("state", {})["dir"] = str(places.state)
+    if link is not None:
+        link.merge_into(config)
     try:
-        config_from_dict(config, places.config.parent, places.config)
+        loaded = config_from_dict(config, places.config.parent, places.config)
     except ConfigError as exc:
         raise ScenarioError(scenario.path, [f"config: {m}" for m in exc.messages]) from exc
     places.state.mkdir(parents=True, exist_ok=True)
+    if link is not None:
+        try:
+            link.provision_terminal(loaded)
+        except LinkSetupError as exc:
+            raise ScenarioError(scenario.path, [f"config.link.key_file: {exc}"]) from exc
     header = f"The cards `enrol` names in {scenario.path.name}: serial and issuer of each."
     enrolled = enrolled_toml(manifest, list(scenario.enrol), header)
     (places.config.parent / "enrolled.toml").write_text(enrolled)
     places.config.write_text(toml_text(config))
+    return loaded
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -126,7 +140,11 @@ def run_scenario(path: Path, *, pki_dir: Path | None, out: TextIO = sys.stdout) 
     or pcscd does not start (StartupError, PcscdError).
     """
     scenario = load_scenario(path)
-    with tempfile.TemporaryDirectory(prefix="terminald-scenario-") as tmp:
+    # The stack (the test line) unwinds before the scratch directory goes.
+    with (
+        tempfile.TemporaryDirectory(prefix="terminald-scenario-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         root = Path(tmp)
         if pki_dir is None:
             _say(out, "Building a test PKI: three root generations, virtual cards ...")
@@ -134,15 +152,25 @@ def run_scenario(path: Path, *, pki_dir: Path | None, out: TextIO = sys.stdout) 
         else:
             manifest = _load_pki(path, pki_dir)
         check_names(scenario, manifest)
+        work = root / "work"
+        work.mkdir()
+        link = _open_link(scenario, stack, work) if scenario.link else None
+        if link is not None:
+            _say(
+                out,
+                f"A test line to the back office: the daemon's end {link.terminal_port}, "
+                f"{{link}} {link.host_port}, {{hostkeys}} {link.hostkeys}",
+            )
         places = Places(
             pki=manifest.directory.absolute(),
-            work=root / "work",
+            work=work,
             state=root / "terminal" / "state",
             config=root / "terminal" / "terminald.toml",
             manifest=manifest,
+            link=None if link is None else link.host_port,
+            hostkeys=None if link is None else link.hostkeys,
         )
-        places.work.mkdir()
-        write_terminal(scenario, places)
+        write_terminal(scenario, places, link)
         # Only now: a file is checked whole, wherever it is run.
         if os.environ.get("TERMINALD_SANDBOX") != "1":
             raise ScenarioSandboxError(path)
@@ -152,6 +180,13 @@ def run_scenario(path: Path, *, pki_dir: Path | None, out: TextIO = sys.stdout) 
                 tuple(StepReport(s.index, s.action, False, failed) for s in scenario.steps)
             )
         return _play(scenario, places, out)
+
+
+def _open_link(scenario: Scenario, stack: contextlib.ExitStack, work: Path) -> ScenarioLink:
+    try:
+        return open_link(stack, work / "hostkeys", line_baud(scenario.config))
+    except LinkSetupError as exc:  # not the file's fault, but nothing has run: say so
+        raise ScenarioError(scenario.path, [f"top level: key `link`: {exc}"]) from exc
 
 
 def _load_pki(path: Path, pki_dir: Path) -> TestPkiManifest:

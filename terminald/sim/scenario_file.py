@@ -51,7 +51,13 @@ MIN_INTERVAL_MS = 140  # a key down and up, each over three keypad debounce peri
 MAX_WAIT_S = 3600.0
 _PIN_PLACEHOLDER = re.compile(r"\{pin:[^{}]*\}")  # a card's PIN, typed by `keys`
 KEYPAD_KEYS = frozenset("0123456789*#ABCD")
-_TOP = ("enrol", "config", "setup", "step")
+_TOP = ("link", "enrol", "config", "setup", "step")
+# With ``link = true`` the runner sets these itself (the line's terminal end, the back
+# office's key it made), as it sets state.dir.
+LINK_SET_BY_RUNNER = {
+    "port": "it is the terminal's end of the test line",
+    "host_key": "it is the public key of the back office in {hostkeys}",
+}
 
 
 class ScenarioError(Exception):
@@ -98,6 +104,8 @@ class Scenario:
     config: dict[str, dict[str, Any]] = field(default_factory=dict)
     setup: tuple[Setup, ...] = ()
     steps: tuple[Step, ...] = ()
+    # A test line to a back office (``link = true``): keys for both sides, ``{link}``.
+    link: bool = False
 
 
 def is_profile_path(name: str) -> bool:
@@ -124,14 +132,25 @@ def parse_scenario(data: dict[str, Any], path: Path) -> Scenario:
     for key in data:
         if key not in _TOP:
             problems.append(f"top level: key `{key}`: unknown (known: {', '.join(_TOP)})")
+    link = data.get("link", False)
+    if not isinstance(link, bool):
+        problems.append(f"top level: key `link`: must be true or false, got {link!r}")
+        link = False
     enrol = _strings(data.get("enrol", []), "top level: key `enrol`", problems)
     config = _config(data.get("config", {}), problems)
+    if link:
+        for key, what in LINK_SET_BY_RUNNER.items():
+            if key in config.get("link", {}):
+                problems.append(
+                    f"config.link.{key}: set by the runner with `link = true` ({what}), "
+                    "not the file"
+                )
     setup = [_setup(i, raw, problems) for i, raw in _tables(data, "setup", problems)]
     steps = [_step(i, raw, problems) for i, raw in _tables(data, "step", problems)]
     if data.get("step") in (None, []):
         problems.append("top level: key `step`: a scenario needs at least one [[step]]")
     for where, text in _all_strings(config, setup, steps):
-        problems += [f"{where}: {p}" for p in placeholder_problems(text)]
+        problems += [f"{where}: {p}" for p in placeholder_problems(text, link=link)]
     if problems:
         raise ScenarioError(path, problems)
     return Scenario(
@@ -140,6 +159,7 @@ def parse_scenario(data: dict[str, Any], path: Path) -> Scenario:
         config,
         tuple(s for s in setup if s is not None),
         tuple(s for s in steps if s is not None),
+        link,
     )
 
 

@@ -2,6 +2,8 @@
 
 ``{pki}``, ``{work}``, ``{state}``, ``{config}``, and per test-PKI card ``{serial:NAME}``,
 ``{issuer:NAME}`` (hex key id) and ``{pin:NAME}``; ``{{`` and ``}}`` are literal braces.
+In a file with ``link = true`` also ``{link}`` (the back office's end of the line) and
+``{hostkeys}`` (the back office's key directory).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from terminald.sim.testpki import TestPkiManifest
 
 PLAIN = ("pki", "work", "state", "config")
+LINK = ("link", "hostkeys")  # only in a file with ``link = true``
 PER_CARD = ("serial", "issuer", "pin")
 _BRACES = re.compile(r"\{\{|\}\}|\{[^{}]*\}|[{}]")
 
@@ -27,7 +30,8 @@ def placeholders(text: str) -> Iterator[str]:
             yield token
 
 
-def placeholder_problems(text: str) -> list[str]:
+def placeholder_problems(text: str, *, link: bool = False) -> list[str]:
+    """What is wrong with the placeholders in ``text``; ``link``: the file says ``link = true``."""
     problems = []
     for token in placeholders(text):
         if token in ("{", "}"):
@@ -37,7 +41,17 @@ def placeholder_problems(text: str) -> list[str]:
         kind, _, name = inner.partition(":")
         if inner in PLAIN or (kind in PER_CARD and name):
             continue
-        known = ", ".join([*(f"{{{p}}}" for p in PLAIN), *(f"{{{k}:NAME}}" for k in PER_CARD)])
+        if inner in LINK:
+            if not link:
+                problems.append(f"{token} needs `link = true` at the top of the file")
+            continue
+        known = ", ".join(
+            [
+                *(f"{{{p}}}" for p in PLAIN),
+                *(f"{{{k}:NAME}}" for k in PER_CARD),
+                *(f"{{{p}}} (with link = true)" for p in LINK),
+            ]
+        )
         problems.append(f"unknown placeholder {token} (known: {known})")
     return problems
 
@@ -56,6 +70,9 @@ class Places:
     state: Path
     config: Path
     manifest: TestPkiManifest
+    # With ``link = true``: the back office's end of the line and its key directory.
+    link: Path | None = None
+    hostkeys: Path | None = None
 
     def expand(self, text: str) -> str:
         def one(match: re.Match[str]) -> str:
@@ -65,6 +82,11 @@ class Places:
             inner = token[1:-1]
             if inner in PLAIN:
                 return str(getattr(self, inner))
+            if inner in LINK:
+                where = getattr(self, inner)
+                if where is None:
+                    raise ValueError(f"{token}: this run has no link (`link = true`)")
+                return str(where)
             kind, _, name = inner.partition(":")
             card = self.manifest.card(name)
             value = card_value(card.serial, card.issuer_key_id, card.pin, kind)
