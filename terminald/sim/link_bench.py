@@ -239,13 +239,18 @@ def push(
     setup: Setup, data: bytes, *, address: int = 1, cut_at: float | None = None, cut_s: float = 1.0
 ) -> PushResult:
     """Push ``data`` to one terminal (session opened first, not timed). ``cut_at``: cut the
-    line when that share of the transfer is acknowledged, for ``cut_s`` seconds."""
+    line for ``cut_s`` seconds once the host has put that share of ``data``'s size on the
+    wire (the terminal's acknowledgements move the sender's progress only at status rounds,
+    so the wire is the measure of "mid-way")."""
     host = setup.host
     host.open_session(address)
     cut_done = threading.Event()
+    sent_before = setup.wire.port_stats("host").sent
 
     def progress(done: int, total: int) -> None:
-        if cut_at is not None and not cut_done.is_set() and done >= cut_at * total:
+        if cut_at is None or cut_done.is_set():
+            return
+        if setup.wire.port_stats("host").sent - sent_before >= cut_at * len(data):
             cut_done.set()
             setup.wire.cut(cut_s)
 
