@@ -15,6 +15,7 @@ import importlib.machinery
 import importlib.util
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -57,10 +58,26 @@ class TapFigures:
     pushed_bytes: int  # bytes the host put on the wire while the taps were made
     pushes: int
     push_s: float  # seconds the push ran during the taps
+    failures: list[str]  # taps not granted, tried again
 
     @property
     def delta_ms(self) -> float:
         return statistics.median(self.busy_ms) - statistics.median(self.idle_ms)
+
+
+def _tap(bd: ModuleType, daemon: Any, queue: Any, pki: Any, name: str, first: bool,
+         records: list[Record], failures: list[str], log: Any) -> float:  # fmt: skip
+    """One tap's overhead (ms); a tap that is not granted is tried again (twice at most)
+    and counted in ``failures``: on this loaded VM a first-seen tap now and then misses
+    its grant (not yet understood; seen with and without a push under way)."""
+    for attempt in range(3):
+        try:
+            return float(bd.tap_once(daemon, queue, pki, name, first, records).overhead_ms)
+        except RuntimeError as exc:
+            failures.append(str(exc))
+            log(f"  tap failed ({exc}); again")
+            time.sleep(1.0)
+    raise RuntimeError(f"{name}: three taps in a row failed: {failures[-3:]}")
 
 
 def measure_tap(taps: int, log: Any) -> TapFigures:
@@ -95,43 +112,73 @@ def _run(
     if not daemon.ready.wait(20):
         raise RuntimeError("the daemon did not start")
     cards = bd.CARDS
+    failures: list[str] = []
     try:
         with HostLink(Path(line.path("host")), HostKeys.load(hostkeys)) as host:
             host.open_session(ADDRESS)  # the session is up for the idle taps too
             for name in cards:  # each card's first tap reads its certificate
-                bd.tap_once(daemon, queue, pki, name, True, records)
+                _tap(bd, daemon, queue, pki, name, True, records, failures, log)
             idle = [
-                bd.tap_once(daemon, queue, pki, cards[i % 3], False, records).overhead_ms
+                _tap(bd, daemon, queue, pki, cards[i % 3], False, records, failures, log)
                 for i in range(taps)
             ]
             log(f"  idle: median overhead {statistics.median(idle):.1f} ms")
-            stop = threading.Event()
-            pushes = [0]
-
-            def pusher() -> None:
-                while not stop.is_set():
-                    outcome = host.push(ADDRESS, "revocation", os.urandom(PUSH_BYTES))
-                    pushes[0] += 1
-                    if outcome.installed:
-                        raise RuntimeError("the daemon installed random bytes as a bundle")
-
+            # The back office is another machine: its pusher runs in its own process, so
+            # its work does not share this interpreter (and its GIL) with the daemon.
+            host.close()
             before = line.port_stats("host").sent
-            thread = threading.Thread(target=pusher, name="bench-push", daemon=True)
+            pusher = subprocess.Popen(
+                [sys.executable, __file__, line.path("host"), str(hostkeys)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             started = time.monotonic()
-            thread.start()
             while line.port_stats("host").sent - before < WARM_BYTES:
+                if pusher.poll() is not None:
+                    raise RuntimeError("the pusher stopped before pushing")
                 time.sleep(0.05)
             busy = []
             for i in range(taps):
                 busy.append(
-                    bd.tap_once(daemon, queue, pki, cards[i % 3], False, records).overhead_ms
+                    _tap(bd, daemon, queue, pki, cards[i % 3], False, records, failures, log)
                 )
             push_s = time.monotonic() - started
             pushed = line.port_stats("host").sent - before
             log(f"  during a push: median overhead {statistics.median(busy):.1f} ms")
-            stop.set()
-            thread.join(PUSH_BYTES / 11_520 * 2 + 30)
+            assert pusher.stdin is not None
+            pusher.stdin.close()
+            try:
+                out, _ = pusher.communicate(timeout=PUSH_BYTES / 11_520 * 2 + 30)
+            except subprocess.TimeoutExpired:
+                pusher.kill()
+                out, _ = pusher.communicate()
+            if pusher.returncode != 0:
+                raise RuntimeError(f"the pusher failed ({pusher.returncode})")
+            pushes = len(out.split())
     finally:
         daemon.post(Stop("bench"))
         loop.join(10)
-    return TapFigures(idle, busy, pushed, max(1, pushes[0]), push_s)
+    return TapFigures(idle, busy, pushed, pushes, push_s, failures)
+
+
+def pusher_main(port: str, hostkeys: str) -> None:
+    """The pusher process: push PUSH_BYTES of random bytes again and again until stdin
+    closes; prints one line per push ended."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    with HostLink(Path(port), HostKeys.load(Path(hostkeys))) as host:
+        while not stop.is_set():
+            outcome = host.push(ADDRESS, "revocation", os.urandom(PUSH_BYTES))
+            if outcome.installed:
+                raise SystemExit("the daemon installed random bytes as a bundle")
+            print("pushed", flush=True)
+
+
+if __name__ == "__main__":
+    pusher_main(sys.argv[1], sys.argv[2])
