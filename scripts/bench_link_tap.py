@@ -70,7 +70,7 @@ def _tap(bd: ModuleType, daemon: Any, queue: Any, pki: Any, name: str, first: bo
     """One tap's overhead (ms); a tap that is not granted is tried again (twice at most)
     and counted in ``failures``: on this loaded VM a first-seen tap now and then misses
     its grant (not yet understood; seen with and without a push under way)."""
-    for attempt in range(3):
+    for _ in range(3):
         try:
             return float(bd.tap_once(daemon, queue, pki, name, first, records).overhead_ms)
         except RuntimeError as exc:
@@ -146,9 +146,7 @@ def _run(
             push_s = time.monotonic() - started
             pushed = line.port_stats("host").sent - before
             log(f"  during a push: median overhead {statistics.median(busy):.1f} ms")
-            assert pusher.stdin is not None
-            pusher.stdin.close()
-            try:
+            try:  # communicate() closes its stdin: the pusher ends its push and stops
                 out, _ = pusher.communicate(timeout=PUSH_BYTES / 11_520 * 2 + 30)
             except subprocess.TimeoutExpired:
                 pusher.kill()
