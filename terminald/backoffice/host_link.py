@@ -58,6 +58,19 @@ def _lane_of(message: wire.Any) -> Lane:
     return Lane.BULK if isinstance(message, BulkChunk | BulkStatus) else Lane.INTERACTIVE
 
 
+def _stale(
+    reply: BulkState | BulkMissing | BulkDone | BulkResult, current: bytes, address: int
+) -> bool:
+    """A reply to another (earlier) transfer: a late copy the terminal sent again after that
+    transfer ended here. Dropped, not an error: it must not end the transfer under way."""
+    if reply.transfer_id == current:
+        return False
+    logger.info(
+        "event=host_stale_bulk_reply address=%d transfer=%s", address, reply.transfer_id.hex()
+    )
+    return True
+
+
 class HostError(Exception):
     """A terminal did not answer, refused, or the line is down; the message says which."""
 
@@ -218,6 +231,7 @@ class HostLink:
         line cuts and new sessions until installed, refused, or ``timeout``."""
         sender = BulkSender(data, kind, os.urandom(8))
         self.last_sender = sender
+        self._bulk_replies(address)  # a late copy from an earlier transfer is not for us
         deadline = time.monotonic() + timeout
         session = self.node.peers[address].sessions
         while sender.outcome is None:
@@ -236,6 +250,8 @@ class HostLink:
             self._feed(address, sender)
             for reply in self._bulk_replies(address):
                 if isinstance(reply, BulkState | BulkMissing | BulkDone | BulkResult):
+                    if _stale(reply, sender.offer.transfer_id, address):
+                        continue
                     sender.on_reply(reply)
             if progress is not None:
                 p = sender.progress
@@ -277,12 +293,16 @@ class HostLink:
         header = Frame(BROADCAST, Channel.BROADCAST, b"").header()
         plan = BroadcastPlan(data, kind, os.urandom(8), os.urandom(32), addresses, header)
         self.last_plan = plan
+        for address in addresses:
+            self._bulk_replies(address)  # late copies from an earlier transfer
         deadline = time.monotonic() + timeout
         while not plan.finished and time.monotonic() < deadline:
             for address in addresses:
                 self._feed_plan(plan, address)
                 for reply in self._bulk_replies(address):
                     if isinstance(reply, BulkState | BulkMissing | BulkDone | BulkResult):
+                        if _stale(reply, plan.offer.transfer_id, address):
+                            continue
                         plan.on_reply(address, reply)
             with self.port.lock:
                 while len(self.node.broadcast_frames) < 4:

@@ -9,6 +9,8 @@ The back-office end is :class:`HostLink`, as a gateway or ``terminald host`` use
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -27,7 +29,13 @@ from terminald.daemon.link_service import LinkService
 from terminald.daemon.operator import Operator, OperatorError
 from terminald.link import hello
 from terminald.link.bulk_receiver import BulkReceiver, InstallVerdict
-from terminald.link.keys import TerminalKey, generate_private, public_of
+from terminald.link.keys import (
+    TerminalKey,
+    decode_public,
+    encode_public,
+    generate_private,
+    public_of,
+)
 from terminald.link.terminal_node import TerminalNode
 from terminald.link.tuning import transport_config
 from terminald.sim.line import DEFAULT_BAUD, Bus, Line
@@ -53,10 +61,15 @@ class NoOperator:
 
 @dataclass
 class BenchTerminal:
+    """In process: ``service`` and ``installed`` (SHA-256 of each transfer installed);
+    in its own process (``linked(processes=True)``): ``process``, and ``installed`` stays
+    empty (the host's outcome says what was installed)."""
+
     address: int
     public: bytes
-    service: LinkService
-    installed: list[bytes]  # SHA-256 of each transfer installed
+    service: LinkService | None
+    installed: list[bytes]
+    process: subprocess.Popen[str] | None = None
 
 
 def bench_terminal(
@@ -95,12 +108,76 @@ class Setup:
     wire: Line | Bus
 
 
+def spawn_terminal(
+    path: str, address: int, host_public: bytes, directory: Path, *, baud: int, half_duplex: bool
+) -> BenchTerminal:
+    """A bench terminal in its own process (terminald.sim.link_bench_terminal); its stderr
+    goes to ``directory/terminal-N.log``. Stop it with :func:`stop_terminal`. RuntimeError
+    if it does not print its public key."""
+    log = (directory / f"terminal-{address}.log").open("w")
+    command = [
+        sys.executable,
+        "-m",
+        "terminald.sim.link_bench_terminal",
+        "--port",
+        path,
+        "--address",
+        str(address),
+        "--host-key",
+        encode_public(host_public),
+        "--dir",
+        str(directory),
+        "--baud",
+        str(baud),
+    ] + (["--half-duplex"] if half_duplex else [])
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+    )
+    log.close()
+    return BenchTerminal(address, b"", None, [], process)
+
+
+def _read_key(terminal: BenchTerminal, directory: Path) -> None:
+    process = terminal.process
+    assert process is not None and process.stdout is not None
+    line = process.stdout.readline()  # the child prints it once its service runs
+    try:
+        terminal.public = decode_public(line.strip(), f"bench terminal {terminal.address}")
+    except ValueError:
+        stop_terminal(terminal)
+        log = (directory / f"terminal-{terminal.address}.log").read_text()[-2000:]
+        raise RuntimeError(f"bench terminal {terminal.address} did not start: {log}") from None
+
+
+def stop_terminal(terminal: BenchTerminal) -> None:
+    """Close its stdin (it stops), wait, kill it if it lingers."""
+    process = terminal.process
+    if process is None:
+        return
+    if process.stdin is not None and not process.stdin.closed:
+        process.stdin.close()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 @contextmanager
 def linked(
-    count: int = 1, *, bus: bool = False, baud: int = DEFAULT_BAUD, seed: int = 0
+    count: int = 1,
+    *,
+    bus: bool = False,
+    baud: int = DEFAULT_BAUD,
+    seed: int = 0,
+    processes: bool = False,
 ) -> Iterator[Setup]:
     """``count`` bench terminals (addresses 1..count) and a HostLink, on a Line (one
-    terminal, full duplex) or a Bus (half duplex RS-485, one shared wire)."""
+    terminal, full duplex) or a Bus (half duplex RS-485, one shared wire). ``processes``:
+    each terminal in its own process (see terminald.sim.link_bench_terminal), as real
+    terminals are separate devices; otherwise threads of this process."""
     host_private = generate_private()
     with ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-link-")))
@@ -115,8 +192,9 @@ def linked(
             wire = stack.enter_context(Line(baud=baud, seed=seed))
             names = ["terminal"]
         terminals = []
+        make = spawn_terminal if processes else bench_terminal
         for address, name in enumerate(names, start=1):
-            terminal = bench_terminal(
+            terminal = make(
                 wire.path(name),
                 address,
                 public_of(host_private),
@@ -124,9 +202,15 @@ def linked(
                 baud=baud,
                 half_duplex=bus,
             )
-            terminal.service.start()
-            stack.callback(terminal.service.stop)
+            if terminal.service is not None:
+                terminal.service.start()
+                stack.callback(terminal.service.stop)
+            else:
+                stack.callback(stop_terminal, terminal)
             terminals.append(terminal)
+        for terminal in terminals:
+            if terminal.process is not None:
+                _read_key(terminal, directory)
         keys = HostKeys(
             host_private,
             Ed25519PrivateKey.generate(),
@@ -155,13 +239,18 @@ def push(
     setup: Setup, data: bytes, *, address: int = 1, cut_at: float | None = None, cut_s: float = 1.0
 ) -> PushResult:
     """Push ``data`` to one terminal (session opened first, not timed). ``cut_at``: cut the
-    line when that share of the transfer is acknowledged, for ``cut_s`` seconds."""
+    line for ``cut_s`` seconds once the host has put that share of ``data``'s size on the
+    wire (the terminal's acknowledgements move the sender's progress only at status rounds,
+    so the wire is the measure of "mid-way")."""
     host = setup.host
     host.open_session(address)
     cut_done = threading.Event()
+    sent_before = setup.wire.port_stats("host").sent
 
     def progress(done: int, total: int) -> None:
-        if cut_at is not None and not cut_done.is_set() and done >= cut_at * total:
+        if cut_at is None or cut_done.is_set():
+            return
+        if setup.wire.port_stats("host").sent - sent_before >= cut_at * len(data):
             cut_done.set()
             setup.wire.cut(cut_s)
 
