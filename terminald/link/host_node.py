@@ -21,6 +21,10 @@ from terminald.link.transport import Lane, Transport, TransportConfig
 logger = logging.getLogger(__name__)
 
 HANDSHAKE_RETRY_S = 1.0
+# NO_SESSION is unauthenticated: it is believed only from a terminal that has sent no
+# authenticated record for this long (a terminal that lost our session cannot send any,
+# and it says NO_SESSION at most once a second; a restart takes longer than that).
+NO_SESSION_QUIET_S = 1.0
 INBOX_MESSAGES = 1024
 BROADCAST_FRAMES = 64
 
@@ -37,6 +41,8 @@ class Peer:
     problem: str | None = None
     terminal_id: str | None = None
     sessions: int = 0
+    heard: float = float("-inf")  # when the last authenticated record arrived
+    ignored_no_session: int = 0
     plain: deque[bytes] = field(default_factory=deque)
 
 
@@ -92,6 +98,9 @@ class HostNode:
             peer.problem = f"hello: {exc}"
             return
         if message.kind is hello.HelloKind.NO_SESSION:
+            if peer.session is not None and now - peer.heard < NO_SESSION_QUIET_S:
+                peer.ignored_no_session += 1  # forged: the terminal still answers us
+                return
             # The terminal lost our session (it restarted): handshake again.
             peer.session = peer.transport = None
             peer.wanted = True
@@ -112,6 +121,7 @@ class HostNode:
         peer.transport = Transport(self.config, now)
         peer.wanted = False
         peer.problem = None
+        peer.heard = now  # message 2 is authenticated too
         peer.sessions += 1
 
     def _on_record(self, peer: Peer, frame: Frame, now: float) -> None:
@@ -122,6 +132,7 @@ class HostNode:
         except SessionError as exc:
             peer.problem = str(exc)
             return
+        peer.heard = now
         for lane, message in peer.transport.on_segment(plaintext, now):
             if len(self.inbox) >= INBOX_MESSAGES:
                 self.dropped += 1

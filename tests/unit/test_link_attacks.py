@@ -1,0 +1,27 @@
+"""Attacks on the link by a party on the wire without keys, and by a legitimate but buggy
+back office (issue 10's break-it pass): each test shows one finding fixed."""
+
+from __future__ import annotations
+
+from terminald.link import hello, keys
+from terminald.link.frame import FROM_TERMINAL, Channel, Frame, encode_frame
+from terminald.link.transport import Lane
+from tests.unit.test_link_nodes import HOST, TERMINAL, host, pump, terminal
+
+NO_SESSION = encode_frame(
+    Frame(5 | FROM_TERMINAL, Channel.HELLO, hello.encode(hello.HelloKind.NO_SESSION))
+)
+
+
+def test_a_forged_no_session_does_not_end_a_session_the_terminal_still_answers() -> None:
+    t = terminal()
+    h = host({5: keys.public_of(TERMINAL)})
+    h.connect(5, 0.0)
+    now = pump(h, [t], 0.0)
+    h.send(5, Lane.INTERACTIVE, b"status please")
+    h.on_bytes(NO_SESSION, now)  # anyone on the wire can send these 7 bytes
+    assert h.session_up(5) and h.peers[5].sessions == 1
+    now = pump(h, [t], now)
+    assert [m for _, m in t.inbox] == [b"status please"]
+    assert h.peers[5].sessions == 1 and not h.peers[5].wanted
+    assert HOST  # the host's key is the one the terminal was configured with
