@@ -80,6 +80,7 @@ class LinkService:
             "events_dropped": 0,
             "bad_messages": 0,
             "bulk_dropped": 0,
+            "unencodable": 0,
         }
         port.on_input = self._wake.set
         self._threads = [
@@ -137,7 +138,19 @@ class LinkService:
     # -- the request worker --------------------------------------------------------------
 
     def _send(self, message: wire.Any, lane: Lane | None = None) -> None:
-        data = wire.pack(message)
+        try:
+            data = wire.pack(message)
+        except m.MessageError as exc:
+            # A reply or event the catalogue cannot carry is our bug, not the host's: never
+            # let it end the drain (the requests after it would go unanswered); a reply
+            # becomes an ``internal`` error so the host is not left waiting.
+            self.counters["unencodable"] += 1
+            logger.error("event=link_unencodable problem=%r", exc.reason)
+            if not isinstance(message, m.Message) or message.ROLE is not m.Role.REPLY:
+                return
+            reason = f"the {message.TYPE} could not be encoded: {exc.reason}"
+            message = m.error_reply(message.id, m.INTERNAL, reason)
+            data = wire.pack(message)
         if lane is None:
             lane = message.LANE if isinstance(message, m.Message) else Lane.INTERACTIVE
         with self.port.lock:
