@@ -3,10 +3,13 @@ back office (issue 10's break-it pass): each test shows one finding fixed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from terminald.daemon.link_install import NESTED_TOO_DEEPLY, _check_enrolled, validate_config_text
 from terminald.link import hello, keys
 from terminald.link.frame import FROM_TERMINAL, Channel, Frame, encode_frame
 from terminald.link.transport import Lane
-from tests.unit.test_link_nodes import HOST, TERMINAL, host, pump, terminal
+from tests.unit.test_link_nodes import TERMINAL, host, pump, terminal
 
 NO_SESSION = encode_frame(
     Frame(5 | FROM_TERMINAL, Channel.HELLO, hello.encode(hello.HelloKind.NO_SESSION))
@@ -24,4 +27,10 @@ def test_a_forged_no_session_does_not_end_a_session_the_terminal_still_answers()
     now = pump(h, [t], now)
     assert [m for _, m in t.inbox] == [b"status please"]
     assert h.peers[5].sessions == 1 and not h.peers[5].wanted
-    assert HOST  # the host's key is the one the terminal was configured with
+
+
+def test_a_pushed_toml_nested_too_deeply_is_refused_not_raised(tmp_path: Path) -> None:
+    deep = "a = " + "[" * 5000 + "]" * 5000  # tomllib recurses without a limit
+    path = tmp_path / "terminald.toml"
+    assert validate_config_text(deep, path, "gate-1") == [NESTED_TOO_DEEPLY]
+    assert _check_enrolled(deep, path, None) == [NESTED_TOO_DEEPLY]  # type: ignore[arg-type]
