@@ -258,14 +258,18 @@ class LinkService:
 
 def _verdict(installer: LinkInstaller) -> Callable[[str, bytes, bytes], InstallVerdict]:
     def install(kind: str, sha256: bytes, data: bytes) -> InstallVerdict:
-        if kind == "revocation":
-            outcome = installer.install_revocation(data)
-        elif kind == "enrolment":
-            outcome = installer.install_enrolment(data)
-        elif kind == "config":
-            outcome = installer.install_config(data)
-        else:
-            return InstallVerdict(False, f"unknown kind {kind}")
+        try:
+            if kind == "revocation":
+                outcome = installer.install_revocation(data)
+            elif kind == "enrolment":
+                outcome = installer.install_enrolment(data)
+            elif kind == "config":
+                outcome = installer.install_config(data)
+            else:
+                return InstallVerdict(False, f"unknown kind {kind}")
+        except Exception as exc:  # a bug: a verdict all the same, or the receiver stays busy
+            logger.exception("event=link_install_failed kind=%s", kind)
+            return InstallVerdict(False, f"internal error: {type(exc).__name__}")
         logger.info(
             "event=link_install kind=%s installed=%s code=%s sha256=%s",
             kind,

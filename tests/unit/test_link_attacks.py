@@ -3,12 +3,17 @@ back office (issue 10's break-it pass): each test shows one finding fixed."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from terminald.daemon.link_install import NESTED_TOO_DEEPLY, _check_enrolled, validate_config_text
+from terminald.daemon.link_service import _verdict
 from terminald.link import hello, keys
+from terminald.link.bulk_messages import BulkChunk, BulkOffer, BulkResult, BulkState, chunk_tag
+from terminald.link.bulk_receiver import BulkReceiver
 from terminald.link.frame import FROM_TERMINAL, Channel, Frame, encode_frame
 from terminald.link.transport import Lane
+from tests.unit.link_bulk_support import MemoryStore
 from tests.unit.test_link_nodes import TERMINAL, host, pump, terminal
 
 NO_SESSION = encode_frame(
@@ -34,3 +39,21 @@ def test_a_pushed_toml_nested_too_deeply_is_refused_not_raised(tmp_path: Path) -
     path = tmp_path / "terminald.toml"
     assert validate_config_text(deep, path, "gate-1") == [NESTED_TOO_DEEPLY]
     assert _check_enrolled(deep, path, None) == [NESTED_TOO_DEEPLY]  # type: ignore[arg-type]
+
+
+class _BrokenInstaller:
+    def install_config(self, data: bytes) -> None:
+        raise RuntimeError("a bug")
+
+
+def test_an_installer_that_raises_still_gives_a_verdict_and_frees_the_receiver() -> None:
+    receiver = BulkReceiver(MemoryStore(), _verdict(_BrokenInstaller()), max_size=1 << 20)  # type: ignore[arg-type]
+    data = b"x" * 100
+    offer = BulkOffer(b"12345678", "config", len(data), 64, hashlib.sha256(data).digest())
+    receiver.on_message(offer, 0.0)
+    receiver.on_message(BulkChunk(chunk_tag(offer.transfer_id), 0, data[:64]), 0.0)
+    replies = receiver.on_message(BulkChunk(chunk_tag(offer.transfer_id), 1, data[64:]), 0.0)
+    assert replies[-1] == BulkResult(offer.transfer_id, False, "internal error: RuntimeError")
+    other = BulkOffer(b"87654321", "config", 5, 64, hashlib.sha256(b"other").digest())
+    (state,) = receiver.on_message(other, 0.0)
+    assert isinstance(state, BulkState) and state.accepted  # not "busy" for ever
