@@ -57,3 +57,34 @@ def test_an_installer_that_raises_still_gives_a_verdict_and_frees_the_receiver()
     other = BulkOffer(b"87654321", "config", 5, 64, hashlib.sha256(b"other").digest())
     (state,) = receiver.on_message(other, 0.0)
     assert isinstance(state, BulkState) and state.accepted  # not "busy" for ever
+
+
+def test_recorded_host_traffic_replayed_later_or_to_a_restarted_terminal_delivers_nothing() -> None:
+    t = terminal()
+    h = host({5: keys.public_of(TERMINAL)})
+    recorded: list[bytes] = []
+    sent = False
+    h.connect(5, 0.0)
+    now = 0.0
+    for _ in range(40):  # pump() with a tap on the host's output
+        for frame in h.take_frames(now, 64):
+            recorded.append(frame)
+            t.on_bytes(frame, now)
+        for frame in t.take_frames(now, 64):
+            h.on_bytes(frame, now)
+        if h.session_up(5) and not sent:
+            sent = True
+            h.send(5, Lane.INTERACTIVE, b'{"t": "mode", "mode": "emergency_open"}')
+        now += 0.05
+    assert [m for _, m in t.inbox] == [b'{"t": "mode", "mode": "emergency_open"}']
+    t.inbox.clear()
+    restarted = terminal()
+    for target in (t, restarted):  # the same terminal later, and after its restart
+        for frame in recorded:
+            target.on_bytes(frame, now)
+        now += 5.0
+        for frame in recorded:  # again, after the handshake rate limit refilled
+            target.on_bytes(frame, now)
+        assert not target.inbox
+    assert restarted.slot.current is None  # a replayed message 1 is at most pending
+    assert t.stats.refused_records > 0
