@@ -127,11 +127,18 @@ class HostLink:
                 self.node.connect(address, time.monotonic())
         self.port.wake()
         if not self._wait(lambda: self.node.session_up(address), deadline):
-            problem = self.node.peers[address].problem
-            raise HostError(
-                f"terminal {address}: no session within {timeout:g} s"
-                + (f" ({problem})" if problem else " (no answer: wrong address, port or baud?)")
-            )
+            peer = self.node.peers[address]
+            if peer.problem:
+                why = peer.problem
+            elif peer.hello_replied:
+                why = (
+                    "it answers at this address but refused the handshake: its [link] host_key "
+                    "is not this directory's host key (terminald host keys show), or the key "
+                    f"recorded for terminal {address} is not its key (terminald keys show)"
+                )
+            else:
+                why = "no answer: wrong address, port or baud?"
+            raise HostError(f"terminal {address}: no session within {timeout:g} s ({why})")
         return self.request(
             address, m.Hello(id=0, protocol=1, software="terminald-host"), m.HelloReply
         )

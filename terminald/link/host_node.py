@@ -42,6 +42,10 @@ class Peer:
     terminal_id: str | None = None
     sessions: int = 0
     heard: float = float("-inf")  # when the last authenticated record arrived
+    # The terminal answered the minimal hello since connect(): it is there, at this address
+    # and baud, so a handshake that fails is a key mismatch (a hint for the error message;
+    # unauthenticated, so it decides nothing).
+    hello_replied: bool = False
     ignored_no_session: int = 0
     plain: deque[bytes] = field(default_factory=deque)
 
@@ -66,6 +70,7 @@ class HostNode:
         peer = self.peers[address]
         peer.wanted = True
         peer.handshake_due = now
+        peer.hello_replied = False
 
     def session_up(self, address: int) -> bool:
         return self.peers[address].transport is not None
@@ -74,6 +79,9 @@ class HostNode:
         # A fresh Initiator each time: a terminal refuses a re-sent message 1 as a replay.
         peer.initiator = Initiator(self._private, peer.public_key, hello.initiator_payload())
         message = hello.encode(hello.HelloKind.HANDSHAKE_1, peer.initiator.first_message())
+        if not peer.hello_replied:  # 7 bytes: tells "no answer" from "keys do not match"
+            request = hello.encode(hello.HelloKind.REQUEST)
+            peer.plain.append(encode_frame(Frame(peer.address, Channel.HELLO, request)))
         peer.plain.append(encode_frame(Frame(peer.address, Channel.HELLO, message)))
         peer.handshake_due = now + HANDSHAKE_RETRY_S
 
@@ -105,6 +113,9 @@ class HostNode:
             peer.session = peer.transport = None
             peer.wanted = True
             peer.handshake_due = now
+            return
+        if message.kind is hello.HelloKind.REPLY:
+            peer.hello_replied = True
             return
         if message.kind is not hello.HelloKind.HANDSHAKE_2 or peer.initiator is None:
             return
