@@ -106,9 +106,8 @@ def _address(text: str) -> int:
 @contextmanager
 def _link(args: argparse.Namespace) -> Iterator[Any]:
     from terminald.backoffice.host_link import HostLink
-    from terminald.store.link_keys import HostKeys, LinkKeyFileError
-
     from terminald.config_link import BAUD_RATES
+    from terminald.store.link_keys import HostKeys, LinkKeyFileError
 
     if args.port is None or args.host_dir is None:
         raise CliError("terminald host: --port DEV and --keys DIR are needed")
