@@ -45,6 +45,7 @@ from terminald.daemon.doctor_env import (
 )
 from terminald.daemon.doctor_hardware import (
     check_gpio,
+    check_link_key,
     check_pcsc,
     check_serial,
 )
@@ -348,6 +349,7 @@ def run_checks(config_path: Path, env: Environment | None = None) -> Report:
     if config is not None:
         findings += check_gpio(config, env)
         findings.append(check_serial(config, env))
+        findings.append(check_link_key(config))
     findings += check_clock(env)
     if config is not None:
         from terminald.core.trusted_time import SignedTime
@@ -393,6 +395,7 @@ __all__ = [
     "check_clock",
     "check_config",
     "check_gpio",
+    "check_link_key",
     "check_pcsc",
     "check_revocation",
     "check_serial",
