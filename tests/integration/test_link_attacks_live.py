@@ -29,6 +29,7 @@ from terminald.link.frame import (
 )
 from terminald.link.signed import sign_object
 from terminald.store.link_keys import HostKeys
+from tests.integration.daemon_rig import open_rig
 from tests.integration.link_rig import ADDRESS, Terminal
 from tests.integration.test_daemon_live_revocation import grant
 
@@ -157,3 +158,40 @@ def test_a_host_restarted_mid_transfer_resumes_the_same_content(terminal: Termin
     # Resumed: the first figure is what the terminal already held (~2.5 s of line), not
     # the first window's acknowledgements.
     assert next(a for a in seen if a) >= 16_000
+
+
+def test_a_daemon_restarted_mid_transfer_resumes_from_its_spool(terminal: Terminal) -> None:
+    keys = HostKeys.load(terminal.hostkeys)
+    body = big_enrolment(terminal, 80_000).encode()
+    signed = sign_object(
+        "enrolment", body, version=1, issued=int(time.time()),
+        signing_key=keys.signing_private, terminal="test-gate",
+    )  # fmt: skip
+    half = threading.Event()
+    outcomes: list[object] = []
+
+    def progress(done: int, total: int) -> None:
+        if done > total // 2:
+            half.set()
+
+    with HostLink(Path(terminal.line.path("host")), keys) as host:
+        host.connect(ADDRESS)
+        pusher = threading.Thread(
+            target=lambda: outcomes.append(
+                host.push(ADDRESS, "enrolment", signed, progress=progress, timeout=120)
+            ),
+            daemon=True,
+        )
+        pusher.start()
+        assert half.wait(60)
+        terminal.rig.stop()
+        time.sleep(1.5)
+        again = open_rig(terminal.config, terminal.rig.pki)
+        try:
+            pusher.join(120)
+            (outcome,) = outcomes
+            assert outcome.installed, outcome.reason  # type: ignore[attr-defined]
+            sent = terminal.line.port_stats("host").sent
+        finally:
+            again.stop()
+    assert sent < 1.5 * len(signed)  # resumed from the spool, not sent again from the start
