@@ -11,7 +11,7 @@ from terminald.daemon.link_service import _verdict
 from terminald.link import hello, keys
 from terminald.link.bulk_messages import BulkChunk, BulkOffer, BulkResult, BulkState, chunk_tag
 from terminald.link.bulk_receiver import BulkReceiver
-from terminald.link.frame import FROM_TERMINAL, Channel, Frame, encode_frame
+from terminald.link.frame import FROM_TERMINAL, Channel, Frame, FrameDecoder, encode_frame
 from terminald.link.transport import Lane
 from tests.unit.link_bulk_support import MemoryStore
 from tests.unit.test_link_nodes import TERMINAL, host, pump, terminal
@@ -88,3 +88,33 @@ def test_recorded_host_traffic_replayed_later_or_to_a_restarted_terminal_deliver
         assert not target.inbox
     assert restarted.slot.current is None  # a replayed message 1 is at most pending
     assert t.stats.refused_records > 0
+
+
+def _handshake_1(frames: list[bytes]) -> bytes:
+    """The HANDSHAKE_1 frame among the host's ``frames``."""
+    for frame in frames:
+        (decoded,) = FrameDecoder().feed(frame)
+        if decoded.channel == Channel.HELLO and decoded.payload[0] == hello.HelloKind.HANDSHAKE_1:
+            return frame
+    raise AssertionError("no handshake message 1")
+
+
+def test_an_old_message_1_replayed_mid_handshake_does_not_strand_the_host() -> None:
+    # The attacker recorded a message 1 before the terminal restarted (its replay memory
+    # is empty then) and replays it between the terminal's message 2 and the host's first
+    # record: the genuine pending session must survive it.
+    h = host({5: keys.public_of(TERMINAL)})
+    h.connect(5, 0.0)
+    old = _handshake_1(h.take_frames(0.0, 64))
+    restarted = terminal()
+    h2 = host({5: keys.public_of(TERMINAL)})  # the back office reconnects (a new process)
+    h2.connect(5, 10.0)
+    for frame in h2.take_frames(10.0, 64):
+        restarted.on_bytes(frame, 10.0)
+    restarted.on_bytes(old, 10.0)  # the replay
+    for frame in restarted.take_frames(10.0, 64):
+        h2.on_bytes(frame, 10.0)
+    assert h2.session_up(5)
+    h2.send(5, Lane.INTERACTIVE, b"status please")
+    pump(h2, [restarted], 10.0)
+    assert [m for _, m in restarted.inbox] == [b"status please"]
