@@ -299,12 +299,13 @@ class SessionSlot:
 
         The first record that opens under a pending session promotes it to current (the
         old one and the other pending ones are dropped). Raises NoSessionError when there
-        is no session at all, and SessionError when no session accepts the record (nothing
-        changes).
+        is no established session and no pending one opens it (pending sessions may be
+        replays: the host must still hear that it should handshake), and SessionError when
+        no session accepts the record (nothing changes).
         """
         if self.current is None and self.pending is None:
             raise NoSessionError("no session: the host must handshake first")
-        problem = "no current session"
+        problem = ""
         if self.current is not None:
             try:
                 return self.current.open(header, record)
@@ -318,6 +319,8 @@ class SessionSlot:
             self.current = pending
             self._pending.clear()
             return plaintext
+        if self.current is None:
+            raise NoSessionError("no established session: the host must handshake again")
         raise SessionError(problem)
 
     def seal(self, header: bytes, plaintext: bytes) -> bytes:

@@ -118,3 +118,26 @@ def test_an_old_message_1_replayed_mid_handshake_does_not_strand_the_host() -> N
     h2.send(5, Lane.INTERACTIVE, b"status please")
     pump(h2, [restarted], 10.0)
     assert [m for _, m in restarted.inbox] == [b"status please"]
+
+
+def test_a_restarted_terminal_with_a_planted_pending_session_still_says_no_session() -> None:
+    t = terminal()
+    h = host({5: keys.public_of(TERMINAL)})
+    h.connect(5, 0.0)
+    frames = h.take_frames(0.0, 64)
+    old = _handshake_1(frames)  # recorded by the attacker
+    for frame in frames:
+        t.on_bytes(frame, 0.0)
+    now = pump(h, [t], 0.0)
+    h.send(5, Lane.INTERACTIVE, b"one")
+    now = pump(h, [t], now)
+    restarted = terminal()
+    restarted.on_bytes(old, now)  # planted: a pending session nobody can use
+    restarted.take_frames(now, 64)
+    now += 2.0
+    h.send(5, Lane.INTERACTIVE, b"two")
+    now = pump(h, [restarted], now)
+    assert h.peers[5].sessions == 2  # told NO_SESSION all the same, and handshook again
+    h.send(5, Lane.INTERACTIVE, b"three")
+    pump(h, [restarted], now)
+    assert [m for _, m in restarted.inbox][-1] == b"three"
