@@ -81,6 +81,7 @@ class LinkService:
             "bad_messages": 0,
             "bulk_dropped": 0,
             "unencodable": 0,
+            "broadcast_refused": 0,
         }
         port.on_input = self._wake.set
         self._threads = [
@@ -247,7 +248,10 @@ class LinkService:
                 else:
                     replies = self.receiver.on_message(item, now)
             except BulkError as exc:
-                logger.info("event=link_bulk_refused problem=%r", str(exc))
+                if isinstance(item, Frame):  # unauthenticated (anyone can forge one): counted
+                    self.counters["broadcast_refused"] += 1
+                else:
+                    logger.info("event=link_bulk_refused problem=%r", str(exc))
                 continue
             except Exception:
                 logger.exception("event=link_bulk_failed")

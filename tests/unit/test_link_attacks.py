@@ -4,14 +4,25 @@ back office (issue 10's break-it pass): each test shows one finding fixed."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from terminald.daemon.link_install import NESTED_TOO_DEEPLY, _check_enrolled, validate_config_text
-from terminald.daemon.link_service import _verdict
+from terminald.daemon.link_service import LinkService, _verdict
 from terminald.link import hello, keys
 from terminald.link.bulk_messages import BulkChunk, BulkOffer, BulkResult, BulkState, chunk_tag
 from terminald.link.bulk_receiver import BulkReceiver
-from terminald.link.frame import FROM_TERMINAL, Channel, Frame, FrameDecoder, encode_frame
+from terminald.link.frame import (
+    BROADCAST,
+    FROM_TERMINAL,
+    Channel,
+    Frame,
+    FrameDecoder,
+    encode_frame,
+)
 from terminald.link.transport import Lane
 from tests.unit.link_bulk_support import MemoryStore
 from tests.unit.test_link_nodes import TERMINAL, host, pump, terminal
@@ -141,3 +152,29 @@ def test_a_restarted_terminal_with_a_planted_pending_session_still_says_no_sessi
     h.send(5, Lane.INTERACTIVE, b"three")
     pump(h, [restarted], now)
     assert [m for _, m in restarted.inbox][-1] == b"three"
+
+
+def test_alternating_malformed_frames_do_not_flood_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = terminal()
+    short = encode_frame(Frame(5, Channel.HELLO, bytes([hello.HelloKind.HANDSHAKE_1]) + bytes(9)))
+    odd = encode_frame(Frame(5, Channel.HELLO, bytes([0x7E])))
+    with caplog.at_level(logging.INFO, logger="terminald.link.terminal_node"):
+        for i in range(1000):  # ~2 s of line
+            t.on_bytes(short if i % 2 else odd, i * 0.002)
+    assert t.stats.refused_handshakes == 1000
+    assert len(caplog.records) == 1 and t.stats.last_problem
+
+
+def test_forged_broadcast_frames_are_counted_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    node = terminal()
+    receiver = BulkReceiver(MemoryStore(), lambda *_: None, max_size=1 << 20)
+    service = LinkService(node, SimpleNamespace(on_input=None), None, receiver)  # type: ignore[arg-type]
+    for _ in range(100):
+        service._queue_bulk(Frame(BROADCAST, Channel.BROADCAST, bytes(60)))
+    service._queue_bulk(None)  # type: ignore[arg-type]  # the stop marker
+    with caplog.at_level(logging.INFO):
+        service._work_bulk()
+    assert service.counters["broadcast_refused"] == 100
+    assert not caplog.records
