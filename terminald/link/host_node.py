@@ -124,8 +124,9 @@ class HostNode:
             peer.terminal_id = hello.parse_responder_payload(payload).terminal_id
         except (SessionError, hello.HelloError) as exc:
             peer.problem = str(exc)
+            # The initiator is kept: this message 2 may be forged, or the late answer to an
+            # earlier attempt, and the genuine one may follow.
             logger.warning("event=link_handshake_failed address=%d problem=%r", peer.address, exc)
-            peer.initiator = None
             return
         peer.initiator = None
         peer.session = session

@@ -23,9 +23,10 @@ from terminald.link.frame import (
     FrameDecoder,
     encode_frame,
 )
+from terminald.link.session import Initiator, SessionError, respond
 from terminald.link.transport import Lane
 from tests.unit.link_bulk_support import MemoryStore
-from tests.unit.test_link_nodes import TERMINAL, host, pump, terminal
+from tests.unit.test_link_nodes import HOST, TERMINAL, host, pump, terminal
 
 NO_SESSION = encode_frame(
     Frame(5 | FROM_TERMINAL, Channel.HELLO, hello.encode(hello.HelloKind.NO_SESSION))
@@ -178,3 +179,46 @@ def test_forged_broadcast_frames_are_counted_not_logged(caplog: pytest.LogCaptur
         service._work_bulk()
     assert service.counters["broadcast_refused"] == 100
     assert not caplog.records
+
+
+def test_a_forged_message_2_does_not_spoil_the_hosts_handshake() -> None:
+    t = terminal()
+    h = host({5: keys.public_of(TERMINAL)})
+    h.connect(5, 0.0)
+    for frame in h.take_frames(0.0, 64):
+        t.on_bytes(frame, 0.0)
+    forged = hello.encode(hello.HelloKind.HANDSHAKE_2, bytes(range(64)))
+    h.on_bytes(encode_frame(Frame(5 | FROM_TERMINAL, Channel.HELLO, forged)), 0.0)
+    for frame in t.take_frames(0.0, 64):  # the genuine message 2, after the forged one
+        h.on_bytes(frame, 0.0)
+    assert h.session_up(5)
+    h.send(5, Lane.INTERACTIVE, b"status please")
+    pump(h, [t], 0.0)
+    assert [m for _, m in t.inbox] == [b"status please"]
+
+
+def test_an_initiator_survives_a_wrong_message_2_and_takes_the_right_one() -> None:
+    initiator = Initiator(HOST, keys.public_of(TERMINAL), hello.initiator_payload())
+    first = initiator.first_message()
+    with pytest.raises(SessionError, match="handshake message 2"):
+        initiator.finish(bytes(64))
+    with pytest.raises(SessionError, match="failed authentication"):
+        initiator.finish(bytes(range(64)))
+    _session, second, _payload = respond(TERMINAL, keys.public_of(HOST), first)
+    session, _ = initiator.finish(second)
+    assert session.id
+
+
+def test_a_late_message_2_for_an_earlier_attempt_does_not_spoil_the_current_one() -> None:
+    # A slow line, or a terminal that was restarting: the host retried its handshake, and
+    # the terminal answers both attempts, in order.
+    t = terminal()
+    h = host({5: keys.public_of(TERMINAL)})
+    h.connect(5, 0.0)
+    first = h.take_frames(0.0, 64)
+    second = h.take_frames(1.0, 64)  # no answer within HANDSHAKE_RETRY_S: a new attempt
+    for frame in first + second:
+        t.on_bytes(frame, 1.5)
+    for frame in t.take_frames(1.5, 64):
+        h.on_bytes(frame, 1.5)
+    assert h.session_up(5) and h.peers[5].problem is None
