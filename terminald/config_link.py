@@ -37,9 +37,17 @@ class LinkSection:
     key_file: Path | None = None
     # Half-duplex RS-485: send a burst, then turn the line around for one acknowledgement.
     rs485: bool = False
+    # With rs485: drive the transceiver's DE from RTS through the kernel's RS-485 mode;
+    # false for a transceiver that switches direction by itself.
+    rs485_rts: bool = True
     # The largest bulk transfer accepted (revocation snapshot, enrolment set, config), in
-    # bytes; the spool (<state>/link-spool) holds at most twice this.
-    max_transfer: int = 64 * MB
+    # MiB; the spool (<state>/link-spool) holds at most twice this.
+    max_transfer_mb: int = 64
+
+    @property
+    def max_transfer(self) -> int:
+        """The same, in bytes."""
+        return self.max_transfer_mb * MB
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,9 @@ def link_section(s: Section, errors: list[str], state_dir: Path) -> LinkSection:
         )
     key_file = s.path("key_file", None) or state_dir / LINK_KEY_NAME
     rs485 = s.boolean("rs485", False)
-    max_transfer = s.integer("max_transfer_mb", 64, 1, 1024) * MB
-    return LinkSection(port, baud, address, host_key, key_file, rs485, max_transfer)
+    rs485_rts = s.boolean("rs485_rts", True)
+    max_transfer = s.integer("max_transfer_mb", 64, 1, 1024)
+    return LinkSection(port, baud, address, host_key, key_file, rs485, rs485_rts, max_transfer)
 
 
 def console_section(s: Section, errors: list[str]) -> ConsoleSection:

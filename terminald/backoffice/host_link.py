@@ -25,7 +25,14 @@ from terminald.backends.link_port import LinkPort, serial_opener
 from terminald.link import messages as m
 from terminald.link import wire
 from terminald.link.bulk_errors import BulkError
-from terminald.link.bulk_messages import BulkDone, BulkMissing, BulkResult, BulkState
+from terminald.link.bulk_messages import (
+    BulkChunk,
+    BulkDone,
+    BulkMissing,
+    BulkResult,
+    BulkState,
+    BulkStatus,
+)
 from terminald.link.bulk_plan import BroadcastPlan
 from terminald.link.bulk_sender import BulkSender, Outcome
 from terminald.link.frame import BROADCAST, Channel, Frame, encode_frame
@@ -46,6 +53,13 @@ Progress = Callable[[int, int], None]
 M = TypeVar("M", bound=m.Message)
 
 
+def _lane_of(message: wire.Any) -> Lane:
+    """Chunks and the status request that follows them go on the bulk lane, in order, so
+    the terminal answers the status only after every chunk sent before it; the offer goes
+    on the interactive lane."""
+    return Lane.BULK if isinstance(message, BulkChunk | BulkStatus) else Lane.INTERACTIVE
+
+
 class HostError(Exception):
     """A terminal did not answer, refused, or the line is down; the message says which."""
 
@@ -53,13 +67,23 @@ class HostError(Exception):
 class HostLink:
     """``keys``: the back office's key directory (``terminald host keys init``)."""
 
-    def __init__(self, port: Path, keys: HostKeys, *, baud: int = 115200, rs485: bool = False):
+    def __init__(
+        self,
+        port: Path,
+        keys: HostKeys,
+        *,
+        baud: int = 115200,
+        rs485: bool = False,
+        rts: bool = True,
+    ):
+        """``rs485``: half duplex, one terminal talking at a time; ``rts``: with it, drive
+        the transceiver from RTS through the kernel's RS-485 mode (false for a transceiver
+        that switches by itself, or a test line)."""
         terminals = {a: t.public_key for a, t in keys.terminals.items()}
         config = transport_config(baud, initiator=True, half_duplex=rs485)
         self.node = HostNode(keys.host_private, terminals, config)
-        self.port = LinkPort(
-            serial_opener(port, baud, rs485=rs485), self.node, name="host", on_input=self._heard
-        )
+        opener = serial_opener(port, baud, rs485=rs485 and rts)
+        self.port = LinkPort(opener, self.node, name="host", on_input=self._heard)
         self.keys = keys
         self._input = threading.Condition()
         self._ids = itertools.count(1)
@@ -70,6 +94,9 @@ class HostLink:
         # A list, not a deque: callers iterate it while the reader thread appends.
         self.events: list[tuple[int, m.Event]] = []
         self.on_event: Callable[[int, m.Event], None] | None = None
+        # The last transfers' state machines (figures for benchmarks and gateways).
+        self.last_sender: BulkSender | None = None
+        self.last_plan: BroadcastPlan | None = None
 
     def __enter__(self) -> HostLink:
         self.port.start()
@@ -122,6 +149,12 @@ class HostLink:
 
     def connect(self, address: int, timeout: float = CONNECT_TIMEOUT_S) -> m.HelloReply:
         """Handshake with terminal ``address`` (if not up) and ask its hello."""
+        self.open_session(address, timeout)
+        hello = m.Hello(id=0, protocol=1, software="terminald-host")
+        return self.request(address, hello, m.HelloReply)
+
+    def open_session(self, address: int, timeout: float = CONNECT_TIMEOUT_S) -> None:
+        """Handshake with terminal ``address`` unless a session is up."""
         if address not in self.node.peers:
             raise HostError(
                 f"terminal {address} is not in {self.keys_dir_hint()}: "
@@ -147,9 +180,6 @@ class HostLink:
             else:
                 why = "no answer: wrong address, port or baud?"
             raise HostError(f"terminal {address}: no session within {timeout:g} s ({why})")
-        return self.request(
-            address, m.Hello(id=0, protocol=1, software="terminald-host"), m.HelloReply
-        )
 
     def keys_dir_hint(self) -> str:
         return "the key directory"
@@ -208,6 +238,7 @@ class HostLink:
         """Send ``data`` (a signed object of ``kind``) to one terminal; resumes across
         line cuts and new sessions until installed, refused, or ``timeout``."""
         sender = BulkSender(data, kind, os.urandom(8))
+        self.last_sender = sender
         deadline = time.monotonic() + timeout
         session = self.node.peers[address].sessions
         while sender.outcome is None:
@@ -216,7 +247,7 @@ class HostLink:
                 break
             if not self.node.session_up(address):
                 try:
-                    self.connect(address, min(CONNECT_TIMEOUT_S, deadline - time.monotonic()))
+                    self.open_session(address, min(CONNECT_TIMEOUT_S, deadline - time.monotonic()))
                 except HostError as exc:
                     logger.info("event=host_reconnect address=%d problem=%r", address, str(exc))
                     continue
@@ -244,7 +275,7 @@ class HostLink:
                 message = sender.next_message()
                 if message is None:
                     return
-                lane = Lane.BULK if message.__class__.__name__ == "BulkChunk" else Lane.INTERACTIVE
+                lane = _lane_of(message)
                 try:
                     peer.transport.send(lane, wire.pack(message))
                 except TransportError as exc:
@@ -263,9 +294,10 @@ class HostLink:
         """Send ``data`` once to every terminal in ``addresses`` on this line; each then
         reports what it lacks and only that is repeated."""
         for address in addresses:
-            self.connect(address)
+            self.open_session(address)
         header = Frame(BROADCAST, Channel.BROADCAST, b"").header()
         plan = BroadcastPlan(data, kind, os.urandom(8), os.urandom(32), addresses, header)
+        self.last_plan = plan
         deadline = time.monotonic() + timeout
         while not plan.finished and time.monotonic() < deadline:
             for address in addresses:
@@ -299,6 +331,6 @@ class HostLink:
                 message = plan.next_unicast(address)
                 if message is None:
                     return
-                lane = Lane.BULK if message.__class__.__name__ == "BulkChunk" else Lane.INTERACTIVE
+                lane = _lane_of(message)
                 peer.transport.send(lane, wire.pack(message))
             self.port.wake()

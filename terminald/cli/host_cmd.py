@@ -39,7 +39,14 @@ def register(commands: Subparsers, groups: Groups) -> None:
         help="the terminal's address on the line (default 1)",
     )
     host.add_argument("--baud", type=int, default=115200, help="bits per second (default 115200)")
-    host.add_argument("--rs485", action="store_true", help="half-duplex RS-485 (kernel mode)")
+    host.add_argument(
+        "--rs485", action="store_true", help="half-duplex RS-485: one terminal talks at a time"
+    )
+    host.add_argument(
+        "--no-rts",
+        action="store_true",
+        help="with --rs485: the transceiver switches direction by itself (no kernel RTS control)",
+    )
     host.add_argument("--json", action="store_true", help="one JSON object on stdout")
     sub = groups["host"]
 
@@ -122,7 +129,7 @@ def _link(args: argparse.Namespace) -> Iterator[Any]:
             f"terminal {args.address} is not in {args.host_dir}/terminals.toml "
             f"(terminald host keys add --keys {args.host_dir} --address {args.address} KEY)"
         )
-    with HostLink(args.port, keys, baud=args.baud, rs485=args.rs485) as link:
+    with HostLink(args.port, keys, baud=args.baud, rs485=args.rs485, rts=not args.no_rts) as link:
         yield link
 
 

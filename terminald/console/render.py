@@ -46,6 +46,7 @@ def status_lines(v: StatusView) -> list[str]:
         f"mode       {v.mode}",
         f"card       {'present' if v.card_present else 'none'}",
         f"relay      {'energised' if v.relay_energised else 'off'}",
+        f"door       {v.door.replace('_', ' ')}",
         f"alarms     {', '.join(v.alarms) or 'none'}",
         f"reader     {_or(v.reader_problem, 'ok')}",
         f"clock      {_or(v.clock_problem, 'trusted')}",

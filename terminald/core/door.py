@@ -52,6 +52,13 @@ class DoorSupervisor:
 
     # -- what the terminal tells it ----------------------------------------------------------
 
+    @property
+    def door_state(self) -> str:
+        """``open``, ``closed``, or ``not_wired`` when no door contact is wired."""
+        if not self.settings.contact_wired:
+            return "not_wired"
+        return "open" if self._door_open else "closed"
+
     def released(self, now: float, *, by_rex: bool = False) -> None:
         """The lock was just pulsed open for ``open_ms``."""
         self._released_until = now + self.settings.open_ms / 1000

@@ -45,10 +45,10 @@ from terminald.daemon.doctor_env import (
 )
 from terminald.daemon.doctor_hardware import (
     check_gpio,
-    check_link_key,
     check_pcsc,
     check_serial,
 )
+from terminald.daemon.doctor_link import check_link_key
 from terminald.daemon.doctor_time import check_clock, check_trusted_time
 
 # --------------------------------------------------------------------------- config
@@ -395,7 +395,6 @@ __all__ = [
     "check_clock",
     "check_config",
     "check_gpio",
-    "check_link_key",
     "check_pcsc",
     "check_revocation",
     "check_serial",

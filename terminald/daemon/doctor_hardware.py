@@ -298,26 +298,3 @@ def check_serial(config: Config, env: Environment) -> Finding:
         )
     os.close(fd)
     return Finding("serial", "ok", f"{port} opens read/write ({config.link.baud} baud)")
-
-
-def check_link_key(config: Config) -> Finding:
-    """With ``[link] port``, this terminal's key (``[link] key_file``) is there and usable:
-    without it the daemon runs with no link, and says so only in its log."""
-    from terminald.link.keys import encode_public, public_of
-    from terminald.store.link_keys import LinkKeyFileError, load_link_key
-
-    key_file = config.link.key_file
-    if config.link.port is None or key_file is None:
-        return Finding("link-key", "ok", "no back-office link configured")
-    try:
-        private = load_link_key(key_file)
-    except LinkKeyFileError as exc:
-        return Finding(
-            "link-key",
-            "fail",
-            f"{exc}: the daemon runs without its link",
-            "sudo terminald keys init (then on the back office: terminald host keys add "
-            "--address N PUBKEY)",
-        )
-    public = encode_public(public_of(private))
-    return Finding("link-key", "ok", f"{key_file}: this terminal's public key is {public}")

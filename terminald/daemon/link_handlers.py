@@ -34,7 +34,7 @@ class LinkContext:
 
     terminal_id: str
     operator: Operator
-    installer: LinkInstaller
+    installer: LinkInstaller | None  # None: nothing can be installed (a bench terminal)
     audit: AuditLog | None
     counters: Callable[[], dict[str, int]]
     restart: Callable[[str], None]
@@ -76,7 +76,7 @@ def row_of(seq: int, entry: AuditEntry, *, evidence: bool) -> m.AuditRow:
 def hello(ctx: LinkContext, request: m.Hello) -> m.Message:
     revocation = ctx.operator.revocation()
     config = ctx.operator.config()
-    versions = ctx.installer.installed_versions()
+    versions = ctx.installer.installed_versions() if ctx.installer else {}
     digest = bytes.fromhex(config.sha256) if config.sha256 else bytes(32)
     return m.HelloReply(
         id=request.id,
@@ -120,7 +120,7 @@ def status(ctx: LinkContext, request: m.Status) -> m.Message:
     return m.StatusReply(
         id=request.id,
         mode=view.mode,
-        door="open" if view.relay_energised else "closed",
+        door=view.door,
         reader=reader,
         reader_problem=_line(view.reader_problem),
         alarms=view.alarms,
@@ -135,10 +135,14 @@ def status(ctx: LinkContext, request: m.Status) -> m.Message:
 
 
 def time_nonce(ctx: LinkContext, request: m.TimeNonce) -> m.Message:
+    if ctx.installer is None:
+        return m.error_reply(request.id, m.UNSUPPORTED, "this terminal takes no time")
     return m.TimeNonceReply(id=request.id, nonce=ctx.installer.issue_nonce(), expires_s=60.0)
 
 
 def time_set(ctx: LinkContext, request: m.TimeSet) -> m.Message:
+    if ctx.installer is None:
+        return m.error_reply(request.id, m.UNSUPPORTED, "this terminal takes no time")
     return ctx.installer.install_time(request.object, request.force).as_message(request.id)
 
 

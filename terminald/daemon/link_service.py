@@ -61,7 +61,9 @@ class LinkService:
         receiver: BulkReceiver,
         *,
         clock: Callable[[], float] = time.monotonic,
+        spool: Spool | None = None,
     ) -> None:
+        self.spool = spool
         self.node = node
         self.port = port
         self.context = context
@@ -92,6 +94,12 @@ class LinkService:
     # -- life ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.spool is not None:
+            try:  # partial transfers abandoned for two weeks, half-written files
+                for path in self.spool.clean():
+                    logger.info("event=link_spool_cleaned file=%s", path)
+            except OSError as exc:
+                logger.warning("event=link_spool_unreadable problem=%r", str(exc))
         self.port.start()
         for thread in self._threads:
             thread.start()
@@ -307,7 +315,8 @@ def link_for(daemon: Daemon, operator: Operator, audit: AuditLog | None) -> Link
         slot,
         transport_config(section.baud, initiator=False, half_duplex=section.rs485),
     )
-    port = LinkPort(serial_opener(section.port, section.baud, rs485=section.rs485), node)
+    rts = section.rs485 and section.rs485_rts
+    port = LinkPort(serial_opener(section.port, section.baud, rs485=rts), node)
     installer = LinkInstaller(
         config=lambda: daemon.config,
         config_path=lambda: daemon.config.source,
@@ -326,7 +335,7 @@ def link_for(daemon: Daemon, operator: Operator, audit: AuditLog | None) -> Link
         return service.figures()
 
     context = LinkContext(config.terminal.id, operator, installer, audit, figures, lambda _: None)
-    service = LinkService(node, port, context, receiver)
+    service = LinkService(node, port, context, receiver, spool=spool)
     if audit is not None:
         audit.on_written = service.offer_rows
     return service

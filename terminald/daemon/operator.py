@@ -60,6 +60,7 @@ class StatusView:
     clock_problem: str | None  # why the clock is not trusted, or None
     health: str | None  # why the watchdog is withheld, or None
     summary: str  # the line systemd shows as STATUS= (daemon/health.py status_text)
+    door: str = "not_wired"  # the door contact: open, closed, or not_wired
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ class DaemonOperator:
                 clock,
                 s.health,
                 d.status_line(),
+                d.terminal.door.door_state,
             )
 
         return self._call(read)

@@ -25,6 +25,7 @@ HANDSHAKE_RETRY_S = 1.0
 # authenticated record for this long (a terminal that lost our session cannot send any,
 # and it says NO_SESSION at most once a second; a restart takes longer than that).
 NO_SESSION_QUIET_S = 1.0
+HELLO_TURN_FRAMES = 2  # a handshake message 2 is short; two frame times and a margin
 INBOX_MESSAGES = 1024
 BROADCAST_FRAMES = 64
 
@@ -62,6 +63,11 @@ class HostNode:
         self.broadcast_frames: deque[bytes] = deque()
         self._turn = 0
         self.dropped = 0
+        # Half duplex (RS-485): after a handshake message 1 the line is the terminal's until
+        # its message 2 arrives or this time passes.
+        self._hello_until = 0.0
+        self._hello_from: int | None = None
+        self._broadcast_first = False
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -84,6 +90,9 @@ class HostNode:
             peer.plain.append(encode_frame(Frame(peer.address, Channel.HELLO, request)))
         peer.plain.append(encode_frame(Frame(peer.address, Channel.HELLO, message)))
         peer.handshake_due = now + HANDSHAKE_RETRY_S
+        if self.config.half_duplex:
+            self._hello_until = now + HELLO_TURN_FRAMES * self.config.max_frame_time + 0.1
+            self._hello_from = peer.address
 
     # -- input ---------------------------------------------------------------------------
 
@@ -129,6 +138,8 @@ class HostNode:
             logger.warning("event=link_handshake_failed address=%d problem=%r", peer.address, exc)
             return
         peer.initiator = None
+        if self._hello_from == peer.address:
+            self._hello_until, self._hello_from = 0.0, None
         peer.session = session
         peer.transport = Transport(self.config, now)
         peer.wanted = False
@@ -159,14 +170,38 @@ class HostNode:
             raise SessionError(f"no session with terminal {address}")
         transport.send(lane, message)
 
+    def line_busy(self, now: float) -> bool:
+        """Half duplex: a terminal holds the line (it was handed the turn, or owes the
+        answer to a handshake), so nothing may be sent to anyone: on one RS-485 pair a
+        second talker would collide. Never in full duplex."""
+        if not self.config.half_duplex:
+            return False
+        if now < self._hello_until:
+            return True
+        return any(
+            p.transport is not None and not p.transport.holds_turn(now) for p in self.peers.values()
+        )
+
     def take_frames(self, now: float, limit: int) -> list[bytes]:
+        if self.line_busy(now):
+            return []
+        if self.config.half_duplex:
+            limit = 1  # one frame, then look again: a POLL may have handed the line over
         out: list[bytes] = []
+        # Broadcast frames and the terminals' sessions take turns, one frame each, so a
+        # broadcast is never starved by polls and a request waits at most one frame.
+        self._broadcast_first = not self._broadcast_first
+        if self._broadcast_first and self.broadcast_frames:
+            out.append(self.broadcast_frames.popleft())
+            if len(out) >= limit:
+                return out
         peers = list(self.peers.values())
         for peer in peers:
-            if peer.wanted and peer.initiator is None and now >= peer.handshake_due:
-                self._handshake(peer, now)
-            elif peer.wanted and peer.initiator is not None and now >= peer.handshake_due:
-                self._handshake(peer, now)  # no answer: try again
+            if peer.wanted and now >= peer.handshake_due:
+                self._handshake(peer, now)  # first try, or no answer: a fresh Initiator
+                if self.config.half_duplex:
+                    out.append(peer.plain.popleft())
+                    return out  # the line is that terminal's until it answers
             while peer.plain and len(out) < limit:
                 out.append(peer.plain.popleft())
         for i in range(len(peers)):
@@ -175,6 +210,8 @@ class HostNode:
             peer = peers[(self._turn + i) % len(peers)]
             if peer.transport is None or peer.session is None:
                 continue
+            if self.config.half_duplex and self.broadcast_frames and not peer.transport.has_data():
+                continue  # no idle turnarounds while a broadcast waits for the line
             for segment in peer.transport.poll(now, limit - len(out)):
                 header = Frame(peer.address, Channel.SESSION, b"").header()
                 record = peer.session.seal(header, segment)
@@ -185,7 +222,7 @@ class HostNode:
         return out
 
     def next_deadline(self) -> float | None:
-        deadlines = []
+        deadlines = [self._hello_until] if self._hello_until else []
         for peer in self.peers.values():
             if peer.plain or self.broadcast_frames:
                 return 0.0

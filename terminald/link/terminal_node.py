@@ -70,10 +70,16 @@ class TerminalNode:
         self._no_session_after = 0.0
         self._log_after = float("-inf")
         self._unlogged = 0
+        self._last_rx = float("-inf")
+        # Half duplex: a plaintext answer (a hello reply, NO_SESSION) waits until the line
+        # has been quiet this long, so it never talks over the rest of the host's burst.
+        config = self.transport_config
+        self._quiet_s = config.max_frame_time / 8 if config.half_duplex else 0.0
 
     # -- input ---------------------------------------------------------------------------
 
     def on_bytes(self, data: bytes, now: float) -> None:
+        self._last_rx = now
         for frame in self.decoder.feed(data):
             self.on_frame(frame, now)
 
@@ -167,7 +173,8 @@ class TerminalNode:
 
     def take_frames(self, now: float, limit: int) -> list[bytes]:
         out: list[bytes] = []
-        while self._plain and len(out) < limit:
+        quiet = now - self._last_rx >= self._quiet_s
+        while self._plain and len(out) < limit and quiet:
             out.append(self._plain.popleft())
         session = self.slot.current
         if self._transport is None or session is None or len(out) >= limit:
@@ -180,5 +187,5 @@ class TerminalNode:
 
     def next_deadline(self) -> float | None:
         if self._plain:
-            return 0.0
+            return self._last_rx + self._quiet_s
         return None if self._transport is None else self._transport.next_deadline()

@@ -126,6 +126,20 @@ class Transport:
         """Segments of ``lane`` sent and not cumulatively acknowledged (≤ the peer's credit)."""
         return self._send[Lane(lane)].in_flight()
 
+    def holds_turn(self, now: float) -> bool:
+        """Half duplex: whether this side may talk now (it holds the turn, or, as the
+        initiator, the peer's turn has run out). Always True in full duplex. A host with
+        several terminals on one pair talks to one at a time by it (link/host_node.py)."""
+        if not self.config.half_duplex or self._turn:
+            return True
+        deadline = self._turn_deadline
+        return self.config.initiator and deadline is not None and now >= deadline
+
+    def has_data(self) -> bool:
+        """Whether data segments wait to be sent (new, or marked lost): not an ACK, not an
+        idle line handed over. A host lets idle terminals wait while it broadcasts."""
+        return any(state.next_to_send() is not None for state in self._send.values())
+
     def idle(self) -> bool:
         """Nothing queued or unacknowledged on either lane."""
         return all(not state.segments for state in self._send.values())
@@ -188,6 +202,8 @@ class Transport:
         half = self.config.half_duplex
         if not half:
             times += [r.ack_due for r in self._recv.values() if r.ack_due is not None]
+        elif not self.config.initiator and self._turn:
+            times.append(self._turn_since + self.config.reply_wait)
         elif self.config.initiator:
             if self._turn:
                 times.append(self._turn_since + self.config.poll_interval)
@@ -290,7 +306,14 @@ class Transport:
             return None
         # Holding the turn with nothing to send: answer (the peer handed us the line) or,
         # as the initiator, hand the idle line over every poll_interval.
-        if not self.config.initiator or any(r.ack_pending for r in self._recv.values()):
+        if not self.config.initiator:
+            # The responder keeps the line up to reply_wait after it was handed over, so a
+            # reply its application is composing rides on this turn instead of waiting a
+            # whole poll interval for the next.
+            if now < self._turn_since + self.config.reply_wait:
+                return None
+            return "handover"
+        if any(r.ack_pending for r in self._recv.values()):
             return "handover"
         if now >= self._turn_since + self.config.poll_interval:
             return "handover"

@@ -58,6 +58,9 @@ class TransportConfig:
     poll_interval: float = 0.1
     max_burst: int = 8
     max_frame_time: float = 0.2
+    # Half duplex, the responder: how long it may keep the line, with nothing to send, for
+    # a reply its application is composing (must stay well below the initiator's RTO).
+    reply_wait: float = 0.0
 
     def __post_init__(self) -> None:
         checks = (

@@ -13,9 +13,15 @@ Backpressure, as on a real UART: the pump reads a writer only while its transmit
 (``fifo_bytes``, 4 KB by default, about a UART FIFO plus a USB adapter's buffer) has
 room. When it is full the bytes stay in the kernel's pty buffer, and once that fills the
 writer's ``write()`` blocks, as it does when a real TX FIFO is full. The kernel buffer
-(about 20 KB each way on this Linux) sits before the FIFO, so a writer can be that far ahead of the
-wire, as with a USB-serial adapter; ``tcdrain`` on the slave returns when the pump has
-read the bytes, not when they reached the far end. Measure rates at the receiver.
+(about 20 KB each way on this Linux) sits before the FIFO, so a writer can be that far
+ahead of the wire, as with a USB-serial adapter; ``tcdrain`` on the slave returns when
+the pump has read the bytes, not when they reached the far end. Measure rates at the
+receiver.
+
+Timing: the pump is a thread of the test's process, so it shares the GIL and the
+machine's scheduling. When it is late, bytes are late (and beyond 10 ms of lateness the
+line loses that time: it is never faster than its rate). ``stats().max_stall_s`` says how
+late it ever was with bytes in flight; on a loaded 2-vCPU VM that reached 100-300 ms.
 
 The shim keeps every slave open itself, so a program can close and reopen its port (a
 daemon restart) without the pty hanging up; bytes that arrive while nobody has the port
@@ -51,6 +57,7 @@ FIFO_BYTES = 4096
 _READ_CHUNK = 4096
 # Pump step while bytes are in flight; the byte budget, not this, sets the rate.
 _STEP_S = 0.001
+_NICE = -10
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,9 @@ class LineStats:
     collisions included); ``corrupted``/``dropped``: bytes a listener got with a flipped
     bit / lost (summed over listeners); ``garbage``: injected noise slots; ``collided``:
     slots where two talkers overlapped; ``cut_lost``: bytes sent into a cut;
-    ``overrun``: bytes lost because a receiver did not read."""
+    ``overrun``: bytes lost because a receiver did not read. ``max_stall_s``: the longest
+    gap between pump steps while bytes were in flight, in seconds (the shim's own
+    hiccup: bytes were late by that much; beyond 10 ms the line also lost time)."""
 
     carried: int
     corrupted: int
@@ -68,6 +77,7 @@ class LineStats:
     collided: int
     cut_lost: int
     overrun: int
+    max_stall_s: float
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,8 @@ class _Wire:
             self._media = [Medium([a], [b], self.rate, rng), Medium([b], [a], self.rate, rng)]
         self._restore_at: dict[str, float] = {}
         self._closing = False
+        self._busy_step: float | None = None
+        self._max_stall_s = 0.0
         self._thread = threading.Thread(target=self._pump, name="test-line", daemon=True)
         self._thread.start()
 
@@ -201,7 +213,8 @@ class _Wire:
             total = Counters()
             for medium in self._media:
                 total.add(medium.counters)
-        return LineStats(**vars(total))
+            stall = self._max_stall_s
+        return LineStats(**vars(total), max_stall_s=stall)
 
     def port_stats(self, name: str) -> PortStats:
         with self._lock:
@@ -252,6 +265,10 @@ class _Wire:
         self._wake_r = self._wake_w = -1
 
     def _pump(self) -> None:
+        # A wire does not wait for the CPU: ahead of the programs under test when allowed
+        # (as root; otherwise the pump runs at their priority and max_stall_s shows it).
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICE)
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         by_fd = {p.master: p for p in self._ports.values()}
@@ -270,6 +287,8 @@ class _Wire:
 
     def _step(self, now: float, poller: select.poll) -> int | None:
         """Advance the wire, flush receive buffers, set what to poll; the poll timeout."""
+        if self._busy_step is not None:
+            self._max_stall_s = max(self._max_stall_s, now - self._busy_step)
         for name, at in list(self._restore_at.items()):
             if now >= at:
                 self._ports[name].cut = False
@@ -281,7 +300,8 @@ class _Wire:
                 self._flush_rx(port)
             mask = (select.POLLIN if port.tx_room() > 0 else 0) | (select.POLLOUT if port.rx else 0)
             poller.register(port.master, mask)
-        if any(m.busy() for m in self._media):
+        self._busy_step = now if any(m.busy() for m in self._media) else None
+        if self._busy_step is not None:
             return max(1, round(_STEP_S * 1000))
         if self._restore_at:
             return max(1, round((min(self._restore_at.values()) - now) * 1000))

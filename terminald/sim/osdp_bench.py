@@ -59,7 +59,9 @@ class OsdpResult:
     """One transfer: ``payload`` bytes in ``seconds`` (command submitted → the reader has
     the last byte); ``efficiency`` = payload / (line bytes/s × seconds); ``wire_bytes`` both
     directions on the wire during the transfer; ``fragments`` osdp_FILETRANSFER commands
-    whose data the reader wrote; ``verified`` that the reader's bytes equal the file."""
+    whose data the reader wrote; ``verified`` that the reader's bytes equal the file;
+    ``max_stall_s`` the test line's longest hiccup (LineStats), to tell its faults from
+    libosdp's."""
 
     payload: int
     seconds: float
@@ -71,11 +73,12 @@ class OsdpResult:
     wire_bytes: int
     fragments: int
     verified: bool
+    max_stall_s: float
 
 
 class SerialChannel(osdp.Channel):  # type: ignore[misc]  # the binding is untyped
     """An osdp Channel over a tty as in libosdp's own example (``examples/python/cp_app.py``):
-    pyserial with ``timeout=0``, so ``read`` never blocks; ``flush`` drains output."""
+    pyserial with ``timeout=0``, so ``read`` never blocks; ``flush`` discards input."""
 
     def __init__(self, path: str, baud: int) -> None:
         super().__init__()
@@ -90,7 +93,11 @@ class SerialChannel(osdp.Channel):  # type: ignore[misc]  # the binding is untyp
         return len(buf) if written is None else written
 
     def flush(self) -> None:
-        self.port.flush()
+        # libosdp calls this before each send "to remove any invalid data" from RX
+        # (src/osdp_phy.c, osdp_channel_send) and before a retry, so a late reply cannot
+        # meet the retried command; its own test channel drains input too. (Its Python
+        # example calls pyserial's flush(), which waits for output instead.)
+        self.port.reset_input_buffer()
 
     def close(self) -> None:
         self.port.close()
@@ -139,6 +146,10 @@ class PacketChannel(SerialChannel):
             packet = bytes(self._buffer[: mark + length])
             del self._buffer[: mark + length]
             return packet
+
+    def flush(self) -> None:
+        super().flush()
+        self._buffer.clear()
 
     def release_packet(self, packet: object) -> None:
         """The binding's release hook; the bytes object is simply dropped."""
@@ -225,18 +236,21 @@ def measure_file_transfer(
     error_rate: float = 0.0,
     seed: int = 0,
     timeout: float = 3600.0,
+    log_level: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> OsdpResult:
     """Send ``size`` random bytes (seeded) from a libosdp CP to a PD over a fresh
     :class:`Line`; with Secure Channel (AES-128, a random SCBK, EnforceSecure on both)
     if ``secure``. ``refresh_s`` None drives the binding with its own 20 ms thread.
     ``packets`` gives libosdp whole packets (:class:`PacketChannel`); False is the plain
-    byte stream of libosdp's example, which meets the split-packet drop.
+    byte stream of libosdp's example, which meets the split-packet drop. ``log_level``
+    (an ``osdp.LogLevel``; Error by default) sets what libosdp prints to stderr.
     ``progress(offset, size)`` is called about once a second. Raises OsdpBenchError."""
     payload = random.Random(seed).randbytes(size)  # noqa: S311 - only the size matters
     key = osdp.KeyStore.gen_key() if secure else None
     flags = [osdp.LibFlag.EnforceSecure] if secure else []
     receiver = _Receiver(size)
+    level = osdp.LogLevel.Error if log_level is None else log_level
     with Line("cp", "pd", baud=baud, seed=seed) as line:
         channel = PacketChannel if packets else SerialChannel
         cp_channel = channel(line.path("cp"), baud)
@@ -244,11 +258,10 @@ def measure_file_transfer(
         pd = osdp.PeripheralDevice(
             osdp.PDInfo(ADDRESS, pd_channel, scbk=key, flags=flags),
             osdp.PDCapabilities([]),
-            log_level=osdp.LogLevel.Error,
+            log_level=level,
         )
         cp = osdp.ControlPanel(
-            [osdp.PDInfo(ADDRESS, cp_channel, scbk=key, flags=flags)],
-            log_level=osdp.LogLevel.Error,
+            [osdp.PDInfo(ADDRESS, cp_channel, scbk=key, flags=flags)], log_level=level
         )
         drivers = [_Driver(pd, refresh_s), _Driver(cp, refresh_s)]
         for driver in drivers:
@@ -281,7 +294,8 @@ def measure_file_transfer(
                     # libosdp then waits 300 s before it tries the PD again (osdp_cp.c).
                     raise OsdpBenchError(
                         f"libosdp CP took the PD offline at {offset:,} of {size:,} bytes"
-                        f" after {elapsed:.1f} s (reply timeouts)",
+                        f" after {elapsed:.1f} s (test line's longest hiccup"
+                        f" {line.stats().max_stall_s * 1000:.0f} ms)",
                         offset,
                         elapsed,
                     )
@@ -293,7 +307,8 @@ def measure_file_transfer(
                         elapsed,
                     )
             seconds = receiver.done_at - started
-            wire = line.stats().carried - carried_before
+            stats = line.stats()
+            wire = stats.carried - carried_before
         finally:
             for driver in reversed(drivers):
                 driver.stop()
@@ -310,4 +325,5 @@ def measure_file_transfer(
         wire_bytes=wire,
         fragments=receiver.fragments,
         verified=bytes(receiver.data) == payload,
+        max_stall_s=stats.max_stall_s,
     )

@@ -26,6 +26,7 @@ def test_hello_and_status_over_the_session(linked: Linked) -> None:
     status = linked.host.request(ADDRESS, messages.Status(id=0), messages.StatusReply)
     assert status.mode == "normal"
     assert status.revocation == "fresh"
+    assert status.door == "closed"  # the rig wires a door contact
     assert dict(status.link)["sessions"] >= 1
 
 
@@ -86,3 +87,25 @@ def test_mode_change_and_events_and_audit_pull(linked: Linked) -> None:
 def test_a_terminal_not_in_the_key_directory_is_named(linked: Linked) -> None:
     with pytest.raises(HostError, match="terminal 9 is not in"):
         linked.host.connect(9)
+
+
+def test_restart_is_acknowledged_then_the_daemon_exits_for_systemd(linked: Linked) -> None:
+    host, rig = linked.host, linked.rig
+    host.connect(ADDRESS)
+    ack = host.request(ADDRESS, messages.Restart(id=0), messages.Ack)
+    assert ack.detail == "restarting"
+    assert rig.thread is not None
+    rig.thread.join(10)
+    assert not rig.thread.is_alive()
+    assert rig.daemon.exit_code == 75  # EX_TEMPFAIL: Restart=on-failure starts it again
+
+
+def test_an_output_test_pulses_the_relay(linked: Linked) -> None:
+    host, rig = linked.host, linked.rig
+    host.connect(ADDRESS)
+    before = len(rig.relay_pulses())
+    result = host.request(
+        ADDRESS, messages.Test(id=0, output="relay", duration_ms=500), messages.TestResult
+    )
+    assert result.done and result.output == "relay"
+    rig.wait_until(lambda: len(rig.relay_pulses()) == before + 1)

@@ -645,3 +645,27 @@ def test_the_kept_trusted_time_counts_without_revocation_data(
     report = run_checks(config.source, env(tmp_path, now=lambda: NOW))
     finding = only(list(report.findings), "trusted-time")
     assert finding.status == "warn" and "remove" in finding.fix
+
+
+def test_the_link_key_is_checked_and_only_its_public_half_shown(
+    config_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    from terminald.daemon.doctor_link import check_link_key
+    from terminald.link.keys import encode_public
+    from terminald.store.link_keys import init_link_key
+
+    key = tmp_path / "link.key"
+    config = load_config(
+        config_file(link={"port": "/dev/ttyAMA0", "host_key": HOST_KEY, "key_file": str(key)})
+    )
+    missing = check_link_key(config)
+    assert missing.status == "fail" and "does not exist" in missing.message
+    assert "terminald keys init" in missing.fix
+    public = init_link_key(key)
+    good = check_link_key(config)
+    assert good.status == "ok" and encode_public(public) in good.message
+    assert "PRIVATE" not in good.message
+    key.chmod(0o644)
+    loose = check_link_key(config)
+    assert loose.status == "fail" and "chmod 600" in loose.message + loose.fix
+    assert check_link_key(load_config(config_file())).status == "ok"  # no link: nothing to check

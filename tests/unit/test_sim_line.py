@@ -200,9 +200,13 @@ def test_point_to_point_is_byte_exact_full_duplex_and_throttled() -> None:
         stats = line.stats()
         host.close()
         term.close()
-    print(f"\n64 KB each way at 115200: {len(data_down) / elapsed:,.0f} B/s (nominal 11,520)")
+    print(
+        f"\n64 KB each way at 115200: {len(data_down) / elapsed:,.0f} B/s (nominal 11,520);"
+        f" pump's longest stall {stats.max_stall_s * 1000:.0f} ms"
+    )
     assert got_down == data_down and got_up == data_up
     assert stats.carried == 2 * 65_536 and stats.corrupted == stats.dropped == 0
+    assert stats.max_stall_s > 0  # the pump's lateness is measured (printed below)
     # Only the lower bound: the line can never be faster than its rate (a slow machine
     # could make it slower, which is no fault of the throttle). 64 KB = 5.69 s nominal.
     assert elapsed >= 0.97 * 65_536 / RATE
@@ -235,6 +239,19 @@ def test_errors_on_the_pty_match_the_counters() -> None:
     differing = sum(1 for x, y in zip(data, got, strict=True) if x != y)
     assert len(got) == len(data) and differing == stats.corrupted
     assert 300 < stats.corrupted < 700
+
+
+def test_the_same_seed_gives_the_same_faults_through_the_ptys() -> None:
+    data = os.urandom(30_000)
+    runs = []
+    for _ in range(2):
+        with Line(baud=FAST, seed=5) as line:
+            line.set_error_rate(0.005)
+            a, b = open_port(line.path("host")), open_port(line.path("terminal"))
+            runs.append((transfer(a, b, data), line.stats().corrupted))
+            os.close(a)
+            os.close(b)
+    assert runs[0] == runs[1] and runs[0][1] > 0
 
 
 def test_drops_shorten_the_stream_by_the_counted_bytes() -> None:
