@@ -37,3 +37,21 @@ def test_a_port_that_fails_under_the_link_is_reopened_and_works_again() -> None:
     finally:
         port.stop()
         os.close(pairs[1][0])
+
+
+class _Port:
+    def close(self) -> None:
+        pass
+
+
+def test_the_late_report_of_an_old_port_does_not_mark_the_new_one_down() -> None:
+    # Reader and writer both see the old port fail; the reader has already opened the
+    # next one when the writer's report comes in.
+    port = LinkPort(lambda: _Port(), EchoNode(), name="test")  # type: ignore[arg-type, return-value]
+    old, new = _Port(), _Port()
+    port._port = old  # type: ignore[assignment]
+    port._lost(old, "read failed")  # type: ignore[arg-type]
+    port._port, port.problem = new, None  # type: ignore[assignment]
+    port._port_ready.set()
+    port._lost(old, "write failed")  # type: ignore[arg-type]
+    assert port._port is new and port._port_ready.is_set() and port.problem is None
