@@ -154,9 +154,10 @@ class LinkPort:
                 pause = REOPEN_FIRST_S
                 if self.problem is not None:
                     logger.info("event=link_port_up link=%s", self.name)
-                self.problem = None
-                self._port = port
-                self._port_ready.set()
+                with self.lock:
+                    self.problem = None
+                    self._port = port
+                    self._port_ready.set()
                 self.wake()
             try:
                 data = port.read(max(1, port.in_waiting))
@@ -176,13 +177,18 @@ class LinkPort:
                         self.on_input()
 
     def _lost(self, port: serial.Serial, problem: str) -> None:
-        logger.error("event=link_port_down link=%s problem=%r", self.name, problem)
-        self.problem = problem
-        self._port_ready.clear()
-        if self._port is port:
-            self._port = None
         with contextlib.suppress(OSError, serial.SerialException):
             port.close()
+        with self.lock:
+            # Both threads see a failing port; the second report may come after the reader
+            # opened the next one, and must not mark that one down (the writer would then
+            # wait for a ready port for ever while the reader reads on).
+            if self._port is not port:
+                return
+            self._port = None
+            self._port_ready.clear()
+            self.problem = problem
+        logger.error("event=link_port_down link=%s problem=%r", self.name, problem)
 
     def _writer(self) -> None:
         while not self._stop.is_set():

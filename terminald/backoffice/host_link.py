@@ -47,6 +47,8 @@ REQUEST_TIMEOUT_S: Final = 10.0
 CONNECT_TIMEOUT_S: Final = 10.0
 # Bulk bytes kept queued in the transport ahead of the line: enough to fill the window.
 BULK_AHEAD: Final = 64 * 1024
+# Events kept in ``HostLink.events`` (newest); a gateway that keeps them all uses on_event.
+EVENTS_KEPT: Final = 10_000
 Progress = Callable[[int, int], None]
 M = TypeVar("M", bound=m.Message)
 
@@ -99,8 +101,11 @@ class HostLink:
         self._input = threading.Condition()
         self._ids = itertools.count(1)
         self._replies: dict[tuple[int, int], m.Message] = {}
+        self._awaited: set[tuple[int, int]] = set()  # only these replies are kept
         self._bulk: dict[int, list[wire.Any]] = {}
-        self.events: list[tuple[int, m.Event]] = []  # unsolicited, in arrival order
+        # Unsolicited, in arrival order; the newest EVENTS_KEPT (a gateway runs for months).
+        # A list, not a deque: callers iterate it while the reader thread appends.
+        self.events: list[tuple[int, m.Event]] = []
         self.on_event: Callable[[int, m.Event], None] | None = None
         # The last transfers' state machines (figures for benchmarks and gateways).
         self.last_sender: BulkSender | None = None
@@ -133,10 +138,13 @@ class HostLink:
             with self._input:
                 if isinstance(message, m.Event):
                     self.events.append((address, message))
+                    if len(self.events) > EVENTS_KEPT + EVENTS_KEPT // 10:  # trim now and then
+                        del self.events[: len(self.events) - EVENTS_KEPT]
                     if self.on_event is not None:
                         self.on_event(address, message)
                 elif isinstance(message, m.Message):
-                    self._replies[(address, message.id)] = message
+                    if (address, message.id) in self._awaited:  # else late: its wait ended
+                        self._replies[(address, message.id)] = message
                 else:
                     self._bulk.setdefault(address, []).append(message)
                 self._input.notify_all()
@@ -173,11 +181,18 @@ class HostLink:
                 self.node.connect(address, time.monotonic())
         self.port.wake()
         if not self._wait(lambda: self.node.session_up(address), deadline):
-            problem = self.node.peers[address].problem
-            raise HostError(
-                f"terminal {address}: no session within {timeout:g} s"
-                + (f" ({problem})" if problem else " (no answer: wrong address, port or baud?)")
-            )
+            peer = self.node.peers[address]
+            if peer.problem:
+                why = peer.problem
+            elif peer.hello_replied:
+                why = (
+                    "it answers at this address but refused the handshake: its [link] host_key "
+                    "is not this directory's host key (terminald host keys show), or the key "
+                    f"recorded for terminal {address} is not its key (terminald keys show)"
+                )
+            else:
+                why = "no answer: wrong address, port or baud?"
+            raise HostError(f"terminal {address}: no session within {timeout:g} s ({why})")
 
     def keys_dir_hint(self) -> str:
         return "the key directory"
@@ -188,10 +203,16 @@ class HostLink:
         """Send a request and wait for its reply; HostError for an ``error`` or silence."""
         number = next(self._ids) & 0xFFFFFFFF
         request = dataclasses.replace(message, id=number)
-        self._send(address, request.LANE, wire.pack(request))
         key = (address, number)
-        if not self._wait(lambda: key in self._replies, time.monotonic() + timeout):
-            raise HostError(f"terminal {address}: no answer to {request.TYPE} in {timeout:g} s")
+        with self._input:
+            self._awaited.add(key)
+        try:
+            self._send(address, request.LANE, wire.pack(request))
+            if not self._wait(lambda: key in self._replies, time.monotonic() + timeout):
+                raise HostError(f"terminal {address}: no answer to {request.TYPE} in {timeout:g} s")
+        finally:
+            with self._input:
+                self._awaited.discard(key)
         with self._input:
             answer = self._replies.pop(key)
         if isinstance(answer, m.Error):

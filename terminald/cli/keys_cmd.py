@@ -137,7 +137,9 @@ def add_host_keys_parser(host: Subparsers) -> None:
         help=f"the terminal's [link] address ({ADDRESS_MIN}-{ADDRESS_MAX})",
     )
     add.add_argument("public_key", metavar="PUBKEY", help="the terminal's public key (base64)")
-    add.add_argument("--name", default="", help="a name for logs and lists")
+    add.add_argument(
+        "--name", default=None, help="a name for logs and lists (default: the one recorded)"
+    )
     add.add_argument("--force", action="store_true", help="replace the address's existing key")
     add.set_defaults(func=run_host_add)
     listing = with_dir("list", "list the terminals' keys", "List DIR/terminals.toml.")
@@ -168,12 +170,15 @@ def run_host_init(args: argparse.Namespace) -> int:
 
 def run_host_add(args: argparse.Namespace) -> int:
     from terminald.link.keys import LinkKeyError, TerminalKey, check_address, decode_public
-    from terminald.store.link_keys import LinkKeyFileError, add_terminal_key
+    from terminald.store.link_keys import LinkKeyFileError, add_terminal_key, load_terminals
 
     try:
-        terminal = TerminalKey(
-            check_address(args.address), decode_public(args.public_key, "PUBKEY"), args.name
-        )
+        address = check_address(args.address)
+        name = args.name
+        if name is None:  # adding the same key again must not wipe its name
+            recorded = load_terminals(Path(args.keys_dir)).get(address)
+            name = recorded.name if recorded is not None else ""
+        terminal = TerminalKey(address, decode_public(args.public_key, "PUBKEY"), name)
         add_terminal_key(Path(args.keys_dir), terminal, replace=args.force)
     except (LinkKeyError, LinkKeyFileError) as exc:
         raise CliError(str(exc)) from None

@@ -92,6 +92,14 @@ def hello(ctx: LinkContext, request: m.Hello) -> m.Message:
     )
 
 
+def _line(text: str | None, limit: int = 256) -> str | None:
+    """``text`` as status.reply carries it: one printable line of at most ``limit``
+    characters (a reader's or clock's problem is free text from a library)."""
+    if text is None:
+        return None
+    return "".join(c if c.isprintable() else " " for c in text)[:limit]
+
+
 def _freshness(value: str | None, available: bool) -> str:
     if not available or value is None:
         return "none"
@@ -114,11 +122,11 @@ def status(ctx: LinkContext, request: m.Status) -> m.Message:
         mode=view.mode,
         door=view.door,
         reader=reader,
-        reader_problem=view.reader_problem,
+        reader_problem=_line(view.reader_problem),
         alarms=view.alarms,
         clock=clock.system.timestamp(),
         trusted_time=int(clock.trusted.timestamp()),
-        clock_problem=clock.clock_problem,
+        clock_problem=_line(clock.clock_problem),
         revocation=_freshness(revocation.freshness, revocation.available),
         revocation_version=revocation.version,
         revocation_valid_until=_unix(revocation.valid_until),

@@ -61,6 +61,7 @@ from terminald.store.trusted_time import TrustedTimeFile
 logger = logging.getLogger(__name__)
 
 MAX_BACKWARD_S = 300.0  # a larger backward step of the clock needs ``force``
+NESTED_TOO_DEEPLY = "not valid TOML: arrays or tables nested too deeply"
 
 __all__ = [
     "MAX_BACKWARD_S",
@@ -97,6 +98,8 @@ def validate_config_text(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return [f"not valid TOML: {exc}"]
+    except RecursionError:  # tomllib recurses per nested array or table, without a limit
+        return [NESTED_TOO_DEEPLY]
     try:
         config = config_from_dict(data, path.resolve().parent, path)
     except ConfigError as exc:
@@ -363,6 +366,8 @@ def _check_enrolled(text: str, path: Path, config: Config) -> list[str]:
         parse_enrolled(tomllib.loads(text), path)
     except tomllib.TOMLDecodeError as exc:
         return [f"not valid TOML: {exc}"]
+    except RecursionError:
+        return [NESTED_TOO_DEEPLY]
     except EnrolledFileError as exc:
         return exc.problems
     return []

@@ -82,6 +82,8 @@ class LinkService:
             "events_dropped": 0,
             "bad_messages": 0,
             "bulk_dropped": 0,
+            "unencodable": 0,
+            "broadcast_refused": 0,
         }
         port.on_input = self._wake.set
         self._threads = [
@@ -145,7 +147,19 @@ class LinkService:
     # -- the request worker --------------------------------------------------------------
 
     def _send(self, message: wire.Any, lane: Lane | None = None) -> None:
-        data = wire.pack(message)
+        try:
+            data = wire.pack(message)
+        except m.MessageError as exc:
+            # A reply or event the catalogue cannot carry is our bug, not the host's: never
+            # let it end the drain (the requests after it would go unanswered); a reply
+            # becomes an ``internal`` error so the host is not left waiting.
+            self.counters["unencodable"] += 1
+            logger.error("event=link_unencodable problem=%r", exc.reason)
+            if not isinstance(message, m.Message) or message.ROLE is not m.Role.REPLY:
+                return
+            reason = f"the {message.TYPE} could not be encoded: {exc.reason}"
+            message = m.error_reply(message.id, m.INTERNAL, reason)
+            data = wire.pack(message)
         if lane is None:
             lane = message.LANE if isinstance(message, m.Message) else Lane.INTERACTIVE
         with self.port.lock:
@@ -242,7 +256,10 @@ class LinkService:
                 else:
                     replies = self.receiver.on_message(item, now)
             except BulkError as exc:
-                logger.info("event=link_bulk_refused problem=%r", str(exc))
+                if isinstance(item, Frame):  # unauthenticated (anyone can forge one): counted
+                    self.counters["broadcast_refused"] += 1
+                else:
+                    logger.info("event=link_bulk_refused problem=%r", str(exc))
                 continue
             except Exception:
                 logger.exception("event=link_bulk_failed")
@@ -253,14 +270,18 @@ class LinkService:
 
 def _verdict(installer: LinkInstaller) -> Callable[[str, bytes, bytes], InstallVerdict]:
     def install(kind: str, sha256: bytes, data: bytes) -> InstallVerdict:
-        if kind == "revocation":
-            outcome = installer.install_revocation(data)
-        elif kind == "enrolment":
-            outcome = installer.install_enrolment(data)
-        elif kind == "config":
-            outcome = installer.install_config(data)
-        else:
-            return InstallVerdict(False, f"unknown kind {kind}")
+        try:
+            if kind == "revocation":
+                outcome = installer.install_revocation(data)
+            elif kind == "enrolment":
+                outcome = installer.install_enrolment(data)
+            elif kind == "config":
+                outcome = installer.install_config(data)
+            else:
+                return InstallVerdict(False, f"unknown kind {kind}")
+        except Exception as exc:  # a bug: a verdict all the same, or the receiver stays busy
+            logger.exception("event=link_install_failed kind=%s", kind)
+            return InstallVerdict(False, f"internal error: {type(exc).__name__}")
         logger.info(
             "event=link_install kind=%s installed=%s code=%s sha256=%s",
             kind,

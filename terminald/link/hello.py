@@ -57,6 +57,12 @@ HANDSHAKE_RATE: Final = 2.0
 HANDSHAKE_BURST: Final = 4
 # Ephemeral keys of recent accepted handshakes: an exact replay is refused before any DH.
 REPLAY_MEMORY: Final = 64
+# Pending sessions kept, newest last. One was not enough: an old message 1 (recorded more
+# than REPLAY_MEMORY handshakes ago, or before a restart) replayed between the terminal's
+# message 2 and the host's first record displaced the genuine pending session, and the host
+# was left sending records nobody could open. More than the burst: a replay after the
+# genuine handshake cannot push it out within the second the host takes to send a record.
+PENDING_SESSIONS: Final = HANDSHAKE_BURST + 1
 
 
 class HelloError(ValueError):
@@ -234,8 +240,13 @@ class SessionSlot:
         self._refilled: float | None = None
         self._seen: collections.deque[bytes] = collections.deque(maxlen=REPLAY_MEMORY)
         self.current: Session | None = None
-        self.pending: Session | None = None
+        self._pending: collections.deque[Session] = collections.deque(maxlen=PENDING_SESSIONS)
         self.refused_handshakes = 0
+
+    @property
+    def pending(self) -> Session | None:
+        """The newest pending session (of up to PENDING_SESSIONS), or None."""
+        return self._pending[-1] if self._pending else None
 
     def __repr__(self) -> str:
         return f"SessionSlot(current={self.current!r}, pending={self.pending!r})"
@@ -280,31 +291,36 @@ class SessionSlot:
             self.refused_handshakes += 1
             raise SessionError(f"no common link version (host speaks {list(versions)})")
         self._seen.append(ephemeral)
-        self.pending = session
+        self._pending.append(session)
         return message_2
 
     def open(self, header: bytes, record: bytes) -> bytes:
         """The plaintext of a channel-1 record, from the current or the pending session.
 
-        The first record that opens under the pending session promotes it to current (the
-        old one is dropped). Raises NoSessionError when there is no session at all, and
-        SessionError when neither session accepts the record (nothing changes).
+        The first record that opens under a pending session promotes it to current (the
+        old one and the other pending ones are dropped). Raises NoSessionError when there
+        is no established session and no pending one opens it (pending sessions may be
+        replays: the host must still hear that it should handshake), and SessionError when
+        no session accepts the record (nothing changes).
         """
         if self.current is None and self.pending is None:
             raise NoSessionError("no session: the host must handshake first")
-        problem = "no current session"
+        problem = ""
         if self.current is not None:
             try:
                 return self.current.open(header, record)
             except SessionError as exc:
                 problem = str(exc)
-        if self.pending is not None:
+        for pending in reversed(self._pending):
             try:
-                plaintext = self.pending.open(header, record)
+                plaintext = pending.open(header, record)
             except SessionError:
-                raise SessionError(problem) from None
-            self.current, self.pending = self.pending, None
+                continue
+            self.current = pending
+            self._pending.clear()
             return plaintext
+        if self.current is None:
+            raise NoSessionError("no established session: the host must handshake again")
         raise SessionError(problem)
 
     def seal(self, header: bytes, plaintext: bytes) -> bytes:
@@ -315,7 +331,8 @@ class SessionSlot:
 
     def drop(self) -> None:
         """Forget both sessions (e.g. the host key was reconfigured)."""
-        self.current = self.pending = None
+        self.current = None
+        self._pending.clear()
 
     def _take_token(self, now: float) -> bool:
         if self._refilled is not None and now > self._refilled:

@@ -21,6 +21,10 @@ from terminald.link.transport import Lane, Transport, TransportConfig
 logger = logging.getLogger(__name__)
 
 HANDSHAKE_RETRY_S = 1.0
+# NO_SESSION is unauthenticated: it is believed only from a terminal that has sent no
+# authenticated record for this long (a terminal that lost our session cannot send any,
+# and it says NO_SESSION at most once a second; a restart takes longer than that).
+NO_SESSION_QUIET_S = 1.0
 HELLO_TURN_FRAMES = 2  # a handshake message 2 is short; two frame times and a margin
 INBOX_MESSAGES = 1024
 BROADCAST_FRAMES = 64
@@ -38,6 +42,12 @@ class Peer:
     problem: str | None = None
     terminal_id: str | None = None
     sessions: int = 0
+    heard: float = float("-inf")  # when the last authenticated record arrived
+    # The terminal answered the minimal hello since connect(): it is there, at this address
+    # and baud, so a handshake that fails is a key mismatch (a hint for the error message;
+    # unauthenticated, so it decides nothing).
+    hello_replied: bool = False
+    ignored_no_session: int = 0
     plain: deque[bytes] = field(default_factory=deque)
 
 
@@ -66,6 +76,7 @@ class HostNode:
         peer = self.peers[address]
         peer.wanted = True
         peer.handshake_due = now
+        peer.hello_replied = False
 
     def session_up(self, address: int) -> bool:
         return self.peers[address].transport is not None
@@ -74,6 +85,9 @@ class HostNode:
         # A fresh Initiator each time: a terminal refuses a re-sent message 1 as a replay.
         peer.initiator = Initiator(self._private, peer.public_key, hello.initiator_payload())
         message = hello.encode(hello.HelloKind.HANDSHAKE_1, peer.initiator.first_message())
+        if not peer.hello_replied:  # 7 bytes: tells "no answer" from "keys do not match"
+            request = hello.encode(hello.HelloKind.REQUEST)
+            peer.plain.append(encode_frame(Frame(peer.address, Channel.HELLO, request)))
         peer.plain.append(encode_frame(Frame(peer.address, Channel.HELLO, message)))
         peer.handshake_due = now + HANDSHAKE_RETRY_S
         if self.config.half_duplex:
@@ -101,10 +115,16 @@ class HostNode:
             peer.problem = f"hello: {exc}"
             return
         if message.kind is hello.HelloKind.NO_SESSION:
+            if peer.session is not None and now - peer.heard < NO_SESSION_QUIET_S:
+                peer.ignored_no_session += 1  # forged: the terminal still answers us
+                return
             # The terminal lost our session (it restarted): handshake again.
             peer.session = peer.transport = None
             peer.wanted = True
             peer.handshake_due = now
+            return
+        if message.kind is hello.HelloKind.REPLY:
+            peer.hello_replied = True
             return
         if message.kind is not hello.HelloKind.HANDSHAKE_2 or peer.initiator is None:
             return
@@ -113,8 +133,9 @@ class HostNode:
             peer.terminal_id = hello.parse_responder_payload(payload).terminal_id
         except (SessionError, hello.HelloError) as exc:
             peer.problem = str(exc)
+            # The initiator is kept: this message 2 may be forged, or the late answer to an
+            # earlier attempt, and the genuine one may follow.
             logger.warning("event=link_handshake_failed address=%d problem=%r", peer.address, exc)
-            peer.initiator = None
             return
         peer.initiator = None
         if self._hello_from == peer.address:
@@ -123,6 +144,7 @@ class HostNode:
         peer.transport = Transport(self.config, now)
         peer.wanted = False
         peer.problem = None
+        peer.heard = now  # message 2 is authenticated too
         peer.sessions += 1
 
     def _on_record(self, peer: Peer, frame: Frame, now: float) -> None:
@@ -133,6 +155,7 @@ class HostNode:
         except SessionError as exc:
             peer.problem = str(exc)
             return
+        peer.heard = now
         for lane, message in peer.transport.on_segment(plaintext, now):
             if len(self.inbox) >= INBOX_MESSAGES:
                 self.dropped += 1

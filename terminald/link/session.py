@@ -28,9 +28,11 @@ Key material never appears in an exception, a ``repr`` or a log line.
 from __future__ import annotations
 
 import struct
+import warnings
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from noise.connection import Keypair, NoiseConnection
 from noise.exceptions import (
@@ -156,7 +158,14 @@ class Session:
         return plaintext
 
 
-def _connection(initiator: bool, static_private: bytes, remote_public: bytes) -> NoiseConnection:
+# noiseprotocol warns whenever an ephemeral key is set from outside, meaning fixed test
+# vectors. Ours is fresh from the OS for each Initiator (kept only to retry message 2).
+warnings.filterwarnings("ignore", message="One of ephemeral keypairs is already set")
+
+
+def _connection(
+    initiator: bool, static_private: bytes, remote_public: bytes, ephemeral: bytes | None = None
+) -> NoiseConnection:
     if len(static_private) != KEY_SIZE:
         raise SessionError(f"a static private key is {KEY_SIZE} bytes, got {len(static_private)}")
     if len(remote_public) != KEY_SIZE:
@@ -169,6 +178,8 @@ def _connection(initiator: bool, static_private: bytes, remote_public: bytes) ->
     conn.set_prologue(PROLOGUE)
     conn.set_keypair_from_private_bytes(Keypair.STATIC, static_private)
     conn.set_keypair_from_public_bytes(Keypair.REMOTE_STATIC, remote_public)
+    if ephemeral is not None:
+        conn.set_keypair_from_private_bytes(Keypair.EPHEMERAL, ephemeral)
     conn.start_handshake()
     return conn
 
@@ -213,7 +224,15 @@ class Initiator:
         self, static_private: bytes, responder_public: bytes, payload: bytes = b""
     ) -> None:
         _check_payload(payload)
-        self._conn = _connection(True, static_private, responder_public)
+        # Our own ephemeral key, kept so that a message 2 that fails (forged by anyone on
+        # the wire, or the late answer to an earlier attempt) does not spend the handshake:
+        # the state is rebuilt from the same keys and the next message 2 is tried on it.
+        self._keys = (
+            static_private,
+            responder_public,
+            X25519PrivateKey.generate().private_bytes_raw(),
+        )
+        self._conn = _connection(True, *self._keys)
         self._payload = payload
         self._sent = False
         self._done = False
@@ -235,25 +254,33 @@ class Initiator:
 
         Raises SessionError when the message is malformed or was not made by the terminal
         whose key we hold for this session (wrong terminal key, a terminal that does not
-        know our host key, or a reply to another handshake). The Initiator is spent
-        either way.
+        know our host key, or a reply to another handshake). A refused message 2 leaves the
+        Initiator waiting for another (anyone on the wire can send one); it is spent only
+        by the one that finishes the handshake.
         """
         if not self._sent or self._done:
             raise SessionError("no handshake in progress (write message 1 first, once)")
-        self._done = True
         _check_message(second_message, "2")
         try:
             payload = self._conn.read_message(second_message)
         except InvalidTag:
+            self._rewind()
             raise SessionError(
                 "handshake message 2 failed authentication: the terminal's key is not the "
                 "one configured for it, or it does not know this host's key"
             ) from None
         except _NOISE_ERRORS as exc:
+            self._rewind()
             raise SessionError(f"handshake message 2 malformed ({type(exc).__name__})") from None
+        self._done = True
         if not self._conn.handshake_finished:
             raise SessionError("handshake did not finish after message 2")
         return _session_of(self._conn), bytes(payload)
+
+    def _rewind(self) -> None:
+        """Back to "message 1 written" (the same message 1: same keys, same payload)."""
+        self._conn = _connection(True, *self._keys)
+        self._conn.write_message(self._payload)
 
 
 def respond(

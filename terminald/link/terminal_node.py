@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 INBOX_MESSAGES = 1024  # delivered messages waiting for the service (bulk chunks ~1 KB each)
 PLAIN_FRAMES = 8  # hello replies waiting to go out
 NO_SESSION_EVERY_S = 1.0
+# Refused unauthenticated input is logged at most this often (with a count): alternating
+# two malformed frames otherwise wrote a log line per frame, hundreds a second, into the
+# journal, whose rate limit then drops the daemon's other messages.
+PROBLEM_LOG_EVERY_S = 10.0
 
 
 @dataclass
@@ -64,6 +68,8 @@ class TerminalNode:
         self._session_id: str | None = None
         self._reply_address = self.address | FROM_TERMINAL
         self._no_session_after = 0.0
+        self._log_after = float("-inf")
+        self._unlogged = 0
         self._last_rx = float("-inf")
         # Half duplex: a plaintext answer (a hello reply, NO_SESSION) waits until the line
         # has been quiet this long, so it never talks over the rest of the host's burst.
@@ -97,7 +103,7 @@ class TerminalNode:
             reply = self.slot.handle(frame.payload, now)
         except (hello.HelloError, SessionError) as exc:
             self.stats.refused_handshakes += 1
-            self._problem(f"hello refused: {exc}")
+            self._problem(f"hello refused: {exc}", now)
             return
         if reply is not None:
             self.stats.handshakes += 1
@@ -120,7 +126,7 @@ class TerminalNode:
             return
         except SessionError as exc:
             self.stats.refused_records += 1
-            self._problem(f"record refused: {exc}")
+            self._problem(f"record refused: {exc}", now)
             return
         self._follow_session(now)
         assert self._transport is not None
@@ -139,10 +145,13 @@ class TerminalNode:
             self.stats.sessions += 1
             self.broadcasts.clear()
 
-    def _problem(self, text: str) -> None:
-        if text != self.stats.last_problem:
-            logger.info("event=link_input_refused problem=%r", text)
+    def _problem(self, text: str, now: float) -> None:
         self.stats.last_problem = text
+        if now < self._log_after:
+            self._unlogged += 1
+            return
+        logger.info("event=link_input_refused problem=%r more=%d", text, self._unlogged)
+        self._log_after, self._unlogged = now + PROBLEM_LOG_EVERY_S, 0
 
     # -- output --------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ _PAGE = (
     "der, issuer FROM events LEFT JOIN certificates ON sha256 = cert_sha256 "
     "WHERE id > ? ORDER BY id LIMIT ?"
 )
+SQLITE_MAX = 2**63 - 1
 MAX_PAGE = 500  # rows per pull: a page of grants with evidence stays under ~1 MB
 
 
@@ -61,7 +62,8 @@ def page_after(db: sqlite3.Connection, cursor: int, limit: int) -> AuditPage:
     """Up to ``limit`` (≤ MAX_PAGE) rows with a sequence number above ``cursor``."""
     limit = max(1, min(limit, MAX_PAGE))
     first, last = db.execute("SELECT min(id), max(id) FROM events").fetchone()
-    found = db.execute(_PAGE, (cursor, limit)).fetchall()
+    # The link's cursor is a u64; SQLite's integers stop at 2^63 - 1 (no row is above it).
+    found = db.execute(_PAGE, (min(cursor, SQLITE_MAX), limit)).fetchall()
     rows = [(int(r[0]), _entry(tuple(r[1:]))) for r in found]
     missing = None
     if first is not None and cursor + 1 < first:

@@ -90,6 +90,7 @@ def test_a_restarted_terminal_says_no_session_and_the_host_handshakes_again() ->
     h.send(5, Lane.INTERACTIVE, b"one")
     now = pump(h, [t], now)
     restarted = terminal()
+    now += 2.0  # a restart takes a while: the host believes NO_SESSION only after silence
     h.send(5, Lane.INTERACTIVE, b"two")
     now = pump(h, [restarted], now)
     assert h.peers[5].sessions == 2  # NO_SESSION, then a new handshake

@@ -98,13 +98,17 @@ def test_host_with_the_wrong_terminal_key_gets_no_session(keys: Keys) -> None:
 
 def test_host_refuses_a_second_message_of_another_handshake(keys: Keys) -> None:
     initiator = Initiator(keys.host, keys.terminal_public)
-    initiator.first_message()
+    initiator_1 = initiator.first_message()
     other = Initiator(keys.host, keys.terminal_public)
     _, foreign_2, _ = respond(keys.terminal, keys.host_public, other.first_message())
     with pytest.raises(SessionError, match="message 2 failed authentication"):
         initiator.finish(foreign_2)
+    with pytest.raises(SessionError, match="message 2 failed authentication"):
+        initiator.finish(foreign_2)  # refused again, but not spent: anyone can send one
+    _, own_2, _ = respond(keys.terminal, keys.host_public, initiator_1)
+    initiator.finish(own_2)
     with pytest.raises(SessionError, match="no handshake in progress"):
-        initiator.finish(foreign_2)  # spent: no second try
+        initiator.finish(own_2)  # spent by the one that finished it
 
 
 def test_only_the_terminal_whose_key_the_host_holds_can_answer(keys: Keys) -> None:
