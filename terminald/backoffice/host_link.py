@@ -43,7 +43,6 @@ from terminald.store.link_keys import HostKeys
 
 logger = logging.getLogger("terminald.host")
 
-REQUEST_TIMEOUT_S: Final = 10.0
 CONNECT_TIMEOUT_S: Final = 10.0
 # Bulk bytes kept queued in the transport ahead of the line: enough to fill the window.
 BULK_AHEAD: Final = 64 * 1024
@@ -88,10 +87,12 @@ class HostLink:
         baud: int = 115200,
         rs485: bool = False,
         rts: bool = True,
+        timeout: float = CONNECT_TIMEOUT_S,
     ):
         """``rs485``: half duplex, one terminal talking at a time; ``rts``: with it, drive
         the transceiver from RTS through the kernel's RS-485 mode (false for a transceiver
         that switches by itself, or a test line)."""
+        self.timeout = timeout  # a handshake's or a request's wait, unless one is given
         terminals = {a: t.public_key for a, t in keys.terminals.items()}
         config = transport_config(baud, initiator=True, half_duplex=rs485)
         self.node = HostNode(keys.host_private, terminals, config)
@@ -160,14 +161,15 @@ class HostLink:
 
     # -- sessions and requests -----------------------------------------------------------
 
-    def connect(self, address: int, timeout: float = CONNECT_TIMEOUT_S) -> m.HelloReply:
+    def connect(self, address: int, timeout: float | None = None) -> m.HelloReply:
         """Handshake with terminal ``address`` (if not up) and ask its hello."""
         self.open_session(address, timeout)
         hello = m.Hello(id=0, protocol=1, software="terminald-host")
-        return self.request(address, hello, m.HelloReply)
+        return self.request(address, hello, m.HelloReply, timeout)
 
-    def open_session(self, address: int, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    def open_session(self, address: int, timeout: float | None = None) -> None:
         """Handshake with terminal ``address`` unless a session is up."""
+        timeout = self.timeout if timeout is None else timeout
         if address not in self.node.peers:
             raise HostError(
                 f"terminal {address} is not in {self.keys_dir_hint()}: "
@@ -198,9 +200,10 @@ class HostLink:
         return "the key directory"
 
     def request(
-        self, address: int, message: m.Message, reply: type[M], timeout: float = REQUEST_TIMEOUT_S
+        self, address: int, message: m.Message, reply: type[M], timeout: float | None = None
     ) -> M:
         """Send a request and wait for its reply; HostError for an ``error`` or silence."""
+        timeout = self.timeout if timeout is None else timeout
         number = next(self._ids) & 0xFFFFFFFF
         request = dataclasses.replace(message, id=number)
         key = (address, number)

@@ -47,6 +47,13 @@ def register(commands: Subparsers, groups: Groups) -> None:
         action="store_true",
         help="with --rs485: the transceiver switches direction by itself (no kernel RTS control)",
     )
+    host.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for the terminal's handshake or answer (default 10)",
+    )
     host.add_argument("--json", action="store_true", help="one JSON object on stdout")
     sub = groups["host"]
 
@@ -129,7 +136,11 @@ def _link(args: argparse.Namespace) -> Iterator[Any]:
             f"terminal {args.address} is not in {args.host_dir}/terminals.toml "
             f"(terminald host keys add --keys {args.host_dir} --address {args.address} KEY)"
         )
-    with HostLink(args.port, keys, baud=args.baud, rs485=args.rs485, rts=not args.no_rts) as link:
+    if not 0.5 <= args.timeout <= 600:
+        raise CliError("--timeout: 0.5 to 600 seconds")
+    with HostLink(
+        args.port, keys, baud=args.baud, rs485=args.rs485, rts=not args.no_rts, timeout=args.timeout
+    ) as link:
         yield link
 
 

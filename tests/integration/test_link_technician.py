@@ -16,7 +16,7 @@ pytestmark = pytest.mark.pcscd
 
 
 def fails(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
-    code = main(args)
+    code = main([args[0], "--timeout", "3", *args[1:]])  # a mistake shows as silence: wait 3 s
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert code != 0
