@@ -11,6 +11,7 @@ thread beside the port's two threads; the line's state lives in a pure
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import os
@@ -172,7 +173,7 @@ class HostLink:
         timeout = self.timeout if timeout is None else timeout
         if address not in self.node.peers:
             raise HostError(
-                f"terminal {address} is not in {self.keys_dir_hint()}: "
+                f"terminal {address} is not in the key directory: "
                 "terminald host keys add --address N PUBKEY"
             )
         if not self.port.wait_open(min(timeout, 5.0)):
@@ -195,9 +196,6 @@ class HostLink:
             else:
                 why = "no answer: wrong address, port or baud?"
             raise HostError(f"terminal {address}: no session within {timeout:g} s ({why})")
-
-    def keys_dir_hint(self) -> str:
-        return "the key directory"
 
     def request(
         self, address: int, message: m.Message, reply: type[M], timeout: float | None = None
@@ -271,7 +269,7 @@ class HostLink:
             if self.node.peers[address].sessions != session:
                 session = self.node.peers[address].sessions
                 sender.start()  # a new session: offer again, the terminal says what it holds
-            self._feed(address, sender)
+            self._feed(address, sender.next_message)
             for reply in self._bulk_replies(address):
                 if isinstance(reply, BulkState | BulkMissing | BulkDone | BulkResult):
                     if _stale(reply, sender.offer.transfer_id, address):
@@ -284,14 +282,15 @@ class HostLink:
         assert sender.outcome is not None
         return sender.outcome
 
-    def _feed(self, address: int, sender: BulkSender) -> None:
-        """Queue what the sender has, keeping about BULK_AHEAD bytes in the transport."""
+    def _feed(self, address: int, next_message: Callable[[], wire.Any | None]) -> None:
+        """Queue what a sender (or a broadcast plan, for one terminal) has to send, keeping
+        about BULK_AHEAD bytes in that terminal's transport."""
         while True:
             with self.port.lock:
                 peer = self.node.peers[address]
                 if peer.transport is None or peer.transport.queued(Lane.BULK) > BULK_AHEAD:
                     return
-                message = sender.next_message()
+                message = next_message()
                 if message is None:
                     return
                 lane = _lane_of(message)
@@ -322,7 +321,7 @@ class HostLink:
         deadline = time.monotonic() + timeout
         while not plan.finished and time.monotonic() < deadline:
             for address in addresses:
-                self._feed_plan(plan, address)
+                self._feed(address, functools.partial(plan.next_unicast, address))
                 for reply in self._bulk_replies(address):
                     if isinstance(reply, BulkState | BulkMissing | BulkDone | BulkResult):
                         if _stale(reply, plan.offer.transfer_id, address):
@@ -344,16 +343,3 @@ class HostLink:
             if plan.outcomes.get(address) is None:
                 plan.lost(address, f"no outcome within {timeout:g} s")
         return plan.outcomes
-
-    def _feed_plan(self, plan: BroadcastPlan, address: int) -> None:
-        while True:
-            with self.port.lock:
-                peer = self.node.peers[address]
-                if peer.transport is None or peer.transport.queued(Lane.BULK) > BULK_AHEAD:
-                    return
-                message = plan.next_unicast(address)
-                if message is None:
-                    return
-                lane = _lane_of(message)
-                peer.transport.send(lane, wire.pack(message))
-            self.port.wake()

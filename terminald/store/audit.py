@@ -41,6 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from terminald.store.audit_aside import check_or_move_aside, move_aside
 from terminald.store.audit_cursor import (
@@ -81,6 +82,7 @@ from terminald.store.audit_rows import (
 __all__ = ["AUDIT_NAME", "KINDS", "AuditEntry", "AuditError", "AuditLog", "AuditReader"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class AuditLog:
@@ -357,25 +359,20 @@ class AuditLog:
 
     def page(self, cursor: int, limit: int) -> AuditPage:
         """Rows written after sequence number ``cursor`` (queued rows come next time)."""
-        with self._io:
-            self._try_connect()
-            if self._db is None:
-                raise AuditError(f"audit log {self.path}: {self.problem or 'not open'}")
-            try:
-                ensure_ack_table(self._db)
-                return page_after(self._db, cursor, limit)
-            except sqlite3.Error as exc:
-                raise AuditError(f"audit log {self.path}: {exc}") from exc
+        return self._with_ack_table(lambda db: page_after(db, cursor, limit))
 
     def acknowledge(self, cursor: int) -> int:
         """The back office holds every row up to ``cursor``: they may now be trimmed."""
+        return self._with_ack_table(lambda db: set_acknowledged(db, cursor))
+
+    def _with_ack_table(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._io:
             self._try_connect()
             if self._db is None:
                 raise AuditError(f"audit log {self.path}: {self.problem or 'not open'}")
             try:
                 ensure_ack_table(self._db)
-                return set_acknowledged(self._db, cursor)
+                return work(self._db)
             except sqlite3.Error as exc:
                 raise AuditError(f"audit log {self.path}: {exc}") from exc
 
