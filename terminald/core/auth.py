@@ -116,6 +116,13 @@ class AuthResult:
     # The verified certificate (DER) whose key made ``signature``: with the challenge,
     # evidence anyone can check later that this card was presented here.
     certificate: bytes | None = field(default=None, repr=False)
+    # The policy's verdict about the person (core/policy): the enrolled subject id, the
+    # decision's attributes (product, age, attendance type, passback; str -> str, sorted
+    # by key when recorded), and whether the holder proved the PIN (False: a PIN-less
+    # product, which proves neither that the card is present nor that it is the holder's).
+    subject: str | None = None
+    attrs: tuple[tuple[str, str], ...] = ()
+    pin_verified: bool = False
 
     @property
     def granted(self) -> bool:

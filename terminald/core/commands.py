@@ -80,6 +80,10 @@ class Record:
     # With the serial, the certificate's identity: serials are unique per issuer only.
     issuer_key_id: bytes | None = None
     evidence: Evidence | None = field(default=None, repr=False, compare=False)
+    # The policy's part (AuthResult.subject / attrs / pin_verified), for the audit row.
+    subject: str | None = None
+    attrs: tuple[tuple[str, str], ...] = ()
+    pin_verified: bool = False
 
 
 Command = (

@@ -42,6 +42,21 @@ class Reason(Enum):
     NOT_ENROLLED = "not_enrolled"
     # the terminal's enclosure is open ([door] tamper_blocks_grants)
     TAMPER = "tamper"
+    # the policies (core/policy; appended, as above)
+    UNKNOWN_CERTIFICATE = "unknown_certificate"
+    NO_ACCESS = "no_access"
+    OUTSIDE_SCHEDULE = "outside_schedule"
+    PERSON_NOT_YET_VALID = "person_not_yet_valid"
+    PERSON_EXPIRED = "person_expired"
+    ANTI_PASSBACK = "anti_passback"
+    PASSBACK_PARTNER_UNREACHABLE = "passback_partner_unreachable"
+    ENROLMENT_STALE = "enrolment_stale"
+    ENROLMENT_UNAVAILABLE = "enrolment_unavailable"
+    NO_SELECTION = "no_selection"
+    AGE_UNDER = "age_under"
+    AGE_CERT_INVALID = "age_cert_invalid"
+    AGE_UNKNOWN = "age_unknown"
+    AGE_SERVICE_OFFLINE = "age_service_offline"
 
     @property
     def granted(self) -> bool:
@@ -79,4 +94,18 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.SIGNATURE_INVALID: "the card's signature does not verify",
     Reason.NOT_ENROLLED: "this card is not enrolled at this terminal",
     Reason.TAMPER: "the terminal's enclosure is open: no one is admitted until it is closed",
+    Reason.UNKNOWN_CERTIFICATE: "a valid certificate not (yet) linked to an enrolled person",
+    Reason.NO_ACCESS: "the person has no access through this door or terminal",
+    Reason.OUTSIDE_SCHEDULE: "not allowed at this time (schedule, holiday or product hours)",
+    Reason.PERSON_NOT_YET_VALID: "the person's enrolment is not valid yet",
+    Reason.PERSON_EXPIRED: "the person's enrolment has ended",
+    Reason.ANTI_PASSBACK: "anti-passback: already inside (or outside) by the last passage",
+    Reason.PASSBACK_PARTNER_UNREACHABLE: "anti-passback partner unreachable, and set to refuse",
+    Reason.ENROLMENT_STALE: "the enrolment set is past its validity: no one is admitted",
+    Reason.ENROLMENT_UNAVAILABLE: "no usable enrolment set is installed",
+    Reason.NO_SELECTION: "choose a product or an attendance key before tapping",
+    Reason.AGE_UNDER: "the holder is below the age threshold",
+    Reason.AGE_CERT_INVALID: "the age service says the certificate is not valid",
+    Reason.AGE_UNKNOWN: "the age could not be determined",
+    Reason.AGE_SERVICE_OFFLINE: "the age service (back office) did not answer in time",
 }

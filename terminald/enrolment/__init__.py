@@ -1,0 +1,1 @@
+"""Enrolment: who is known to the terminals, as signed, versioned sets (docs/enrolment.md)."""
