@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "terminald"
-CORE = ("card", "pki", "revocation", "link", "core")
+CORE = ("card", "pki", "revocation", "link", "core", "enrolment")
 HARDWARE = ("smartcard", "gpiozero", "serial", "sdnotify", "lgpio", "RPi")
 # Tiers the core must not reach into.
 OUTER = (
