@@ -22,7 +22,6 @@ what the configuration points at (trust anchors, back-office keys, the state dir
 
 from __future__ import annotations
 
-import base64
 import re
 import tomllib
 from collections.abc import Mapping
@@ -35,6 +34,15 @@ from terminald.config_link import (
     LinkSection,
     console_section,
     link_section,
+)
+from terminald.config_policy import (
+    AttendanceSection,
+    GateSection,
+    VendingSection,
+    attendance_section,
+    gate_section,
+    timezone_of,
+    vending_section,
 )
 from terminald.config_values import ExtendedReads, Section, describe, show_key, unknown_name
 
@@ -59,7 +67,7 @@ GPIO_BACKENDS: Final = ("mock", "lgpio")
 BOARDS: Final = ("rpi4", "rpi5", "rpizero2w")
 FAIL_MODES: Final = ("fail_secure", "fail_safe")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
-ACCESS_POLICIES: Final = ("enrolled", "any_card")
+ACCESS_POLICIES: Final = ("enrolment", "enrolled", "any_card")
 ENROLLED_NAME: Final = "enrolled.toml"
 
 TERMINAL_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -79,6 +87,10 @@ class TerminalSection:
     id: str
     purpose: str = "gate"
     mode: str = "normal"
+    # Where the terminal stands (recorded with every audit record), and the site's time
+    # zone: schedules, holidays, attendance days and age dates are local (IANA name).
+    location: str = ""
+    timezone: str = "Asia/Tokyo"
 
 
 @dataclass(frozen=True)
@@ -141,10 +153,13 @@ class DoorSection:
 
 @dataclass(frozen=True)
 class AccessSection:
-    # "enrolled": only cards listed in ``enrolled`` are admitted (a gate, a clock-in);
+    # "enrolment": the signed enrolment set in <state>/enrolment.sqlite (docs/enrolment.md);
+    # "enrolled": only cards listed in the ``enrolled`` TOML file (no groups or schedules);
     # "any_card": any genuine, unrevoked card with its PIN (e.g. an age check).
     policy: str
     enrolled: Path
+    # How long past its valid_until an enrolment set still admits (then enrolment_stale).
+    grace_hours: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -155,8 +170,10 @@ class LogSection:
 @dataclass(frozen=True)
 class StateSection:
     dir: Path = DEFAULT_STATE_DIR
-    # Rows kept in the audit trail (state/audit.sqlite); the oldest go first.
+    # Records kept in the audit log (state/audit.sqlite); the oldest acknowledged go first.
     audit_keep: int = 100_000
+    # Acknowledged records older than this are evicted too (0: by count only).
+    audit_max_age_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,9 @@ class Config:
     access: AccessSection
     link: LinkSection
     console: ConsoleSection
+    gate: GateSection
+    vending: VendingSection
+    attendance: AttendanceSection
     source: Path | None = None
 
     def auth_settings(self, *, reader_supports_extended: bool = False) -> AuthSettings:
@@ -215,8 +235,15 @@ def config_from_dict(
             f"terminal.id: must be 1-64 letters, digits, '.', '_' or '-' (starting with a "
             f"letter or digit), got {describe(terminal_id)}"
         )
+    location = s.string("location", "")
+    if len(location) > 128 or not location.isprintable():
+        errors.append("terminal.location: must be at most 128 printable characters")
     terminal = TerminalSection(
-        terminal_id, s.string("purpose", "gate", PURPOSES), s.string("mode", "normal", MODES)
+        terminal_id,
+        s.string("purpose", "gate", PURPOSES),
+        s.string("mode", "normal", MODES),
+        location,
+        timezone_of(s, errors),
     )
     s.finish()
 
@@ -243,6 +270,7 @@ def config_from_dict(
     state = StateSection(
         s.path("dir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR,
         s.integer("audit_keep", 100_000, 1000, 10_000_000),
+        s.integer("audit_max_age_days", 0, 0, 36_500),
     )
     s.finish()
 
@@ -262,7 +290,7 @@ def config_from_dict(
     s.finish()
 
     s = section("gpio")
-    gpio = _gpio_section(s)
+    gpio = gpio_section(s)
     s.finish()
 
     s = section("relay")
@@ -291,7 +319,20 @@ def config_from_dict(
     access = AccessSection(
         s.string("policy", "enrolled", ACCESS_POLICIES),
         s.path("enrolled", None) or base / ENROLLED_NAME,
+        s.number("grace_hours", 0.0, 0, MAX_GRACE_HOURS),
     )
+    s.finish()
+
+    s = section("gate")
+    gate = gate_section(s, errors)
+    s.finish()
+
+    s = section("vending")
+    vending = vending_section(s, errors)
+    s.finish()
+
+    s = section("attendance")
+    attendance = attendance_section(s, errors)
     s.finish()
 
     s = section("link")
@@ -317,17 +358,20 @@ def config_from_dict(
         access,
         link,
         console,
+        gate,
+        vending,
+        attendance,
         source,
     )
 
 
-def _gpio_section(s: Section) -> GpioSection:
+def gpio_section(s: Section) -> GpioSection:
     return GpioSection(
         s.string("board", choices=BOARDS), s.string("backend", "lgpio", GPIO_BACKENDS)
     )
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     from terminald.files import MAX_CONFIG_SIZE, read_limited
 
     try:
@@ -343,49 +387,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
     """Read, parse and validate one configuration file; ConfigError lists every problem."""
     path = Path(path)
-    return config_from_dict(_read_toml(path), path.resolve().parent, path)
-
-
-def load_gpio_section(path: Path | str = DEFAULT_CONFIG_PATH) -> GpioSection:
-    """Only ``[gpio]``, validated; the rest of the file is not looked at.
-
-    For ``terminald relay-safe``: a mistake elsewhere in an edited file (which the
-    running daemon refused on SIGHUP) must not stop the relay being made safe.
-    """
-    data = _read_toml(Path(path))
-    errors: list[str] = []
-    table = data.get("gpio", {})
-    if not isinstance(table, dict):
-        raise ConfigError([f"gpio: must be a table ([gpio]), got {describe(table)}"])
-    s = Section("gpio", table, Path("/"), errors)
-    gpio = _gpio_section(s)
-    s.finish()
-    if errors:
-        raise ConfigError(errors)
-    return gpio
-
-
-def config_as_dict(config: Config) -> dict[str, dict[str, Any]]:
-    """The configuration as plain TOML-shaped data (paths as strings), for display.
-
-    ``config_from_dict(config_as_dict(c))`` gives back ``c`` (bar ``source``).
-    """
-    result: dict[str, dict[str, Any]] = {}
-    for name in SECTIONS:
-        table: dict[str, Any] = {}
-        for f in fields(getattr(config, name)):
-            value = getattr(getattr(config, name), f.name)
-            if value is None:
-                continue
-            if isinstance(value, Path):
-                value = str(value)
-            elif isinstance(value, tuple):
-                value = [str(v) for v in value]
-            elif isinstance(value, bytes):  # link.host_key, as configured
-                value = base64.b64encode(value).decode()
-            table[f.name] = value
-        result[name] = table
-    return result
+    return config_from_dict(read_toml(path), path.resolve().parent, path)
 
 
 def relay_wiring_mismatches(config: Config, *, active_high: bool, lock: str) -> list[str]:

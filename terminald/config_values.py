@@ -59,6 +59,11 @@ class Section:
             self._error(key, "missing (required)")
         return value
 
+    def raw(self, key: str, default: object) -> object:
+        """The value as TOML gave it (arrays of tables, lists): the caller checks it."""
+        value = self._take(key, default)
+        return default if value is _MISSING else value
+
     def string(self, key: str, default: object = _MISSING, choices: tuple[str, ...] = ()) -> str:
         value = self._take(key, default)
         if isinstance(value, str) and (not choices or value in choices):

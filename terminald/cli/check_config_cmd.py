@@ -36,7 +36,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from terminald.config import ConfigError, config_as_dict, load_config
+    from terminald.config import ConfigError, load_config
+    from terminald.config_show import config_as_dict
 
     try:
         config = load_config(args.file)

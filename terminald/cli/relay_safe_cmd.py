@@ -18,7 +18,8 @@ import importlib
 from pathlib import Path
 
 from terminald.cli.common import CliError, Groups, Subparsers
-from terminald.config import DEFAULT_CONFIG_PATH, ConfigError, load_gpio_section
+from terminald.config import DEFAULT_CONFIG_PATH, ConfigError
+from terminald.config_gpio import load_gpio_section
 
 GPIO_BACKEND_MODULE = "terminald.backends.gpio"
 GPIO_SAFE_FUNCTION = "drive_relay_safe"

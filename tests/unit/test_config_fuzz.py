@@ -25,7 +25,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from terminald.cli import main
-from terminald.config import SECTIONS, Config, ConfigError, config_as_dict, config_from_dict
+from terminald.config import SECTIONS, Config, ConfigError, config_from_dict
+from terminald.config_show import config_as_dict
 from terminald.daemon.runtime import build_runtime
 from terminald.files import read_limited
 from terminald.pki.anchors import TrustStore
