@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from terminald.card.connection import CardConnection
 from terminald.card.der import DerError, certificate_serial
@@ -100,8 +101,25 @@ class CardIdentity:
         return f"issuer {self.issuer_hex} serial {self.serial}"
 
 
-# The terminal's access policy (core.access): None admits, a string says why not.
-AccessRefusal = Callable[[CardIdentity], str | None]
+class PolicyVerdict(Protocol):
+    """What the terminal's policy (core/policy ``PolicyDecision``) says of a person before
+    the PIN: ``reason`` OK or a refusal, and with OK whether the PIN is asked for."""
+
+    @property
+    def reason(self) -> Reason: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def pin_required(self) -> bool: ...
+    @property
+    def attrs(self) -> tuple[tuple[str, str], ...]: ...
+
+
+# The terminal's policy (core/policy ``Policy.decide``): the certificate's identity, the
+# time, and the key chosen before the tap (a product, an attendance type) or None.
+AccessCheck = Callable[[CardIdentity, datetime, "str | None"], PolicyVerdict]
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,8 @@ class PinRequest:
     tries_left: int
     revocation: str
     consumed: bool = field(default=False, repr=False)
+    subject: str | None = None
+    attrs: tuple[tuple[str, str], ...] = ()
 
     def result(
         self,
@@ -158,6 +178,9 @@ class PinRequest:
             challenge,
             signature,
             self.certificate.der if signature is not None else None,
+            self.subject,
+            self.attrs,
+            pin_verified=reason is Reason.OK,
         )
 
 
@@ -201,7 +224,7 @@ class Authenticator:
         *,
         cache: CertificateCache | None = None,
         revocation: RevocationCheck | None = None,
-        access: AccessRefusal | None = None,
+        access: AccessCheck | None = None,
         trusted_time: Callable[[], SignedTime] | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
@@ -215,18 +238,23 @@ class Authenticator:
         self._trusted_time = trusted_time
         self._random_bytes = random_bytes
 
-    def begin(self, connection: CardConnection, now: datetime) -> AuthResult | PinRequest:
-        """Everything before the PIN. Card errors become refusals, never exceptions."""
+    def begin(
+        self, connection: CardConnection, now: datetime, selection: str | None = None
+    ) -> AuthResult | PinRequest:
+        """Everything before the PIN. Card errors become refusals, never exceptions.
+        ``selection``: the key chosen before the tap (A-D), for the policy."""
         floor = self._trusted_time() if self._trusted_time is not None else EPOCH
         problem = clock_problem(now, floor, self.settings.earliest_trusted_time)
         if problem is not None:
             return AuthResult(Reason.CLOCK_UNTRUSTED, problem)
         try:
-            return self._begin(connection, now)
+            return self._begin(connection, now, selection)
         except CardError as exc:
             return card_failure(exc)
 
-    def _begin(self, connection: CardConnection, now: datetime) -> AuthResult | PinRequest:
+    def _begin(
+        self, connection: CardConnection, now: datetime, selection: str | None
+    ) -> AuthResult | PinRequest:
         session = JpkiSession(connection)
         head = session.read_certificate_head()
         try:
@@ -272,10 +300,27 @@ class Authenticator:
                     verdict.detail,
                 )
 
+        subject: str | None = None
+        attrs: tuple[tuple[str, str], ...] = ()
         if self._access is not None:
-            refusal = self._access(identity)
-            if refusal is not None:
-                return AuthResult(Reason.NOT_ENROLLED, refusal, identity, revocation=revocation)
+            decision = self._access(identity, now, selection)
+            subject, attrs = decision.subject, decision.attrs
+            if decision.reason is not Reason.OK:
+                return AuthResult(
+                    decision.reason,
+                    decision.detail,
+                    identity,
+                    revocation=revocation,
+                    subject=subject,
+                    attrs=attrs,
+                )
+            if not decision.pin_required:
+                # A PIN-less product (docs/policy.md): the certificate is genuine and not
+                # revoked, but nothing proves the card is present or its holder's.
+                detail = decision.detail or "without PIN, as the product allows"
+                return AuthResult(
+                    Reason.OK, detail, identity, revocation=revocation, subject=subject, attrs=attrs
+                )
 
         try:
             status = session.pin_status()
@@ -292,7 +337,9 @@ class Authenticator:
                 f"{self.settings.pin_floor} or fewer, so the holder keeps them"
             )
             return AuthResult(Reason.PIN_TRIES_LOW, detail, identity, status.tries_left, revocation)
-        return PinRequest(session, cert, identity, status.tries_left, revocation)
+        return PinRequest(
+            session, cert, identity, status.tries_left, revocation, subject=subject, attrs=attrs
+        )
 
     def finish(self, request: PinRequest, pin: str, now: datetime) -> AuthResult:
         """VERIFY, challenge, signature check. A PinRequest can be finished once."""

@@ -16,6 +16,8 @@ from terminald.core.reasons import Reason
 class RunChecks:
     """Hold the present card and run ``Authenticator.begin``; answer with ChecksDone."""
 
+    selection: str | None = None  # the key chosen before the tap (A-D), for the policy
+
 
 @dataclass(frozen=True, slots=True)
 class RunVerify:

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class _Checks:
     authenticator: Authenticator
+    selection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ class CardWorker:
 
     # -- what the loop asks (any thread) ---------------------------------------------------
 
-    def checks(self, authenticator: Authenticator) -> None:
-        self._jobs.put(_Checks(authenticator))
+    def checks(self, authenticator: Authenticator, selection: str | None = None) -> None:
+        self._jobs.put(_Checks(authenticator, selection))
 
     def verify(self, pin: str) -> None:
         self._jobs.put(_Verify(pin))
@@ -123,7 +124,7 @@ class CardWorker:
                 if isinstance(job, _End):
                     self._release()
                 elif isinstance(job, _Checks):
-                    self._post(ChecksDone(self._checks(job.authenticator)))
+                    self._post(ChecksDone(self._checks(job.authenticator, job.selection)))
                 else:
                     self._post(VerifyDone(self._verify(job.pin)))
             except Exception as exc:  # never leave the loop waiting, never keep the card
@@ -143,7 +144,9 @@ class CardWorker:
         self._authenticator = None
         self._held.close()  # the reader's connect() context: disconnect + unpower
 
-    def _checks(self, authenticator: Authenticator) -> AuthResult | PinPrompt:
+    def _checks(
+        self, authenticator: Authenticator, selection: str | None
+    ) -> AuthResult | PinPrompt:
         self._release()  # a new card: whatever was held is let go first
         if self.before_checks is not None:
             self.before_checks()
@@ -152,7 +155,7 @@ class CardWorker:
         try:
             connection = self._held.enter_context(self._reader.connect())
             self._connection = CountingConnection(connection)
-            step = authenticator.begin(self._connection, self._clock())
+            step = authenticator.begin(self._connection, self._clock(), selection)
         except CardError as exc:
             self._release()
             return card_failure(exc)

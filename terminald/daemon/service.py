@@ -397,7 +397,7 @@ class Daemon:
         hw = self.hardware
         for command in commands:
             if isinstance(command, RunChecks):
-                self.worker.checks(self.runtime.authenticator)
+                self.worker.checks(self.runtime.authenticator, command.selection)
             elif isinstance(command, RunVerify):
                 self.worker.verify(command.pin)
             elif isinstance(command, EndTransaction):
