@@ -85,6 +85,15 @@ def revocation_lines(v: RevocationView) -> list[str]:
 
 def enrolment_lines(v: EnrolmentView) -> list[str]:
     lines = [f"policy     {v.policy}"]
+    if v.policy == "enrolment":
+        lines.append(f"database   {v.file}")
+        if v.version is None:
+            return [*lines, "set        none installed: every card is refused"]
+        return [
+            *lines,
+            f"set        version {v.version}, valid until {_when(v.valid_until)}",
+            f"enrolled   {v.people} people, {v.cards} certificates",
+        ]
     if v.cards is not None:
         lines += [f"file       {v.file}", f"enrolled   {v.cards} certificates"]
     return lines

@@ -23,12 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar
 
-from terminald.core.access import EnrolledCards
 from terminald.core.commands import Record
 from terminald.core.feedback import ERROR_BEEP
 from terminald.core.hardware import Color, LightPattern, LightStep
 from terminald.core.terminal import Mode, ModeSet, State
 from terminald.daemon.live_revocation import signed_floor
+from terminald.daemon.policy_wiring import enrolment_path
+from terminald.enrolment.model import Enrolment
 from terminald.store.audit import AUDIT_NAME, AuditEntry, AuditError, AuditReader
 
 if TYPE_CHECKING:
@@ -91,9 +92,12 @@ class RevocationView:
 
 @dataclass(frozen=True)
 class EnrolmentView:
-    policy: str  # [access] policy: enrolled | any_card
-    file: Path
+    policy: str  # [access] policy: enrolment | enrolled | any_card
+    file: Path  # the enrolled file, or the signed set's database
     cards: int | None  # enrolled certificates; None when the policy admits any card
+    people: int | None = None  # the signed set's people (None: not the signed set)
+    version: int | None = None  # the installed set's version (None: none installed)
+    valid_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -280,13 +284,21 @@ class DaemonOperator:
         return self._call(read)
 
     def enrolment(self) -> EnrolmentView:
-        def read(d: Daemon) -> EnrolmentView:
+        def read(d: Daemon) -> tuple[str, Path, Enrolment | None]:
             access = d.config.access
-            access_policy = d.runtime.access
-            cards = len(access_policy) if isinstance(access_policy, EnrolledCards) else None
-            return EnrolmentView(access.policy, access.enrolled, cards)
+            path = access.enrolled if access.policy == "enrolled" else enrolment_path(d.config)
+            return access.policy, path, d.runtime.enrolment
 
-        return self._call(read)
+        policy, path, enrolment = self._call(read)
+        # The set's summary is read here, off the loop: it may be a database query.
+        info = enrolment.info() if enrolment is not None else None
+        if info is None:
+            return EnrolmentView(policy, path, None)
+        if policy == "enrolled":
+            return EnrolmentView(policy, path, info.credentials)
+        return EnrolmentView(
+            policy, path, info.credentials, info.people, info.version, info.valid_until
+        )
 
     def config(self) -> ConfigView:
         def read(d: Daemon) -> tuple[Path | None, datetime]:

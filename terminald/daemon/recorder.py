@@ -8,8 +8,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from terminald.core.access import AccessPolicy
-from terminald.core.auth import CardIdentity
 from terminald.core.commands import AlarmChanged, Record
 from terminald.core.reasons import DESCRIPTIONS
 from terminald.daemon.card_worker import CardTiming
@@ -22,21 +20,27 @@ logger = logging.getLogger("terminald.daemon")
 Listener = Callable[[Record | AlarmChanged], None]
 
 
+# The policy's attribute that names the person for people (the audit log's label column).
+LABEL_ATTR = "label"
+
+
 class Recorder:
-    """``terminal_id``, ``access`` and ``timing`` are read at each record: a reload
-    changes the first two, each card the last."""
+    """``terminal_id``, ``location``, ``clock_trusted`` and ``timing`` are read at each
+    record: a reload changes the first two, the signed times the third, each card the last."""
 
     def __init__(
         self,
         *,
         terminal_id: Callable[[], str],
-        access: Callable[[], AccessPolicy],
+        location: Callable[[], str],
+        clock_trusted: Callable[[], bool],
         timing: Callable[[], CardTiming],
         clock: Callable[[], datetime],
         audit: AuditLog | None,
     ) -> None:
         self._terminal_id = terminal_id
-        self._access = access
+        self._location = location
+        self._clock_trusted = clock_trusted
         self._timing = timing
         self._clock = clock
         self.audit = audit
@@ -44,14 +48,16 @@ class Recorder:
 
     def record(self, record: Record) -> None:
         values: dict[str, object] = {}
-        label = ""
+        label = dict(record.attrs).get(LABEL_ATTR, "")
+        attrs = tuple(item for item in record.attrs if item[0] != LABEL_ATTR)
+        if record.subject is not None:
+            values["subject"] = record.subject
         if record.reason is not None:
             values["reason"] = record.reason.value
             if record.serial is not None:  # a certificate is its issuer and serial
                 issuer = record.issuer_key_id
                 values["issuer"] = issuer.hex() if issuer is not None else "unknown"
             values["serial"] = record.serial
-            label = self._label(record.serial, record.issuer_key_id)
             if label:
                 values["label"] = label
             values["detail"] = record.detail or DESCRIPTIONS[record.reason]
@@ -60,6 +66,9 @@ class Recorder:
             values["apdus"] = timing.apdus
         else:
             values["detail"] = record.detail
+        values.update(attrs)
+        if record.kind in ("granted", "attendance") and not record.pin_verified:
+            values["pin"] = "not_verified"  # a PIN-less product (docs/policy.md)
         level = logging.INFO if record.kind != "refused" else logging.WARNING
         log_event(logger, level, record.kind, **values)
         evidence = record.evidence
@@ -71,6 +80,9 @@ class Recorder:
             str(values["detail"]),
             (evidence.message, evidence.signature, evidence.certificate) if evidence else None,
             record.issuer_key_id,
+            subject=record.subject,
+            attrs=attrs,
+            pin_verified=record.pin_verified,
         )
         self.tell(record)
 
@@ -111,8 +123,12 @@ class Recorder:
         detail: str,
         evidence: tuple[bytes, bytes, bytes] | None = None,
         issuer: bytes | None = None,
+        *,
+        subject: str | None = None,
+        attrs: tuple[tuple[str, str], ...] = (),
+        pin_verified: bool = False,
     ) -> None:
-        """A row in the audit trail; a failing trail never stops a door, nor waits the loop."""
+        """A record in the audit log; a failing log never stops a door, nor waits the loop."""
         if self.audit is None:
             return
         entry = AuditEntry(
@@ -125,19 +141,15 @@ class Recorder:
             detail,
             evidence,
             issuer,
+            location=self._location(),
+            clock_trusted=self._clock_trusted(),
+            subject=subject,
+            attrs=attrs,
+            pin_verified=pin_verified,
         )
         # Only queues the row: the audit writer thread owns the file, so the loop never
         # waits on it; it logs audit_waiting / audit_recovered itself (store/audit.py).
         self.audit.append(entry)
-
-    def _label(self, serial: int | None, issuer: bytes | None) -> str:
-        # The enrolled label of this very certificate, by the record's own pair: the
-        # serial alone could name the same-serial holder of another root.
-        if serial is None or issuer is None:
-            return ""
-        match = getattr(self._access(), "match", None)
-        card = match(CardIdentity(serial, issuer)) if callable(match) else None
-        return str(getattr(card, "label", "") or "")
 
     def tell(self, item: Record | AlarmChanged) -> None:
         for listener in self.listeners:

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 from terminald.config import Config, ConfigError
 from terminald.config_files import check_directories, revocation_store_config, trust_store
-from terminald.core.access import AccessPolicy, AnyCard
 from terminald.core.auth import Authenticator
+from terminald.core.policy import Policy
 from terminald.core.door import DoorSettings
 from terminald.core.terminal import Mode, TerminalSettings
 from terminald.daemon.live_revocation import signed_floor
-from terminald.store.enrolled import EnrolledFileError, load_enrolled
+from terminald.daemon.policy_wiring import PolicyShared, build_policy
+from terminald.enrolment.model import Enrolment
+from terminald.store.enrolment_db import EnrolmentStore
 from terminald.store.revocation_store import RevocationStore
 from terminald.store.trusted_time import TrustedTimeFile
 
@@ -30,8 +32,13 @@ class Runtime:
     authenticator: Authenticator
     terminal: TerminalSettings
     mode: Mode
-    access: AccessPolicy
+    policy: Policy
     revocation: RevocationStore | None
+    # Who is enrolled (the signed set's store, the old file in memory, or None for
+    # any_card), and the signed set's store itself, which a reload keeps.
+    enrolment: Enrolment | None = None
+    enrolment_store: EnrolmentStore | None = None
+    shared: PolicyShared | None = None
 
 
 def terminal_settings(config: Config) -> TerminalSettings:
@@ -43,7 +50,13 @@ def terminal_settings(config: Config) -> TerminalSettings:
         tamper_wired=config.door.tamper,
         tamper_blocks_grants=config.door.tamper_blocks_grants,
     )
-    return TerminalSettings(pin_timeout_s=config.card.pin_timeout_s, door=door)
+    return TerminalSettings(
+        pin_timeout_s=config.card.pin_timeout_s,
+        door=door,
+        purpose=config.terminal.purpose,
+        vend_enable_s=config.vending.enable_s,
+        vend_complete_wired=config.vending.complete_input,
+    )
 
 
 def build_runtime(
@@ -53,6 +66,7 @@ def build_runtime(
     trusted_time: TrustedTimeFile | None = None,
     previous: Runtime | None = None,
     check_only: bool = False,
+    shared: PolicyShared | None = None,
 ) -> Runtime:
     """Each runtime starts with an empty certificate cache: a reload may have removed
     a trust anchor, and a cached certificate must not outlive the root that vouched
@@ -84,13 +98,17 @@ def build_runtime(
             revocation = RevocationStore(store_config) if store_config else None
     except ConfigError as exc:
         errors += exc.messages
-    access: AccessPolicy = AnyCard()
-    if config.access.policy == "enrolled":
-        try:
-            access = load_enrolled(config.access.enrolled)
-        except EnrolledFileError as exc:
-            errors.append(f"access.enrolled: {exc}")
-    if errors or trust is None:
+    # What outlives a reload (anti-passback, attendance, the age service) comes from the
+    # running runtime; a first build starts it.
+    shared = shared or (previous.shared if previous is not None else None) or PolicyShared()
+    parts, problems = build_policy(
+        config,
+        shared,
+        previous.enrolment_store if previous is not None else None,
+        check_only=check_only,
+    )
+    errors += problems
+    if errors or trust is None or parts is None:
         raise ConfigError(errors)
     try:
         settings = config.auth_settings(reader_supports_extended=reader_supports_extended)
@@ -100,7 +118,7 @@ def build_runtime(
         trust,
         settings,
         revocation=revocation,
-        access=access.refusal,
+        access=parts.policy.decide,
         trusted_time=lambda: signed_floor(trusted_time, revocation),
     )
     return Runtime(
@@ -108,6 +126,9 @@ def build_runtime(
         authenticator,
         terminal_settings(config),
         Mode(config.terminal.mode),
-        access,
+        parts.policy,
         revocation,
+        parts.enrolment,
+        parts.store,
+        shared,
     )

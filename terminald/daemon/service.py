@@ -42,6 +42,8 @@ from terminald.core.commands import (
     ShowLight,
 )
 from terminald.core.hardware import DoorInput, InputChanged, KeyPressed
+from terminald.core.policy import PolicyDecision
+from terminald.core.reasons import Reason
 from terminald.core.terminal import (
     CardArrived,
     CardLeft,
@@ -85,6 +87,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("terminald.daemon")
 
 IDLE_WAKE_S = 5.0  # the loop's longest sleep with no deadline and no watchdog
+# The records of a final grant: a passage (anti-passback) or a clock event happened.
+GRANT_KINDS = frozenset({"granted", "attendance"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +164,8 @@ class Daemon:
         self.audit = audit
         self.recorder = Recorder(
             terminal_id=lambda: self.config.terminal.id,
-            access=lambda: self.runtime.access,
+            location=lambda: self.config.terminal.location,
+            clock_trusted=lambda: self.untrusted_clock() is None,
             timing=lambda: self.worker.timing,
             clock=clock,
             audit=audit,
@@ -415,6 +420,9 @@ class Daemon:
             elif isinstance(command, AlarmChanged):
                 self.recorder.alarm(command)
             else:
+                if command.kind in GRANT_KINDS:  # anti-passback and the toggle learn of it
+                    decision = PolicyDecision(Reason.OK, "", command.subject, True, command.attrs)
+                    self.runtime.policy.granted(decision, self._clock())
                 self.recorder.record(command)
 
     def _revocation_picked(self, event: RevocationPicked) -> None:
