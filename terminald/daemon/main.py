@@ -12,9 +12,9 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from terminald.backends.gpio import GpioBackendError, open_gpio
 from terminald.backends.pcsc import PcscReader
@@ -26,12 +26,16 @@ from terminald.backends.reader_profiles import (
 )
 from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
 from terminald.console.driver import console_for
+from terminald.core.policy import AgeAnswer
 from terminald.daemon.logfmt import configure_daemon_logging, log_event, set_level
 from terminald.daemon.reload import Reload
 from terminald.daemon.runtime import build_runtime
 from terminald.daemon.service import Daemon, Stop, utc_now
 from terminald.store.audit import AUDIT_NAME, AuditLog
 from terminald.store.trusted_time import TRUSTED_TIME_NAME, TrustedTimeFile
+
+if TYPE_CHECKING:
+    from terminald.daemon.link_service import LinkService
 
 logger = logging.getLogger("terminald.daemon")
 
@@ -122,7 +126,25 @@ def open_daemon(
 
         operator = DaemonOperator(daemon, list_readers=presence.sibling().list_readers)
         daemon.link = link_for(daemon, operator, daemon.audit)
+        _connect_policy(daemon, daemon.link)
     return daemon
+
+
+def _connect_policy(daemon: Daemon, link: LinkService) -> None:
+    """The policy's ways to the back office: the age service, and the anti-passback
+    partner's passages and heartbeats relayed by it (``terminald host serve``)."""
+    shared = daemon.runtime.shared
+    if shared is None:
+        return
+
+    def ask(issuer_key_id: bytes, serial: int, age: int, today: date) -> AgeAnswer | None:
+        timeout = daemon.config.vending.age_query_timeout_s  # as reloaded
+        answer = link.ask_age(issuer_key_id, serial, age, today, timeout)
+        return None if answer is None else AgeAnswer(answer.certificate, answer.over)
+
+    shared.ask = ask
+    link.on_presence = shared.presence.passed
+    link.on_partner_seen = shared.presence.partner_seen
 
 
 def open_audit(config: Config) -> AuditLog:

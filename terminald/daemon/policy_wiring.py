@@ -54,7 +54,9 @@ class PolicyShared:
         self.attendance = AttendanceBook()
         self.ask: AgeOracle | None = None  # the link's ask_age, once the link runs
 
-    def age_oracle(self, issuer_key_id: bytes, serial: int, age: int, today: date) -> AgeAnswer | None:
+    def age_oracle(
+        self, issuer_key_id: bytes, serial: int, age: int, today: date
+    ) -> AgeAnswer | None:
         ask = self.ask
         return None if ask is None else ask(issuer_key_id, serial, age, today)
 
