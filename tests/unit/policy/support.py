@@ -20,8 +20,12 @@ from terminald.enrolment.model import (
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 UTC = ZoneInfo("UTC")
+JAPAN = Calendar()
+YES = AgeAnswer("valid", True)
 ROOT = bytes.fromhex("1a" * 20)
-OTHER_ROOT = bytes.fromhex("2b" * 20)
+OTHER_JAPAN = Calendar()
+YES = AgeAnswer("valid", True)
+ROOT = bytes.fromhex("2b" * 20)
 
 
 def jst(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0, us: int = 0) -> datetime:
@@ -43,7 +47,7 @@ def content(
     people: list[Person],
     cards: dict[int, str],
     schedules: tuple[WeeklySchedule, ...] = (),
-    calendar: Calendar = Calendar(),
+    calendar: Calendar = JAPAN,
 ) -> EnrolmentContent:
     """``cards``: serial (under ROOT) -> subject."""
     return EnrolmentContent(
@@ -62,7 +66,7 @@ def enrolment(
     people: list[Person],
     cards: dict[int, str],
     schedules: tuple[WeeklySchedule, ...] = (),
-    calendar: Calendar = Calendar(),
+    calendar: Calendar = JAPAN,
 ) -> MemoryEnrolment:
     return MemoryEnrolment.installed(
         content(people, cards, schedules, calendar), SET_ISSUED, SET_UNTIL
@@ -73,7 +77,7 @@ def enrolment(
 class ScriptedOracle:
     """An age oracle answering from a script, recording every question."""
 
-    answer: AgeAnswer | None = AgeAnswer("valid", True)
+    answer: AgeAnswer | None = YES
     asked: list[tuple[bytes, int, int, date]] = field(default_factory=list)
 
     def __call__(

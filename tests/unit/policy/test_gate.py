@@ -26,6 +26,7 @@ from .support import (
     OTHER_ROOT,
     ROOT,
     SET_UNTIL,
+    TOKYO,
     UTC,
     card,
     content,
@@ -57,7 +58,7 @@ def gate(
     passback: PassbackSettings | None = None,
     presence: Presence | None = None,
     required: bool = True,
-    timezone: ZoneInfo = ZoneInfo("Asia/Tokyo"),
+    timezone: ZoneInfo = TOKYO,
 ) -> Policy:
     settings = PolicySettings(
         "gate",
@@ -123,6 +124,7 @@ def test_a_renewed_card_is_unknown_until_the_relink_arrives() -> None:
         content(PEOPLE, {**CARDS, 1001: "E1001"}, (OFFICE_HOURS,)),
         jst(2026, 11, 30, 11),
         SET_UNTIL,
+        TOKYO,
         version=2,
     )
     after = policy.decide(renewed, WEEKDAY + timedelta(hours=2), None)
