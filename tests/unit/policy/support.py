@@ -23,9 +23,7 @@ UTC = ZoneInfo("UTC")
 JAPAN = Calendar()
 YES = AgeAnswer("valid", True)
 ROOT = bytes.fromhex("1a" * 20)
-OTHER_JAPAN = Calendar()
-YES = AgeAnswer("valid", True)
-ROOT = bytes.fromhex("2b" * 20)
+OTHER_ROOT = bytes.fromhex("2b" * 20)
 
 
 def jst(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0, us: int = 0) -> datetime:
