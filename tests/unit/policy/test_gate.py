@@ -124,7 +124,6 @@ def test_a_renewed_card_is_unknown_until_the_relink_arrives() -> None:
         content(PEOPLE, {**CARDS, 1001: "E1001"}, (OFFICE_HOURS,)),
         jst(2026, 11, 30, 11),
         SET_UNTIL,
-        TOKYO,
         version=2,
     )
     after = policy.decide(renewed, WEEKDAY + timedelta(hours=2), None)
