@@ -19,7 +19,7 @@ from terminald.core.policy import (
 )
 from terminald.core.reasons import Reason
 from terminald.enrolment.memory import MemoryEnrolment
-from terminald.enrolment.model import Calendar, Person
+from terminald.enrolment.model import Calendar, Person, SetInfo, WeeklySchedule
 
 from .support import (
     ONE_US,
@@ -221,3 +221,24 @@ def test_any_card_gate_admits_without_a_subject() -> None:
 def test_a_naive_now_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="aware"):
         gate().decide(card(1), datetime(2026, 11, 30, 10), None)
+
+
+def test_every_store_failure_is_enrolment_unavailable() -> None:
+    class NoInfo(MemoryEnrolment):
+        def info(self) -> SetInfo | None:
+            raise OSError("locked")
+
+    class NoSchedules(MemoryEnrolment):
+        def schedule(self, name: str) -> WeeklySchedule | None:
+            raise OSError("io error")
+
+    class NoCalendar(MemoryEnrolment):
+        def calendar(self) -> Calendar:
+            raise OSError("io error")
+
+    good = enrolment(PEOPLE, CARDS, (OFFICE_HOURS,))
+    for broken in (NoInfo, NoSchedules, NoCalendar):
+        store = broken(good.content(), good.info())
+        decision = gate(store).decide(card(1), WEEKDAY, None)
+        assert decision.reason is Reason.ENROLMENT_UNAVAILABLE, broken
+        assert "io error" in decision.detail or "locked" in decision.detail

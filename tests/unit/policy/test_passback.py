@@ -3,6 +3,8 @@ partner, bounded memory."""
 
 from __future__ import annotations
 
+import random
+import threading
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -142,3 +144,26 @@ def test_memory_is_bounded_and_drops_the_stalest() -> None:
 def test_a_bad_passage_is_refused_with_a_clear_error(direction: str, at: datetime) -> None:
     with pytest.raises(ValueError, match="passage"):
         Presence().passed("E1", direction, at, HERE)
+
+
+def test_concurrent_passages_keep_the_latest_per_subject() -> None:
+    """Eight threads (our grants, the link's relays) write passages in shuffled order:
+    each subject ends with its latest passage, never an older one written last."""
+    presence, base = Presence(), jst(2026, 11, 30, 9)
+    work = [(f"E{i % 50}", i) for i in range(4000)]
+    random.Random(11).shuffle(work)
+
+    def writer(part: list[tuple[str, int]]) -> None:
+        for subject, i in part:
+            direction = "entry" if i % 2 else "exit"
+            presence.passed(subject, direction, base + timedelta(seconds=i), str(i % 3))
+
+    threads = [threading.Thread(target=writer, args=(work[k::8],)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in range(50):
+        latest = max(i for subject, i in work if subject == f"E{s}")
+        last = presence.last(f"E{s}")
+        assert last is not None and last.at == base + timedelta(seconds=latest)
