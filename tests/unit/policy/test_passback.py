@@ -8,6 +8,8 @@ import threading
 from datetime import datetime, time, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from terminald.core.policy.passback import Presence, last_reset
 from terminald.core.policy.settings import PassbackSettings
@@ -167,3 +169,37 @@ def test_concurrent_passages_keep_the_latest_per_subject() -> None:
         latest = max(i for subject, i in work if subject == f"E{s}")
         last = presence.last(f"E{s}")
         assert last is not None and last.at == base + timedelta(seconds=latest)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["E1", "E2", "E3"]),
+            st.sampled_from(["entry", "exit"]),
+            st.sampled_from([HERE, "gate-out"]),
+        ),
+        max_size=30,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_the_answer_is_the_direction_of_the_latest_passage_since_the_reset(
+    events: list[tuple[str, str, str]], shuffle: random.Random
+) -> None:
+    """Passages at distinct times (some before the 03:00 reset) arrive in any order; with
+    the partner in reach, an entry terminal refuses exactly the subjects whose latest
+    passage since the reset was an entry."""
+    base = jst(2026, 11, 30, 2, 50)  # ten minutes before the reset
+    timed = [(s, d, src, base + timedelta(minutes=i)) for i, (s, d, src) in enumerate(events)]
+    arrival = list(timed)
+    shuffle.shuffle(arrival)
+    presence = Presence()
+    for subject, direction, source, at in arrival:
+        presence.passed(subject, direction, at, source)
+    now = base + timedelta(minutes=len(events) + 1)
+    presence.partner_seen("gate-out", now)
+    today_reset = jst(2026, 11, 30, 3, 0)
+    reset = today_reset if now >= today_reset else today_reset - timedelta(days=1)
+    for subject in ("E1", "E2", "E3"):
+        since = [d for s, d, _, at in timed if s == subject and at >= reset]
+        expected = Reason.ANTI_PASSBACK if since and since[-1] == "entry" else Reason.OK
+        assert presence.check(subject, ENTRY, now, TOKYO)[0] is expected

@@ -213,3 +213,12 @@ def test_a_failing_store_still_lets_a_valid_yes_through() -> None:
     oracle = ScriptedOracle()
     assert policy(oracle=oracle, store=Failing()).decide(card(9), NOON, "B").granted
     assert len(oracle.asked) == 1
+
+
+def test_a_no_at_one_age_is_a_no_at_higher_ones_but_not_lower() -> None:
+    oracle = ScriptedOracle(AgeAnswer("valid", False))
+    shop = policy(VendingSettings((Product("A", "sake", 20), Product("B", "energy", 18))), oracle)
+    assert shop.decide(card(9), NOON, "A").reason is Reason.AGE_UNDER
+    oracle.answer = AgeAnswer("valid", True)
+    assert shop.decide(card(9), NOON, "B").granted  # 18 is asked: under 20 may be over 18
+    assert [q[2] for q in oracle.asked] == [20, 18]
