@@ -49,6 +49,10 @@ class MemoryEnrolment:
         with self._lock:
             self._content, self._info = content, info
 
+    def content(self) -> EnrolmentContent:
+        with self._lock:
+            return self._content
+
     def info(self) -> SetInfo | None:
         with self._lock:
             return self._info

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from datetime import date
-
-import holidays
+from typing import TYPE_CHECKING
 
 from terminald.enrolment.model import Calendar
+
+if TYPE_CHECKING:
+    from holidays import HolidayBase
 
 
 class HolidayCalendar:
@@ -23,8 +25,10 @@ class HolidayCalendar:
     def __init__(self, calendar: Calendar) -> None:
         self.calendar = calendar
         self._lock = threading.Lock()
-        self._public: holidays.HolidayBase | None = None
+        self._public: HolidayBase | None = None
         if calendar.dates is None:
+            import holidays  # here: its import takes ~80 ms, and only a schedule needs it
+
             try:
                 self._public = holidays.country_holidays(calendar.country)
             except NotImplementedError as exc:

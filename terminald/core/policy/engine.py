@@ -152,7 +152,7 @@ class Policy:
             return self.enrolment.lookup(*key)
         except Exception as exc:
             if not required:  # any card passes anyway; the person only adds an attestation
-                logger.exception("enrolment lookup failed")
+                logger.warning("enrolment lookup failed: %s", exc)
                 return None
             raise _Unavailable(f"enrolment lookup failed: {exc}") from exc
 

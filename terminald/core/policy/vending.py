@@ -136,15 +136,15 @@ class AgeCheck:
         if enrolment is not None:
             try:
                 enrolment.remember_age_yes(*key, AgeAttestation(threshold, today))
-            except Exception:  # the yes still holds now; it is only not kept for next time
-                logger.exception("could not keep an online age yes")
+            except Exception as exc:  # the yes holds now; it is only not kept for next time
+                logger.warning("could not keep an online age yes: %s", exc)
         return Reason.OK, "", "online"
 
     def _kept(self, key: tuple[bytes, int], enrolment: Enrolment) -> tuple[AgeAttestation, ...]:
         try:
             return enrolment.age_yes(*key)
-        except Exception:  # an unreadable store: ask online instead
-            logger.exception("could not read the kept age answers")
+        except Exception as exc:  # an unreadable store: ask online instead
+            logger.warning("could not read the kept age answers: %s", exc)
             return ()
 
     def _ask(self, key: tuple[bytes, int], threshold: int, today: date) -> AgeAnswer | None:
@@ -152,8 +152,8 @@ class AgeCheck:
             return None
         try:
             return self.oracle(key[0], key[1], threshold, today)
-        except Exception:  # the link promises never to raise; if it does, it is offline
-            logger.exception("the age oracle raised")
+        except Exception as exc:  # the link promises never to raise; if it does, offline
+            logger.warning("the age oracle raised: %r", exc)
             return None
 
 
