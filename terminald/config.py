@@ -334,6 +334,11 @@ def config_from_dict(
     s = section("attendance")
     attendance = attendance_section(s, errors)
     s.finish()
+    if terminal.purpose == "attendance" and access.policy == "any_card":
+        errors.append(
+            'access.policy: an attendance clock records people, so it needs "enrolment" or '
+            '"enrolled", not "any_card"'
+        )
 
     s = section("link")
     link = link_section(s, errors, state.dir)

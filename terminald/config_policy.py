@@ -80,10 +80,14 @@ def clock_time(text: str) -> time | None:
 
 
 def check_period(text: str) -> str | None:
-    """Why ``"HH:MM-HH:MM"`` is not a period, or None. An end at or before the start runs
-    past midnight; "00:00-00:00" is the whole day."""
-    start, sep, end = text.partition("-")
-    if not sep or clock_time(start) is None or clock_time(end) is None:
+    """Why ``"HH:MM-HH:MM"`` is not a period, or None (core/policy/schedule.py reads it:
+    an end at or before the start runs past midnight)."""
+    # Here, not at the top: relay-safe imports the configuration and must start fast.
+    from terminald.core.policy.schedule import parse_period
+
+    try:
+        parse_period(text)
+    except ValueError:
         return f'must be "HH:MM-HH:MM" (24-hour clock), got {describe(text)}'
     return None
 

@@ -101,10 +101,15 @@ def test_periods_that_parse(text: str) -> None:
     assert check_period(text) is None
 
 
-@pytest.mark.parametrize("text", ["24:00-01:00", "8:00-9:00", "08:00", "08:00-08:60", ""])
+@pytest.mark.parametrize("text", ["25:00-01:00", "8:00-9", "08:00", "08:00-08:60", ""])
 def test_periods_that_do_not(text: str) -> None:
     assert check_period(text) is not None
 
 
 def test_clock_time() -> None:
     assert clock_time("23:59") == time(23, 59) and clock_time("24:00") is None
+
+
+def test_an_attendance_clock_needs_enrolled_people() -> None:
+    found = problems(terminal={"purpose": "attendance"}, access={"policy": "any_card"})
+    assert any(m.startswith("access.policy: an attendance clock records people") for m in found)
