@@ -1,12 +1,13 @@
 """The vend-enable line of a vending terminal: held from a grant until the vend ends.
 
 On a vending terminal the relay output is the machine's vend-enable line
-(hw/wiring-*.md). A grant energises it (``HoldRelay``); it is de-energised (``ReleaseRelay``) when the machine reports the vend done on its
-vend-complete input (``DoorInput.VEND_COMPLETE``, only where that input is wired), when
-``enable_s`` seconds have passed, or at once when the terminal may no longer admit
-anyone (lockdown, emergency open, an open enclosure, an internal error). Each end is one
-record, ``vend_complete`` or ``vend_timeout``, naming the product and the card's
-identity and subject; a cancellation is a ``vend_timeout`` whose detail says why.
+(hw/wiring-*.md). A grant energises it (``HoldRelay``); it is de-energised
+(``ReleaseRelay``) when the machine reports the vend done on its vend-complete input
+(``DoorInput.VEND_COMPLETE``, only where that input is wired), when ``enable_s`` seconds
+have passed, or at once when the terminal may no longer admit anyone (lockdown,
+emergency open, an open enclosure, an internal error). Each end is one record,
+``vend_complete`` or ``vend_timeout``, naming the product and the card's identity and
+subject; a cancellation is a ``vend_timeout`` whose detail says why.
 
 Pure: inputs and ``now`` (monotonic seconds) in, commands out.
 """
