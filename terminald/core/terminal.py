@@ -26,7 +26,8 @@ On a ``vend`` or ``attendance`` terminal a key ``A``-``D`` pressed while idle wi
 card is a selection (core.selection: the product, or the attendance event), sent with
 the next card's checks; ``*`` while idle clears it. A vend grant holds the relay, which
 is the machine's vend-enable line, until the vend ends (core.vend); a card tapped
-meanwhile waits and is checked when it ends. An attendance grant is recorded as
+meanwhile waits and is checked when it ends; REX is ignored there (no button may
+energise that line). An attendance grant is recorded as
 ``attendance`` and pulses the relay only when the policy opens the door
 (``("door", "open")`` in its attributes).
 """
@@ -142,6 +143,8 @@ class Terminal:
         if isinstance(event, InputChanged):
             if event.input is DoorInput.VEND_COMPLETE:
                 return self._vend_ended(self.vend.on_input(event), now)
+            if event.input is DoorInput.REX and self.settings.purpose == "vend":
+                return []  # the relay enables a vend here: no button may energise it
             return self._door_did(self.door.on_input(event, now), now)
         if isinstance(event, ModeSet):
             return self._set_mode(event.mode, now)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from terminald.core.auth import AuthResult, CardIdentity
 from terminald.core.commands import (
@@ -267,3 +269,61 @@ def test_settings_refuse_an_unknown_purpose_and_zero_times() -> None:
         TerminalSettings(purpose="kiosk")
     with pytest.raises(ValueError, match="vend_enable_s"):
         TerminalSettings(purpose="vend", vend_enable_s=0)
+
+
+def test_rex_never_energises_the_vend_enable_line() -> None:
+    t = terminal(rex_wired=True)
+    assert t.handle(InputChanged(DoorInput.REX, True), 0.0) == []
+    assert t.handle(InputChanged(DoorInput.REX, False), 0.5) == []
+
+
+_EVENTS = st.sampled_from(
+    [
+        CardArrived(),
+        CardLeft(),
+        ChecksDone(PinPrompt(IDENT, 3)),
+        ChecksDone(AuthResult(Reason.OK, identity=IDENT, attrs=(("product", "A"),))),
+        ChecksDone(AuthResult(Reason.AGE_UNDER, identity=IDENT)),
+        VerifyDone(GRANT),
+        VerifyDone(AuthResult(Reason.PIN_WRONG, identity=IDENT)),
+        KeyPressed("A"),
+        KeyPressed("1"),
+        KeyPressed("#"),
+        KeyPressed("*"),
+        DONE,
+        InputChanged(DoorInput.VEND_COMPLETE, False),
+        InputChanged(DoorInput.TAMPER, True),
+        InputChanged(DoorInput.TAMPER, False),
+        InputChanged(DoorInput.REX, True),
+        ModeSet(Mode.LOCKDOWN),
+        ModeSet(Mode.NORMAL),
+        None,  # time passes: tick at the deadline
+    ]
+)
+
+
+@given(st.lists(st.tuples(_EVENTS, st.floats(0, 20)), max_size=40), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_the_line_is_held_exactly_while_a_vend_is_enabled(
+    events: list[tuple[object, float]], wired: bool
+) -> None:
+    t = terminal(wired)
+    now, held, enabled, ended = 0.0, False, 0, 0
+    for event, gap in events:
+        now += gap
+        if event is None:
+            now = max(now, t.deadline() or now)
+            out = t.tick(now)
+        else:
+            out = t.handle(event, now)  # type: ignore[arg-type]
+        for c in out:
+            assert not isinstance(c, PulseRelay)  # a vending terminal never pulses
+            if isinstance(c, HoldRelay):
+                held, enabled = True, enabled + 1
+            elif isinstance(c, ReleaseRelay):
+                held = False
+            elif isinstance(c, Record) and c.kind in ("vend_complete", "vend_timeout"):
+                ended += 1
+        assert held is t.vend.active and enabled - ended == int(held)
+        if t.vend.active:
+            assert not of(out, RunChecks)  # no card is checked while the machine vends
