@@ -270,16 +270,18 @@ class _DebouncedInput:
 
 
 class GpioDoorInputs:
+    """The door contact, REX, tamper and, where the pin map has it, the vending
+    machine's vend-complete line: each debounced the same way."""
+
     def __init__(self, pinmap: BoardPinMap, factory: Any) -> None:
         self._handler: InputHandler | None = None
-        self._inputs = {
-            which: _DebouncedInput(which, spec, factory, self._dispatch)
-            for which, spec in (
-                (DoorInput.DOOR, pinmap.door),
-                (DoorInput.REX, pinmap.rex),
-                (DoorInput.TAMPER, pinmap.tamper),
-            )
-        }
+        self._inputs: dict[DoorInput, _DebouncedInput] = {}
+        try:
+            for which, spec in pinmap.inputs().items():
+                self._inputs[which] = _DebouncedInput(which, spec, factory, self._dispatch)
+        except Exception:
+            self.close()  # the pins already claimed are released
+            raise
 
     def _dispatch(self, event: InputChanged) -> None:
         handler = self._handler
@@ -291,10 +293,12 @@ class GpioDoorInputs:
             logger.exception("door input handler failed")
 
     def state(self) -> DoorState:
+        vend = self._inputs.get(DoorInput.VEND_COMPLETE)
         return DoorState(
             door_open=self._inputs[DoorInput.DOOR].active,
             rex_pressed=self._inputs[DoorInput.REX].active,
             tamper=self._inputs[DoorInput.TAMPER].active,
+            vend_complete=vend.active if vend is not None else False,
         )
 
     def set_handler(self, handler: InputHandler | None) -> None:

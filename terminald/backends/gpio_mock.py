@@ -105,12 +105,8 @@ class MockGpioDriver:
         self.pinmap = pinmap
         self._matrix = _Matrix(factory, pinmap.keypad.rows, pinmap.keypad.cols)
         self._keys = pinmap.keypad.keys
-        self._inputs: dict[DoorInput, InputPin] = {
-            DoorInput.DOOR: pinmap.door,
-            DoorInput.REX: pinmap.rex,
-            DoorInput.TAMPER: pinmap.tamper,
-        }
-        # The terminal at rest: door shut, REX released, enclosure closed.
+        self._inputs: dict[DoorInput, InputPin] = pinmap.inputs()
+        # The terminal at rest: door shut, REX released, enclosure closed, no vend done.
         for spec in self._inputs.values():
             contact = factory.pin(spec.pin, pin_class=_ContactPin)
             contact.closed = not spec.active_low
@@ -133,12 +129,15 @@ class MockGpioDriver:
         self._matrix.set_key(self._rc(key), False)
 
     def set_input(self, which: DoorInput, active: bool) -> None:
-        """Door open / REX pressed / tamper when ``active``, honouring the pin's polarity.
+        """Door open / REX pressed / tamper / vend complete when ``active``, honouring
+        the pin's polarity. ValueError for an input the pin map does not have.
 
         The contact closes to GND when the pin should read low and opens otherwise, so
         the level follows the pull-up the adapter configured, as on the real board.
         """
-        spec = self._inputs[which]
+        spec = self._inputs.get(which)
+        if spec is None:
+            raise ValueError(f"the {self.pinmap.board} pin map has no {which.value} input")
         self.factory.pin(spec.pin).set_contact(active == spec.active_low)
 
     def relay_pin(self) -> Any:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from terminald.core.hardware import KEYS_3X4, KEYS_4X4
+from terminald.core.hardware import KEYS_3X4, KEYS_4X4, DoorInput
 
 LAYOUTS = {"3x4": KEYS_3X4, "4x4": KEYS_4X4}
 LOCK_TYPES = ("fail-secure", "fail-safe")
@@ -90,6 +90,8 @@ class BoardPinMap:
     door: InputPin
     rex: InputPin
     tamper: InputPin
+    # A vending machine's vend-complete line (``[inputs.vend_complete]``, optional).
+    vend_complete: InputPin | None = None
 
     def used_pins(self) -> dict[str, int]:
         """Every pin in use, by its key in the TOML file."""
@@ -105,7 +107,16 @@ class BoardPinMap:
         used["inputs.door.pin"] = self.door.pin
         used["inputs.rex.pin"] = self.rex.pin
         used["inputs.tamper.pin"] = self.tamper.pin
+        if self.vend_complete is not None:
+            used["inputs.vend_complete.pin"] = self.vend_complete.pin
         return used
+
+    def inputs(self) -> dict[DoorInput, InputPin]:
+        """Every supervised input in the map (vend_complete only where it has one)."""
+        found = {DoorInput.DOOR: self.door, DoorInput.REX: self.rex, DoorInput.TAMPER: self.tamper}
+        if self.vend_complete is not None:
+            found[DoorInput.VEND_COMPLETE] = self.vend_complete
+        return found
 
 
 def default_hw_dir() -> Path:
@@ -180,6 +191,10 @@ def parse_pinmap(data: dict[str, Any], source: str = "<pinmap>") -> BoardPinMap:
         door=_input(r, "door", active_low=False),
         rex=_input(r, "rex", active_low=True),
         tamper=_input(r, "tamper", active_low=False),
+        # A closing contact (relay, open collector or optocoupler) to GND: active low.
+        vend_complete=_input(r, "vend_complete", active_low=True)
+        if _has_input(r, "vend_complete")
+        else None,
     )
     _check_unique_and_free(r, pinmap)
     _check_relay_boot_level(r, pinmap)
@@ -221,6 +236,11 @@ def _input(r: _Reader, name: str, active_low: bool) -> InputPin:
         active_low=r.boolean(t, f"inputs.{name}.active_low", default=active_low),
         debounce_ms=r.integer(t, f"inputs.{name}.debounce_ms", 0, 2000, default=30),
     )
+
+
+def _has_input(r: _Reader, name: str) -> bool:
+    inputs = r.data.get("inputs")
+    return isinstance(inputs, dict) and name in inputs
 
 
 def _check_unique_and_free(r: _Reader, pinmap: BoardPinMap) -> None:

@@ -14,7 +14,13 @@ from terminald.core.reasons import Reason
 
 @dataclass(frozen=True, slots=True)
 class RunChecks:
-    """Hold the present card and run ``Authenticator.begin``; answer with ChecksDone."""
+    """Hold the present card and run ``Authenticator.begin``; answer with ChecksDone.
+
+    ``selection``: the key ``A``-``D`` chosen before the tap on a vending or attendance
+    terminal (the product, or the attendance type), for the policy; None when none was.
+    """
+
+    selection: str | None = None
 
     selection: str | None = None  # the key chosen before the tap (A-D), for the policy
 
@@ -48,7 +54,7 @@ class PulseRelay:
 
 @dataclass(frozen=True, slots=True)
 class HoldRelay:
-    """Energise until ReleaseRelay (emergency open)."""
+    """Energise until ReleaseRelay (emergency open; a vend's enable line)."""
 
 
 @dataclass(frozen=True, slots=True)

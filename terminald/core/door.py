@@ -112,6 +112,7 @@ class DoorSupervisor:
             return self._rex(now)
         if event.input is DoorInput.TAMPER and self.settings.tamper_wired:
             return self._alarm(Alarm.TAMPER, event.active)
+        # VEND_COMPLETE is the vending machine's line, not the door's (core/vend.py).
         return []
 
     def _rex(self, now: float) -> list[Command]:

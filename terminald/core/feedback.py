@@ -2,12 +2,15 @@
 
 A person needs to tell "come in" from "no" at a glance, and a technician needs to
 tell the reasons apart without a screen. So: green and one long beep for ok; for a
-refusal, the light says which family (amber blink = something about the PIN the
-holder can act on, red steady = the certificate or its status, red blink = the card
-or the terminal), and the beeps are a code: one long beep, then N short ones, N
-fixed per reason. The reason code itself always goes to the log.
+refusal, the light says which family (amber blink = something the holder can act on:
+the PIN, or a product / attendance key not chosen; red steady = the certificate, its
+status, or the site's policy about this person; red blink = the card or the terminal,
+including a back office or enrolment set it cannot use), and the beeps are a code:
+one long beep, then N short ones, N fixed per reason. The reason code itself always
+goes to the log.
 
-Outside a verdict: a key that is ignored gives the error beep; a key pressed after a
+Outside a verdict: a key that is ignored gives the error beep; a product or attendance
+key (A-D) chosen before the tap gives the "selected" beep and light; a key pressed after a
 verdict while the card still lies on the reader gives the "remove the card" pattern;
 and a door alarm (forced open, held open, tamper) shows its own light while the
 terminal rests and repeats its beeps until it clears.
@@ -33,6 +36,7 @@ _PIN_FAMILY = {
     Reason.PIN_CANCELLED,
     Reason.PIN_STATE_UNKNOWN,
     Reason.FACE_AUTH_CARD,
+    Reason.NO_SELECTION,  # choose a key A-D, then tap again
 }
 _CERT_FAMILY = {
     Reason.CERT_MALFORMED,
@@ -45,7 +49,19 @@ _CERT_FAMILY = {
     Reason.CERT_ON_HOLD,
     Reason.SIGNATURE_INVALID,
     Reason.NOT_ENROLLED,
+    # The site's policy says no to this person (core/policy): as definite as not_enrolled.
+    Reason.UNKNOWN_CERTIFICATE,
+    Reason.NO_ACCESS,
+    Reason.OUTSIDE_SCHEDULE,
+    Reason.PERSON_NOT_YET_VALID,
+    Reason.PERSON_EXPIRED,
+    Reason.ANTI_PASSBACK,
+    Reason.AGE_UNDER,
+    Reason.AGE_CERT_INVALID,
 }
+# Every other refusal is the card's or the terminal's (red blink), among them what the
+# terminal cannot decide today: age_service_offline, age_unknown, enrolment_stale,
+# enrolment_unavailable, passback_partner_unreachable.
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,14 @@ EMERGENCY_LIGHT = LightPattern.blink(Color.GREEN, 500, 500)
 KEY_BEEP = BeepPattern.of((40, 0))
 ERROR_BEEP = BeepPattern.of((120, 60), (120, 0))
 PROMPT_BEEP = BeepPattern.of((60, 60), (60, 0))
+
+# A product or attendance key (A-D) chosen before the tap: a short-long "ta-taa" (no
+# other sound starts short then long) and a slow amber pulse, unlike the PIN prompt's
+# steady amber and the checking light's fast blink; shown while the choice is kept.
+SELECTED_BEEP = BeepPattern.of((50, 50), (150, 0))
+# While a vend grant holds the vend-enable line: steady green, "choose on the machine".
+VEND_ENABLED_LIGHT = LightPattern.steady(Color.GREEN)
+SELECTED_LIGHT = LightPattern((LightStep(Color.AMBER, 900), LightStep(Color.OFF, 300)), repeat=True)
 
 # A key after the verdict with the card still on: amber double blink, three even beeps
 # (no verdict or prompt sounds like it), shown for REMOVE_CARD_MS, then the resting light.

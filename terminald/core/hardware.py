@@ -39,6 +39,9 @@ class DoorInput(Enum):
     DOOR = "door"  # door contact: active = door open
     REX = "rex"  # request-to-exit button: active = pressed
     TAMPER = "tamper"  # enclosure switch: active = enclosure open or wire cut
+    # A vending machine's "vend done" signal (optional input): active = the machine
+    # reports the vend complete. Not a door input: door supervision ignores it.
+    VEND_COMPLETE = "vend_complete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +57,14 @@ class DoorState:
     door_open: bool
     rex_pressed: bool
     tamper: bool
+    vend_complete: bool = False  # False where the input is not in the pin map
 
     def active(self, which: DoorInput) -> bool:
         return {
             DoorInput.DOOR: self.door_open,
             DoorInput.REX: self.rex_pressed,
             DoorInput.TAMPER: self.tamper,
+            DoorInput.VEND_COMPLETE: self.vend_complete,
         }[which]
 
 
@@ -197,7 +202,8 @@ class Relay(Protocol):
 
 
 class DoorInputs(Protocol):
-    """Door contact, request-to-exit and tamper, debounced, as states and changes."""
+    """Door contact, request-to-exit, tamper (and a vending machine's vend-complete
+    line where the pin map has one), debounced, as states and changes."""
 
     def state(self) -> DoorState: ...
 

@@ -20,109 +20,70 @@ Keys and time (no try is ever spent because of when a key came):
   the reader: keys typed with no card, or before a card's tap, are not kept.
 * Every key that is not taken gives the error beep, in every state; after a verdict
   with the card still on the reader a key says "remove the card" instead.
+
+Purposes (``TerminalSettings.purpose``): on a ``gate`` a grant pulses the lock relay.
+On a ``vend`` or ``attendance`` terminal a key ``A``-``D`` pressed while idle with no
+card is a selection (core.selection: the product, or the attendance event), sent with
+the next card's checks; ``*`` while idle clears it. A vend grant holds the relay, which
+is the machine's vend-enable line, until the vend ends (core.vend); a card tapped
+meanwhile waits and is checked when it ends; REX is ignored there (no button may
+energise that line). An attendance grant is recorded as
+``attendance`` and pulses the relay only when the policy opens the door
+(``("door", "open")`` in its attributes).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from enum import Enum
 
 from terminald.core.alarms import AlarmSounder
 from terminald.core.auth import AuthResult, CardIdentity
 from terminald.core.commands import (
     Command,
     EndTransaction,
-    Evidence,
     HoldRelay,
     PlayBeep,
-    PulseRelay,
     Record,
     ReleaseRelay,
     RunChecks,
     RunVerify,
     ShowLight,
 )
-from terminald.core.door import DoorSettings, DoorSupervisor
+from terminald.core.door import DoorSupervisor
 from terminald.core.feedback import (
     CHECKING_LIGHT,
     EMERGENCY_LIGHT,
     ERROR_BEEP,
     IDLE_LIGHT,
+    KEY_BEEP,
     LOCKDOWN_LIGHT,
     PIN_PROMPT_LIGHT,
     PROMPT_BEEP,
     REMOVE_CARD_BEEP,
     REMOVE_CARD_LIGHT,
     REMOVE_CARD_MS,
+    SELECTED_BEEP,
+    SELECTED_LIGHT,
+    VEND_ENABLED_LIGHT,
     feedback_for,
 )
-from terminald.core.hardware import InputChanged, KeyPressed, LightPattern
+from terminald.core.grant import grant_commands, verdict_record
+from terminald.core.hardware import DoorInput, InputChanged, LightPattern
 from terminald.core.pin_entry import PIN_LENGTH as PIN_LENGTH  # re-exported for the demo screen
 from terminald.core.pin_entry import PinEntry
 from terminald.core.reasons import Reason
-
-
-class Mode(Enum):
-    NORMAL = "normal"
-    LOCKDOWN = "lockdown"
-    EMERGENCY_OPEN = "emergency_open"
-
+from terminald.core.selection import SELECTING_PURPOSES, SELECTION_KEYS, Selection
+from terminald.core.terminal_model import CardArrived as CardArrived
+from terminald.core.terminal_model import CardLeft as CardLeft
+from terminald.core.terminal_model import ChecksDone as ChecksDone
+from terminald.core.terminal_model import Event as Event
+from terminald.core.terminal_model import Mode as Mode
+from terminald.core.terminal_model import ModeSet as ModeSet
+from terminald.core.terminal_model import PinPrompt as PinPrompt
+from terminald.core.terminal_model import State as State
+from terminald.core.terminal_model import TerminalSettings as TerminalSettings
+from terminald.core.terminal_model import VerifyDone as VerifyDone
+from terminald.core.vend import VendSupervisor
 
 _MODE_REASONS = {Mode.LOCKDOWN: Reason.LOCKDOWN, Mode.EMERGENCY_OPEN: Reason.EMERGENCY_OPEN}
-
-
-# --- events the daemon feeds in (hardware events come from core.hardware) -----------------
-
-
-@dataclass(frozen=True, slots=True)
-class CardArrived:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class CardLeft:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class PinPrompt:
-    """``begin`` ended in a PIN request."""
-
-    identity: CardIdentity
-    tries_left: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChecksDone:
-    outcome: AuthResult | PinPrompt
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyDone:
-    result: AuthResult
-
-
-@dataclass(frozen=True, slots=True)
-class ModeSet:
-    mode: Mode
-
-
-Event = CardArrived | CardLeft | ChecksDone | VerifyDone | ModeSet | KeyPressed | InputChanged
-
-
-class State(Enum):
-    IDLE = "idle"
-    CHECKING = "checking"
-    PIN_ENTRY = "pin_entry"
-    VERIFYING = "verifying"
-    VERDICT = "verdict"  # showing the verdict; the card may still lie on the reader
-
-
-@dataclass(frozen=True)
-class TerminalSettings:
-    pin_timeout_s: float = 20.0
-    verdict_hold_s: float = 3.0
-    door: DoorSettings = field(default_factory=DoorSettings)
 
 
 class Terminal:
@@ -137,11 +98,15 @@ class Terminal:
         self._card_present = False
         # The card left while its checks or verify ran (a result then is not about the
         # card now present), and another was put down since (it must be checked next).
+        # While a vend is enabled, a card put down waits here too (core.vend).
         self._left_during_job = False
         self._arrival_pending = False
         self._identity: CardIdentity | None = None
         self._pending_mode = mode
         self.sounder = AlarmSounder()
+        self.selection = Selection()
+        self._chosen: str | None = None  # the selection sent with the current card's checks
+        self.vend = VendSupervisor()
 
     def start(self, now: float) -> list[Command]:
         """Commands that put the hardware in the state of the initial mode."""
@@ -152,20 +117,21 @@ class Terminal:
         return commands
 
     def reconfigure(self, settings: TerminalSettings) -> list[Command]:
-        """New timings and door wiring (a reloaded configuration); a PIN entry or a
-        release in progress keeps the deadline it already has. Alarms of inputs that
-        are no longer wired are cleared."""
+        """New timings and door wiring (a reloaded configuration); a PIN entry, a
+        release, a selection or a vend in progress keeps the deadline it already has.
+        Alarms of inputs that are no longer wired are cleared."""
         self.settings = settings
         self.door.settings = settings.door
         return self._door_did(self.door.unwire(), None)
 
     def abort(self, detail: str, now: float) -> list[Command]:
         """The daemon failed to carry out a command: end any transaction with a card
-        error (releasing the card) rather than wait forever for a result."""
+        error (releasing the card) rather than wait forever for a result. An enabled
+        vend ends (the daemon de-energises the relay when it recovers)."""
         self.door.relocked()
         if self.state in (State.CHECKING, State.PIN_ENTRY, State.VERIFYING):
             return self._verdict(AuthResult(Reason.CARD_ERROR, detail), now)
-        return []
+        return self._vend_ended(self.vend.cancel(detail), now)
 
     @property
     def pin_digits_entered(self) -> int:
@@ -175,6 +141,10 @@ class Terminal:
 
     def handle(self, event: Event, now: float) -> list[Command]:
         if isinstance(event, InputChanged):
+            if event.input is DoorInput.VEND_COMPLETE:
+                return self._vend_ended(self.vend.on_input(event), now)
+            if event.input is DoorInput.REX and self.settings.purpose == "vend":
+                return []  # the relay enables a vend here: no button may energise it
             return self._door_did(self.door.on_input(event, now), now)
         if isinstance(event, ModeSet):
             return self._set_mode(event.mode, now)
@@ -200,6 +170,8 @@ class Terminal:
                 self._verdict_until,
                 self.door.deadline(),
                 self.sounder.deadline(),
+                self.selection.deadline(),
+                self.vend.deadline(),
             )
             if t is not None
         ]
@@ -221,7 +193,9 @@ class Terminal:
             self._verdict_until = None
             self.state = State.IDLE
             commands.append(ShowLight(self.resting_light()))
-        return commands
+        if self.selection.expired(now) and self.state is State.IDLE:
+            commands.append(ShowLight(self.resting_light()))
+        return commands + self._vend_ended(self.vend.tick(now), now)
 
     # -- modes --------------------------------------------------------------------------------
 
@@ -229,6 +203,10 @@ class Terminal:
         alarm = self.sounder.feedback
         if alarm is not None:  # an alarm outranks the mode's light until it clears
             return alarm.light
+        if self.mode is Mode.NORMAL and self.vend.active:
+            return VEND_ENABLED_LIGHT
+        if self.mode is Mode.NORMAL and self.selection.key is not None:
+            return SELECTED_LIGHT
         return {
             Mode.NORMAL: IDLE_LIGHT,
             Mode.LOCKDOWN: LOCKDOWN_LIGHT,
@@ -240,6 +218,12 @@ class Terminal:
             return []
         previous, self.mode = self.mode, mode
         commands: list[Command] = [Record("mode", f"{previous.value} -> {mode.value}")]
+        vend_cancelled: list[Command] = []
+        if mode is not Mode.NORMAL:  # nothing is sold or chosen once no one is admitted
+            self.selection.clear()
+            # Emergency open holds the relay itself next: no release in between.
+            vend_cancelled = self.vend.cancel(mode.value, release=mode is not Mode.EMERGENCY_OPEN)
+            commands += vend_cancelled
         if mode is Mode.EMERGENCY_OPEN:
             self.door.hold(True)
             commands.append(HoldRelay())
@@ -253,6 +237,8 @@ class Terminal:
             commands += self._verdict(AuthResult(_MODE_REASONS[mode], identity=self._identity), now)
         elif self.state in (State.IDLE, State.VERDICT):
             commands.append(ShowLight(self.resting_light()))
+        if vend_cancelled:
+            commands += self._take_waiting_card(now)
         return commands
 
     # -- door alarms --------------------------------------------------------------------------
@@ -268,7 +254,25 @@ class Terminal:
         if now is not None and self.state is State.PIN_ENTRY and self.door.grants_blocked:
             # No PIN is sent when the answer can only be no.
             commands += self._verdict(AuthResult(Reason.TAMPER, identity=self._identity), now)
+        if now is not None and self.door.grants_blocked:
+            commands += self._vend_ended(self.vend.cancel(Reason.TAMPER.value), now)
         return commands
+
+    # -- the vend ---------------------------------------------------------------------------
+
+    def _vend_ended(self, commands: list[Command], now: float) -> list[Command]:
+        """After the vend supervisor acted: when the vend ended, the resting light, and a
+        card that waited for it is checked now."""
+        if not commands:
+            return []
+        if self.state is State.IDLE:
+            commands.append(ShowLight(self.resting_light()))
+        return commands + self._take_waiting_card(now)
+
+    def _take_waiting_card(self, now: float) -> list[Command]:
+        if self._arrival_pending and self._card_present and not self.vend.active:
+            return self._card_arrived(now)
+        return []
 
     # -- the card -----------------------------------------------------------------------------
 
@@ -278,15 +282,19 @@ class Terminal:
             if self._left_during_job:
                 self._arrival_pending = True
             return []
+        if self.vend.active:  # checked when the vend ends; its keys are kept meanwhile
+            self._arrival_pending = True
+            return []
         self._left_during_job = self._arrival_pending = False
         self._verdict_until = None
         self._identity = None  # a verdict about this card must never name the previous one
+        self._chosen = self.selection.take()  # this card's, whatever its verdict
         if self.mode is not Mode.NORMAL:
             return self._verdict(AuthResult(_MODE_REASONS[self.mode]), now, card_held=False)
         if self.door.grants_blocked:
             return self._verdict(AuthResult(Reason.TAMPER), now, card_held=False)
         self.state = State.CHECKING
-        return [ShowLight(CHECKING_LIGHT), RunChecks()]
+        return [ShowLight(CHECKING_LIGHT), RunChecks(self._chosen)]
 
     def _card_left(self, now: float) -> list[Command]:
         self._card_present = False
@@ -296,7 +304,7 @@ class Terminal:
             # The card call fails and reports removal, or its result is for a card that
             # has gone: either way the verdict is card_removed.
             self._left_during_job = True
-            self._arrival_pending = False
+        self._arrival_pending = False  # a card waiting for a vend to end has gone too
         return []
 
     def _checks_done(self, outcome: AuthResult | PinPrompt, now: float) -> list[Command]:
@@ -338,7 +346,25 @@ class Terminal:
             return self._entry.press(key, early=True)[0]
         if self._card_present and self.state in (State.VERDICT, State.IDLE):
             return self._remind_remove(now)
+        if self._may_select() and key in SELECTION_KEYS:
+            self.selection.choose(key, now, self.settings.selection_timeout_s)
+            self.state, self._verdict_until = State.IDLE, None  # the next person's turn
+            return [ShowLight(SELECTED_LIGHT), PlayBeep(SELECTED_BEEP)]
+        if key == "*" and self.state is State.IDLE and self.selection.clear():
+            return [ShowLight(self.resting_light()), PlayBeep(KEY_BEEP)]
         return [PlayBeep(ERROR_BEEP)]  # no card, or a PIN already being verified
+
+    def _may_select(self) -> bool:
+        """A key A-D chooses a product or an attendance event: idle (or a verdict shown
+        with its card gone), no card, a vend or attendance terminal that can admit."""
+        return (
+            self.settings.purpose in SELECTING_PURPOSES
+            and self.state in (State.IDLE, State.VERDICT)
+            and not self._card_present
+            and self.mode is Mode.NORMAL
+            and not self.door.grants_blocked
+            and not self.vend.active
+        )
 
     def _submit(self) -> list[Command]:
         self.state = State.VERIFYING
@@ -367,30 +393,15 @@ class Terminal:
         self._pin_deadline = None
         self._verdict_until = now + self.settings.verdict_hold_s
         identity = result.identity or self._identity
+        chosen, self._chosen = self._chosen, None  # a verdict consumes the selection
         feedback = feedback_for(reason)
         commands: list[Command] = [EndTransaction()] if card_held else []
+        record = verdict_record(result, reason, identity, self.settings.purpose)
         if reason is Reason.OK:
-            self.door.released(now)
-            commands.append(PulseRelay(self.settings.door.open_ms))
-        commands += [
-            ShowLight(feedback.light),
-            PlayBeep(feedback.beeps),
-            Record(
-                "granted" if reason is Reason.OK else "refused",
-                result.detail,
-                reason,
-                identity.serial if identity else None,
-                identity.issuer_key_id if identity else None,
-                _evidence(result) if reason is Reason.OK else None,
-            ),
-        ]
+            s = self.settings
+            commands += grant_commands(s, record, chosen, self.door, self.vend, now)
+        commands += [ShowLight(feedback.light), PlayBeep(feedback.beeps), record]
         self._left_during_job = False
         if self._arrival_pending:  # a card put down while the previous one was finishing
             commands += self._card_arrived(now)
         return commands
-
-
-def _evidence(result: AuthResult) -> Evidence | None:
-    if result.challenge is None or result.signature is None or result.certificate is None:
-        return None
-    return Evidence(result.challenge.message, result.signature, result.certificate)

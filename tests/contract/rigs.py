@@ -113,7 +113,7 @@ class HilRig:
             self._reads[out] = dev
             dev.when_activated = lambda o=out: self._record(o)
             dev.when_deactivated = lambda o=out: self._record(o)
-        for which in DoorInput:
+        for which in self._inputs:
             self.set_input(which, False)
         self.hardware = open_gpio(pinmap, backend)
         for out in spec["outputs"]:
@@ -134,9 +134,7 @@ class HilRig:
         self._keys[key].off()
 
     def set_input(self, which: DoorInput, active: bool) -> None:
-        spec = {DoorInput.DOOR: self.pinmap.door, DoorInput.REX: self.pinmap.rex}.get(
-            which, self.pinmap.tamper
-        )
+        spec = self.pinmap.inputs()[which]
         self._inputs[which].value = active != spec.active_low
 
     def active(self, output: str) -> bool:

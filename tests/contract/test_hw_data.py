@@ -50,7 +50,8 @@ def test_every_board_loads_and_keeps_the_relay_off_at_boot(name: str) -> None:
     pinmap = load_board(name)
     assert pinmap.board == name
     used = pinmap.used_pins()
-    assert len(set(used.values())) == len(used) == 4 + 3 + 3 + 1 + 1 + 3
+    assert len(set(used.values())) == len(used) == 4 + 3 + 3 + 1 + 1 + 3 + 1  # + vend_complete
+    assert pinmap.vend_complete is not None and pinmap.vend_complete.active_low
     relay = pinmap.relay
     held_low = relay.pin in pinmap.boot_pull_down or relay.external_pull == "down"
     assert relay.active_high and held_low
@@ -93,9 +94,9 @@ def test_a_reserved_pin_is_refused_with_the_reason() -> None:
 
 def test_an_active_high_relay_on_a_boot_pull_up_pin_is_refused() -> None:
     data = raw_board()
-    data["relay"]["pin"] = 4  # pulled up at power-on: the relay would click on at boot
+    data["relay"]["pin"] = 7  # pulled up at power-on: the relay would click on at boot
     message = error_of(data)
-    assert "relay.pin: GPIO 4 is not known to be pulled down at power-on" in message
+    assert "relay.pin: GPIO 7 is not known to be pulled down at power-on" in message
     assert "external_pull" in message
 
 
