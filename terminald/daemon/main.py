@@ -83,6 +83,11 @@ def open_daemon(
     mismatches = relay_wiring_mismatches(
         config, active_high=pinmap.relay.active_high, lock=pinmap.relay.lock
     )
+    if config.vending.complete_input and pinmap.vend_complete is None:
+        mismatches.append(
+            f"vending.complete_input: the {pinmap.board} pin map has no [inputs.vend_complete] "
+            "(hw/boards): wire the signal and add it, or set complete_input = false"
+        )
     if mismatches:
         raise StartupError(mismatches, 2)
     profiles = reader_profiles()
@@ -125,8 +130,9 @@ def open_daemon(
         from terminald.daemon.operator import DaemonOperator
 
         operator = DaemonOperator(daemon, list_readers=presence.sibling().list_readers)
-        daemon.link = link_for(daemon, operator, daemon.audit)
-        _connect_policy(daemon, daemon.link)
+        link = link_for(daemon, operator, daemon.audit)
+        daemon.link = link
+        _connect_policy(daemon, link)
     return daemon
 
 

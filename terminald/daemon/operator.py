@@ -207,7 +207,7 @@ class DaemonOperator:
     def _heard(self, item: object) -> None:
         """On the loop, each record: count card transactions (the worker's APDU count of
         the card just decided is still current when its verdict is recorded)."""
-        if isinstance(item, Record) and item.kind in ("granted", "refused"):
+        if isinstance(item, Record) and item.kind in ("granted", "refused", "attendance"):
             apdus = self._daemon.worker.timing.apdus
             reason = item.reason.value if item.reason else ""
             with self._lock:

@@ -65,6 +65,10 @@ class Recorder:
             values["card_ms"] = round(timing.elapsed_ms, 1)
             values["apdus"] = timing.apdus
         else:
+            if record.serial is not None:  # a vend's end names the card it was for
+                issuer = record.issuer_key_id
+                values["issuer"] = issuer.hex() if issuer is not None else "unknown"
+                values["serial"] = record.serial
             values["detail"] = record.detail
         values.update(attrs)
         if record.kind in ("granted", "attendance") and not record.pin_verified:
