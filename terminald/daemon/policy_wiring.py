@@ -132,8 +132,8 @@ class FilePolicy(Policy):
         decision = super().decide(identity, now, selection)
         if decision.reason is not Reason.UNKNOWN_CERTIFICATE:
             return decision
-        detail = f"serial {identity.serial} of issuer {identity.issuer_hex} is not enrolled at this terminal"
-        return PolicyDecision(Reason.NOT_ENROLLED, detail)
+        detail = f"serial {identity.serial} of issuer {identity.issuer_hex}"
+        return PolicyDecision(Reason.NOT_ENROLLED, f"{detail} is not enrolled at this terminal")
 
 
 def build_policy(

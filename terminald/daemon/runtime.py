@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from terminald.config import Config, ConfigError
 from terminald.config_files import check_directories, revocation_store_config, trust_store
 from terminald.core.auth import Authenticator
-from terminald.core.policy import Policy
 from terminald.core.door import DoorSettings
+from terminald.core.policy import Policy
 from terminald.core.terminal import Mode, TerminalSettings
 from terminald.daemon.live_revocation import signed_floor
 from terminald.daemon.policy_wiring import PolicyShared, build_policy
