@@ -11,9 +11,11 @@ last heard.
   terminal proved in its handshake. A passage made while the line was down is not
   relayed later (events are not kept for a session that is not up); the partner's
   heartbeat then grows old and the terminal applies its ``when_unreachable`` rule.
-- Every ``heartbeat_s``, each terminal with a partner gets ``partners``: the seconds since
-  the back office last heard that partner (a partner never heard is left out). Sending it
-  also keeps each session heard: the terminal acknowledges it.
+- Every ``heartbeat_s``, and as soon as its session is up, each terminal gets
+  ``partners``: the seconds since the back office last heard its partner (a partner never
+  heard, or none, is left out: an empty map). Sending it also keeps each session heard
+  (the terminal acknowledges it) and gives a terminal its first record of a new session,
+  which is when its end starts sending (it cannot ask its age questions before).
 - Optionally every ``pull_every_s`` the audit trail is pulled and acknowledged
   (:func:`host_ops.pull_audit`), the rows handed to ``on_rows``.
 """
@@ -104,6 +106,7 @@ class Server:
         self._wake = threading.Event()
         self._ids = 0
         self._cursors = dict.fromkeys(self.addresses, 0)
+        self._greeted: dict[int, int] = {}  # address → the session count last greeted
 
     # -- the reader thread ---------------------------------------------------------------
 
@@ -158,12 +161,18 @@ class Server:
         return self.stats
 
     def _keep_sessions(self, now: float) -> None:
+        fresh: list[int] = []
         with self.link.port.lock:
             for address in self.addresses:
                 peer = self.link.node.peers[address]
                 if peer.transport is None and not peer.wanted:
                     self.link.node.connect(address, now)
+                elif peer.transport is not None and self._greeted.get(address) != peer.sessions:
+                    self._greeted[address] = peer.sessions
+                    fresh.append(address)
         self.link.port.wake()
+        for address in fresh:
+            self._beat(address, now)
 
     def _terminal_id(self, address: int) -> str | None:
         with self.link.port.lock:
@@ -205,23 +214,26 @@ class Server:
 
     def _heartbeat(self, now: float) -> None:
         for address in self.addresses:
-            own = self._terminal_id(address)
-            partner = None if own is None else self._partner.get(own)
-            if partner is None or not self.link.node.session_up(address):
-                continue
-            seen: tuple[tuple[str, float], ...] = ()
+            if self.link.node.session_up(address):
+                self._beat(address, now)
+
+    def _beat(self, address: int, now: float) -> None:
+        own = self._terminal_id(address)
+        partner = None if own is None else self._partner.get(own)
+        seen: tuple[tuple[str, float], ...] = ()
+        if partner is not None:
             partner_address = self._address_of(partner)
             if partner_address is not None:
                 with self.link.port.lock:
                     heard = self.link.node.peers[partner_address].heard
                 if math.isfinite(heard):
                     seen = ((partner, min(max(0.0, now - heard), MAX_SEEN_S)),)
-            try:
-                self.link.send(address, m.Partners(id=self._next_id(), seen=seen))
-            except HostError as exc:
-                self._problem(f"partners to {own}: {exc}")
-                continue
-            self.stats.heartbeats += 1
+        try:
+            self.link.send(address, m.Partners(id=self._next_id(), seen=seen))
+        except HostError as exc:
+            self._problem(f"partners to {own or address}: {exc}")
+            return
+        self.stats.heartbeats += 1
 
     def _pull(self) -> None:
         for address in self.addresses:
