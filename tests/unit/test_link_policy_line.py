@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 
 from terminald.backoffice.age_book import AgeBook
 from terminald.backoffice.host_link import HostLink
