@@ -25,7 +25,18 @@ from terminald.store.audit import AuditEntry, AuditError, AuditLog
 logger = logging.getLogger(__name__)
 
 PROTOCOL = 1
-CAPABILITIES = ("audit", "broadcast", "bulk", "config", "enrolment", "events", "revocation", "time")
+# "policy": it asks age.query and takes presence and partners (docs/protocol.md §4.3).
+CAPABILITIES = (
+    "audit",
+    "broadcast",
+    "bulk",
+    "config",
+    "enrolment",
+    "events",
+    "policy",
+    "revocation",
+    "time",
+)
 
 
 @dataclass
