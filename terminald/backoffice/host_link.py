@@ -141,8 +141,12 @@ class HostLink:
                 logger.warning("event=host_bad_message address=%d problem=%r", address, str(exc))
                 continue
             if isinstance(message, m.Message) and message.ROLE is m.Role.REQUEST:
-                if self.on_request is not None:
-                    self.on_request(address, message)
+                handler = self.on_request
+                try:
+                    if handler is not None:
+                        handler(address, message)
+                except Exception:  # a gateway's bug must not end the port's reader thread
+                    logger.exception("event=host_request_failed address=%d", address)
                 continue
             with self._input:
                 if isinstance(message, m.Event):

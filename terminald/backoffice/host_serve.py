@@ -124,7 +124,10 @@ class Server:
             return
         self.stats.ages_answered += 1
         if self.on_answer is not None:
-            self.on_answer(address, message, answer)
+            try:
+                self.on_answer(address, message, answer)
+            except Exception:
+                logger.exception("event=host_serve_callback_failed")
 
     def _on_event(self, address: int, event: m.Event) -> None:
         self.stats.events += 1
@@ -193,7 +196,10 @@ class Server:
         while self._events:
             address, event = self._events.popleft()
             if self.on_event is not None:
-                self.on_event(address, event)
+                try:
+                    self.on_event(address, event)
+                except Exception:  # the caller's printer: never the relay
+                    logger.exception("event=host_serve_callback_failed")
             source = self._terminal_id(address) or event.row.terminal
             presence = presence_of(event.row, source)
             if presence is None:
@@ -247,7 +253,10 @@ class Server:
             self._cursors[address] = pulled.cursor
             self.stats.rows_pulled += len(pulled.rows)
             if self.on_rows is not None and pulled.rows:
-                self.on_rows(address, pulled.rows)
+                try:
+                    self.on_rows(address, pulled.rows)
+                except Exception:
+                    logger.exception("event=host_serve_callback_failed")
 
     def _problem(self, text: str) -> None:
         logger.info("event=host_serve_problem problem=%r", text)

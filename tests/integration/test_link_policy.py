@@ -5,6 +5,7 @@ throttled pty line: the daemon's own LinkService asks its age question of
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from terminald.cli import main
+from terminald.core.reasons import Reason
 from terminald.daemon.link_service import LinkService
 from terminald.link import messages as m
 from tests.integration.link_rig import ADDRESS, Linked, Terminal
+from tests.integration.test_daemon_live_revocation import grant
 
 pytestmark = pytest.mark.pcscd
 
@@ -46,9 +49,10 @@ def test_the_daemon_asks_its_age_question_of_host_serve(
     )
     service = link_of(terminal.rig.daemon)
     assert service.ask_age(ISSUER, 4660, 20, date(2026, 12, 1), 5.0) is None  # no session yet
+    assert grant(terminal.rig, "card-001") is Reason.OK  # a row for the audit pull
     args = ["host", "--port", terminal.line.path("host"), "--keys", str(terminal.hostkeys)]
     args += ["--json", "serve", "--address", str(ADDRESS), "--ages", str(ages)]
-    args += ["--duration", "6"]
+    args += ["--duration", "6", "--pull-every", "1"]
     codes: list[int] = []
     serving = threading.Thread(target=lambda: codes.append(main(args)))
     serving.start()
@@ -62,7 +66,8 @@ def test_the_daemon_asks_its_age_question_of_host_serve(
     finally:
         serving.join(30)
     assert codes == [0]
-    assert '"ages_answered": 4' in capsys.readouterr().out
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["ages_answered"] == 4 and result["rows_pulled"] >= 1
     assert service.counters["age_unanswered"] == 0
 
 

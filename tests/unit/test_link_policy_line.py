@@ -211,3 +211,15 @@ def test_presence_is_relayed_to_the_partner_and_heartbeats_say_when_it_was_heard
         terminal, heard = sightings[0]
         assert terminal == "bench-2" and heard.tzinfo is not None
         assert heard <= datetime.now(UTC)
+
+
+def test_a_refused_audit_pull_is_a_problem_named_not_the_end_of_serving() -> None:
+    with linked() as setup:  # a bench terminal has no daemon: it refuses the pull's hello
+        with serving(setup, ages=BOOK, partners={}, pull_every_s=0.2) as stats:
+            service = service_of(setup)
+            first = service.ask_age(ISSUER, ADULT, 20, TODAY, 10.0)
+            time.sleep(0.5)  # a few pulls refused meanwhile
+            second = service.ask_age(ISSUER, MINOR, 20, TODAY, 10.0)
+        assert (first, second) == (m.AgeAnswer("valid", True), m.AgeAnswer("valid", False))
+        assert any(p.startswith("audit pull from 1: ") for p in stats[0].problems)
+        assert stats[0].rows_pulled == 0
