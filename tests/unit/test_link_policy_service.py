@@ -153,3 +153,37 @@ def test_no_callbacks_set_is_fine() -> None:
 def test_unix_microseconds_round_trip_exactly(us: int) -> None:
     moment = moment_of(us)
     assert moment.tzinfo is UTC and unix_us(moment) == us
+
+
+def test_a_flood_of_presence_is_bounded_by_the_node_and_delivered_without_a_queue() -> None:
+    from types import SimpleNamespace
+
+    from terminald.daemon.link_service import LinkService
+    from terminald.link import keys
+    from terminald.link.terminal_node import INBOX_MESSAGES
+    from terminald.link.transport import Lane
+    from tests.unit.test_link_nodes import TERMINAL, host, pump, terminal
+
+    node = terminal()
+    office = host({5: keys.public_of(TERMINAL)})
+    office.connect(5, 0.0)
+    now = pump(office, [node], 0.0)
+    sent = 0
+    for round_ in range(40):  # the service is not draining: the node's inbox fills
+        for _ in range(100):
+            at = unix_us(datetime(2026, 11, 30, tzinfo=UTC)) + sent
+            msg = m.PresenceRelay(
+                id=sent, subject=f"E{sent}", direction="entry", at=at, terminal="g2"
+            )
+            office.send(5, Lane.INTERACTIVE, m.encode(msg))
+            sent += 1
+        now = pump(office, [node], now + round_)
+        assert len(node.inbox) <= INBOX_MESSAGES
+    assert len(node.inbox) == INBOX_MESSAGES and node.stats.inbox_dropped > 0
+    passages: list[str] = []
+    port = SimpleNamespace(on_input=None, lock=threading.RLock(), wake=lambda: None)
+    service = LinkService(node, port, None, None)  # type: ignore[arg-type]
+    service.on_presence = lambda subject, *_: passages.append(subject)
+    service._drain()
+    assert len(passages) == INBOX_MESSAGES and not node.inbox
+    assert passages[0] == "E0"  # the oldest first; what overflowed was dropped, not queued
