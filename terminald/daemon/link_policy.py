@@ -148,25 +148,23 @@ def unix_us(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
-@dataclass
-class PolicyFeed:
-    """Delivers the back office's policy events to the callbacks the runtime set (the
-    lead connects them to ``core.policy.Presence``). Called on the link's worker thread.
-    A callback's exception is logged, never raised: the link must keep running."""
-
-    on_presence: PresenceHandler | None = None
-    on_partner_seen: PartnerHandler | None = None
-
-    def deliver(self, message: m.PresenceRelay | m.Partners, now: datetime) -> None:
-        """``now``: the terminal's wall clock (aware), to turn "seconds ago" into a time."""
-        try:
-            if isinstance(message, m.PresenceRelay):
-                if self.on_presence is not None:
-                    at = moment_of(message.at)
-                    self.on_presence(message.subject, message.direction, at, message.terminal)
-            else:
-                if self.on_partner_seen is not None:
-                    for terminal, seconds in message.seen:
-                        self.on_partner_seen(terminal, now - timedelta(seconds=seconds))
-        except Exception:
-            logger.exception("event=link_policy_callback_failed type=%s", message.TYPE)
+def deliver(
+    message: m.PresenceRelay | m.Partners,
+    now: datetime,
+    on_presence: PresenceHandler | None,
+    on_partner_seen: PartnerHandler | None,
+) -> None:
+    """Hand the back office's policy event to the callbacks the runtime set (the lead
+    connects them to ``core.policy.Presence``), on the link's worker thread. ``now``: the
+    terminal's wall clock (aware), to turn "seconds ago" into a time. A callback's
+    exception is logged, never raised: the link must keep running."""
+    try:
+        if isinstance(message, m.PresenceRelay):
+            if on_presence is not None:
+                at = moment_of(message.at)
+                on_presence(message.subject, message.direction, at, message.terminal)
+        elif on_partner_seen is not None:
+            for terminal, seconds in message.seen:
+                on_partner_seen(terminal, now - timedelta(seconds=seconds))
+    except Exception:
+        logger.exception("event=link_policy_callback_failed type=%s", message.TYPE)

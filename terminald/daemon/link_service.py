@@ -31,8 +31,8 @@ from terminald.daemon.link_install import LinkInstaller
 from terminald.daemon.link_policy import (
     AgeQuestions,
     PartnerHandler,
-    PolicyFeed,
     PresenceHandler,
+    deliver,
 )
 from terminald.daemon.operator import Operator
 from terminald.link import hello, wire
@@ -96,7 +96,11 @@ class LinkService:
             **AgeQuestions.COUNTERS,
         }
         self._asks = AgeQuestions(self._send_query, self.counters)
-        self._feed = PolicyFeed()
+        # The policy's anti-passback inputs, set by the runtime; called on the link's worker
+        # thread: (subject, "entry"|"exit", aware UTC time, the partner terminal's id), and
+        # (partner terminal id, aware UTC time the back office last heard it = now − s).
+        self.on_presence: PresenceHandler | None = None
+        self.on_partner_seen: PartnerHandler | None = None
         port.on_input = self._wake.set
         self._threads = [
             threading.Thread(target=self._work, name="link-work", daemon=True),
@@ -158,25 +162,6 @@ class LinkService:
 
     # -- the policy's questions and the back office's policy events -----------------------
 
-    @property
-    def on_presence(self) -> PresenceHandler | None:
-        """Called on the link's worker thread for each relayed ``presence``: (subject,
-        "entry"|"exit", aware UTC time, the partner terminal's id). Also
-        ``on_partner_seen`` (terminal id, aware UTC time it was last heard = now − s)."""
-        return self._feed.on_presence
-
-    @on_presence.setter
-    def on_presence(self, handler: PresenceHandler | None) -> None:
-        self._feed.on_presence = handler
-
-    @property
-    def on_partner_seen(self) -> PartnerHandler | None:
-        return self._feed.on_partner_seen
-
-    @on_partner_seen.setter
-    def on_partner_seen(self, handler: PartnerHandler | None) -> None:
-        self._feed.on_partner_seen = handler
-
     def ask_age(
         self, issuer_key_id: bytes, serial: int, age: int, today: date, timeout_s: float
     ) -> m.AgeAnswer | None:
@@ -191,7 +176,10 @@ class LinkService:
 
     def _send_query(self, data: bytes) -> bool:
         with self.port.lock:
-            sent = self.node.send(Lane.INTERACTIVE, data)
+            try:
+                sent = self.node.send(Lane.INTERACTIVE, data)
+            except TransportError:  # the lane's queue is full: as good as no session
+                return False
         self.port.wake()
         return sent
 
@@ -201,7 +189,7 @@ class LinkService:
             self._asks.settle(message)
             return True
         if isinstance(message, m.PresenceRelay | m.Partners):
-            self._feed.deliver(message, self.wall())
+            deliver(message, self.wall(), self.on_presence, self.on_partner_seen)
             return True
         return False
 

@@ -15,7 +15,7 @@ from terminald.daemon.link_policy import (
     MAX_ASKS,
     AgeQuestions,
     PendingAsks,
-    PolicyFeed,
+    deliver,
     moment_of,
     unix_us,
 )
@@ -126,11 +126,14 @@ def test_a_sender_that_raises_gives_none_and_is_logged(caplog: pytest.LogCapture
 def test_presence_and_partners_reach_the_callbacks_as_aware_times() -> None:
     passages: list[tuple[str, str, datetime, str]] = []
     sightings: list[tuple[str, datetime]] = []
-    feed = PolicyFeed(lambda *a: passages.append(a), lambda *a: sightings.append(a))
+
+    def feed(message: m.PresenceRelay | m.Partners) -> None:
+        deliver(message, now, lambda *a: passages.append(a), lambda *a: sightings.append(a))
+
     now = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
     at = unix_us(datetime(2026, 11, 30, 7, 59, 59, 1, tzinfo=UTC))
-    feed.deliver(m.PresenceRelay(id=1, subject="E1", direction="exit", at=at, terminal="g2"), now)
-    feed.deliver(m.Partners(id=2, seen=(("g1", 0.0), ("g2", 2.5))), now)
+    feed(m.PresenceRelay(id=1, subject="E1", direction="exit", at=at, terminal="g2"))
+    feed(m.Partners(id=2, seen=(("g1", 0.0), ("g2", 2.5))))
     assert passages == [("E1", "exit", datetime(2026, 11, 30, 7, 59, 59, 1, tzinfo=UTC), "g2")]
     assert sightings == [("g1", now), ("g2", now - timedelta(seconds=2.5))]
 
@@ -139,14 +142,13 @@ def test_a_callback_that_raises_is_logged_not_raised(caplog: pytest.LogCaptureFi
     def broken(*_: object) -> None:
         raise ValueError("policy bug")
 
-    feed = PolicyFeed(broken, broken)
     with caplog.at_level(logging.ERROR):
-        feed.deliver(m.Partners(id=2, seen=(("g1", 0.0),)), datetime.now(UTC))
+        deliver(m.Partners(id=2, seen=(("g1", 0.0),)), datetime.now(UTC), broken, broken)
     assert "link_policy_callback_failed" in caplog.text
 
 
 def test_no_callbacks_set_is_fine() -> None:
-    PolicyFeed().deliver(m.Partners(id=2, seen=(("g1", 0.0),)), datetime.now(UTC))
+    deliver(m.Partners(id=2, seen=(("g1", 0.0),)), datetime.now(UTC), None, None)
 
 
 @given(st.integers(0, 253_402_300_799_999_999))
