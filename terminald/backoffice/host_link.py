@@ -109,6 +109,9 @@ class HostLink:
         # A list, not a deque: callers iterate it while the reader thread appends.
         self.events: list[tuple[int, m.Event]] = []
         self.on_event: Callable[[int, m.Event], None] | None = None
+        # A terminal's own request (age.query): called on the port's reader thread, outside
+        # every lock, with the address; it answers with ``send`` (none set: dropped).
+        self.on_request: Callable[[int, m.Message], None] | None = None
         # The last transfers' state machines (figures for benchmarks and gateways).
         self.last_sender: BulkSender | None = None
         self.last_plan: BroadcastPlan | None = None
@@ -136,6 +139,14 @@ class HostLink:
                 message = wire.unpack(data, m.Direction.TERMINAL_TO_HOST)
             except (m.MessageError, BulkError) as exc:
                 logger.warning("event=host_bad_message address=%d problem=%r", address, str(exc))
+                continue
+            if isinstance(message, m.Message) and message.ROLE is m.Role.REQUEST:
+                handler = self.on_request
+                try:
+                    if handler is not None:
+                        handler(address, message)
+                except Exception:  # a gateway's bug must not end the port's reader thread
+                    logger.exception("event=host_request_failed address=%d", address)
                 continue
             with self._input:
                 if isinstance(message, m.Event):
@@ -223,6 +234,15 @@ class HostLink:
         if not isinstance(answer, reply):
             raise HostError(f"terminal {address}: {answer.TYPE} is no answer to {request.TYPE}")
         return answer
+
+    def send(self, address: int, message: m.Message) -> None:
+        """Send a reply or an event to ``address`` without waiting (on its own lane);
+        HostError without a session or when the message is out of bounds."""
+        try:
+            data = wire.pack(message)
+        except m.MessageError as exc:
+            raise HostError(f"terminal {address}: {exc.reason}") from None
+        self._send(address, message.LANE, data)
 
     def _send(self, address: int, lane: Lane, data: bytes) -> None:
         with self.port.lock:

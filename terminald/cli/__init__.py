@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "terminald.cli.doctor_cmd",
     "terminald.cli.keys_cmd",
     "terminald.cli.host_cmd",
+    "terminald.cli.host_serve_cmd",
 )
 
 _GROUPS = {

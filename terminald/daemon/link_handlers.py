@@ -25,7 +25,18 @@ from terminald.store.audit import AuditEntry, AuditError, AuditLog
 logger = logging.getLogger(__name__)
 
 PROTOCOL = 1
-CAPABILITIES = ("audit", "broadcast", "bulk", "config", "enrolment", "events", "revocation", "time")
+# "policy": it asks age.query and takes presence and partners (docs/protocol.md §4.3).
+CAPABILITIES = (
+    "audit",
+    "broadcast",
+    "bulk",
+    "config",
+    "enrolment",
+    "events",
+    "policy",
+    "revocation",
+    "time",
+)
 
 
 @dataclass
@@ -54,6 +65,28 @@ def _unix(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp())
 
 
+def _attrs_of(entry: AuditEntry) -> tuple[tuple[str, str], ...]:
+    """The entry's policy attributes that fit the wire (m.ATTRS): an attribute the
+    catalogue cannot carry is left out of the event rather than losing the whole event
+    (the pulled trail keeps it). ``getattr``: AuditEntry gains ``attrs`` in issue 11."""
+    pairs: tuple[tuple[str, str], ...] = getattr(entry, "attrs", ())
+    kept: list[tuple[str, str]] = []
+    for key, value in pairs:
+        try:
+            m.ATTRS.check({key: value}, "attrs")
+        except m.MessageError:
+            continue
+        kept.append((key, value))
+    return tuple(sorted(kept)[: m.MAX_ATTRS])
+
+
+def _subject_of(entry: AuditEntry) -> str | None:
+    subject: str | None = getattr(entry, "subject", None)
+    if subject is None or not subject or len(subject) > 64 or not subject.isprintable():
+        return None
+    return subject
+
+
 def row_of(seq: int, entry: AuditEntry, *, evidence: bool) -> m.AuditRow:
     proof = None
     if evidence and entry.evidence is not None:
@@ -70,6 +103,8 @@ def row_of(seq: int, entry: AuditEntry, *, evidence: bool) -> m.AuditRow:
         label=entry.label,
         detail=entry.detail[:4096],
         evidence=proof,
+        subject=_subject_of(entry),
+        attrs=_attrs_of(entry),
     )
 
 

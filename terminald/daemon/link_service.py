@@ -21,12 +21,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Final
 
 from terminald.backends.link_port import LinkPort, serial_opener
 from terminald.config import relay_wiring_mismatches
 from terminald.daemon.link_handlers import LinkContext, answer, row_of
 from terminald.daemon.link_install import LinkInstaller
+from terminald.daemon.link_policy import (
+    AgeQuestions,
+    PartnerHandler,
+    PresenceHandler,
+    deliver,
+)
 from terminald.daemon.operator import Operator
 from terminald.link import hello, wire
 from terminald.link import messages as m
@@ -61,9 +68,11 @@ class LinkService:
         receiver: BulkReceiver,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         spool: Spool | None = None,
     ) -> None:
         self.spool = spool
+        self.wall = wall
         self.node = node
         self.port = port
         self.context = context
@@ -84,7 +93,14 @@ class LinkService:
             "bulk_dropped": 0,
             "unencodable": 0,
             "broadcast_refused": 0,
+            **AgeQuestions.COUNTERS,
         }
+        self._asks = AgeQuestions(self._send_query, self.counters)
+        # The policy's anti-passback inputs, set by the runtime; called on the link's worker
+        # thread: (subject, "entry"|"exit", aware UTC time, the partner terminal's id), and
+        # (partner terminal id, aware UTC time the back office last heard it = now − s).
+        self.on_presence: PresenceHandler | None = None
+        self.on_partner_seen: PartnerHandler | None = None
         port.on_input = self._wake.set
         self._threads = [
             threading.Thread(target=self._work, name="link-work", daemon=True),
@@ -143,6 +159,39 @@ class LinkService:
             self._event_id = (self._event_id + 1) & 0xFFFFFFFF
             self._events.append(m.Event(id=self._event_id, row=row_of(seq, entry, evidence=False)))
         self._wake.set()
+
+    # -- the policy's questions and the back office's policy events -----------------------
+
+    def ask_age(
+        self, issuer_key_id: bytes, serial: int, age: int, today: date, timeout_s: float
+    ) -> m.AgeAnswer | None:
+        """Ask the back office whether the holder of (issuer_key_id, serial) is at least
+        ``age`` years old on ``today`` (the site's local date); wait at most ``timeout_s``.
+
+        From the card worker thread, never the loop (it blocks). None when no session is
+        up, ``MAX_ASKS`` already wait, the age is outside 1..150, or no answer came in time
+        (a late one is dropped). Never raises. Only (issuer, serial, age, date) leave.
+        """
+        return self._asks.ask(issuer_key_id, serial, age, today, timeout_s)
+
+    def _send_query(self, data: bytes) -> bool:
+        with self.port.lock:
+            try:
+                sent = self.node.send(Lane.INTERACTIVE, data)
+            except TransportError:  # the lane's queue is full: as good as no session
+                return False
+        self.port.wake()
+        return sent
+
+    def _on_policy_message(self, message: m.Message) -> bool:
+        """Handle a host → terminal message that is not a request; False if not ours."""
+        if isinstance(message, m.AgeReply):
+            self._asks.settle(message)
+            return True
+        if isinstance(message, m.PresenceRelay | m.Partners):
+            deliver(message, self.wall(), self.on_presence, self.on_partner_seen)
+            return True
+        return False
 
     # -- the request worker --------------------------------------------------------------
 
@@ -216,7 +265,9 @@ class LinkService:
         if isinstance(message, BulkOffer | BulkStatus | BulkChunk):
             self._queue_bulk(message)
             return
-        if not isinstance(message, m.Message) or message.ROLE is not m.Role.REQUEST:
+        if not isinstance(message, m.Message) or self._on_policy_message(message):
+            return
+        if message.ROLE is not m.Role.REQUEST:
             return  # nothing else is for a terminal to answer
         self._send(answer(self.context, message))
         if isinstance(message, m.Restart):

@@ -1,7 +1,8 @@
 """Link messages: typed, versioned msgpack maps (docs/protocol.md §4).
 
 Every message is one msgpack map ``{"v": 1, "t": type, "id": u32, ...fields}``. The
-catalogue lives in :mod:`messages_catalogue` and :mod:`messages_audit`; this module
+catalogue lives in :mod:`messages_catalogue`, :mod:`messages_audit` and
+:mod:`messages_policy`; this module
 encodes and decodes. Pure: no I/O, no clock.
 
 Requests and replies: every request (``Role.REQUEST``) gets exactly one reply, carrying
@@ -53,6 +54,15 @@ from terminald.link.messages_catalogue import (
     TimeNonceReply,
     TimeReply,
     TimeSet,
+)
+from terminald.link.messages_policy import (
+    ATTRS,
+    MAX_ATTRS,
+    AgeAnswer,
+    AgeQuery,
+    AgeReply,
+    Partners,
+    PresenceRelay,
 )
 from terminald.link.messages_schema import U32, MessageError, check_fields, describe, dump_fields
 
@@ -169,6 +179,8 @@ def replies_to(request: Message, reply: Message) -> bool:
 
 
 __all__ = [
+    "ATTRS",
+    "MAX_ATTRS",
     "MAX_AUDIT_ROWS",
     "MAX_MESSAGE_SIZE",
     "MAX_ROWS_BYTES",
@@ -176,6 +188,9 @@ __all__ = [
     "UNPACK_LIMITS",
     "VERSION",
     "Ack",
+    "AgeAnswer",
+    "AgeQuery",
+    "AgeReply",
     "AuditAck",
     "AuditPull",
     "AuditRow",
@@ -192,6 +207,8 @@ __all__ = [
     "Message",
     "MessageError",
     "ModeReply",
+    "Partners",
+    "PresenceRelay",
     "Restart",
     "Role",
     "SetMode",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import msgpack
 
 from terminald.link.messages_base import Direction, Lane, Message, Role, message
+from terminald.link.messages_policy import ATTRS, SUBJECT
 from terminald.link.messages_schema import (
     U64,
     Bool,
@@ -66,6 +67,8 @@ class AuditRow:
         label=Optional(Text(64)),
         detail=Text(4096, printable=False),
         evidence=Optional(Struct(Evidence)),
+        subject=Optional(SUBJECT),
+        attrs=ATTRS,
     )
     seq: int
     at: str  # ISO 8601 with its zone, as the trail stores it
@@ -77,6 +80,10 @@ class AuditRow:
     label: str | None = None
     detail: str = ""
     evidence: Evidence | None = None
+    # The enrolment's subject id and the policy's attributes (("passback", "entry"),
+    # ("product", "A"), ...): what the back office relays and reports.
+    subject: str | None = None
+    attrs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from terminald.link import messages as m
 
 ROW = m.AuditRow(
@@ -75,5 +77,27 @@ EXAMPLES: dict[str, m.Message] = {
         gap=m.Gap(first=42, last=44),
     ),
     "audit.ack": m.AuditAck(id=12, cursor=45),
-    "event": m.Event(id=2**32 - 1, row=m.AuditRow(seq=46, at=ROW.at, terminal="t", kind="alarm")),
+    "event": m.Event(
+        id=2**32 - 1,
+        row=m.AuditRow(
+            seq=46,
+            at=ROW.at,
+            terminal="t",
+            kind="granted",
+            subject="E1001",
+            attrs=(("passback", "entry"), ("product", "A")),
+        ),
+    ),
+    "age.query": m.AgeQuery(
+        id=13,
+        issuer=bytes.fromhex("1a" * 20),
+        serial=340282366920938463463374607431768211456,
+        age=20,
+        date=date(2026, 11, 30),
+    ),
+    "age.answer": m.AgeReply(id=13, certificate="valid", over=True),
+    "presence": m.PresenceRelay(
+        id=14, subject="E1001", direction="exit", at=1_795_000_000_123_456, terminal="gate-out"
+    ),
+    "partners": m.Partners(id=15, seen=(("gate-in", 2.5), ("gate-out", 0.0))),
 }
