@@ -22,8 +22,6 @@ class RunChecks:
 
     selection: str | None = None
 
-    selection: str | None = None  # the key chosen before the tap (A-D), for the policy
-
 
 @dataclass(frozen=True, slots=True)
 class RunVerify:

@@ -132,7 +132,8 @@ def open_daemon(
         operator = DaemonOperator(daemon, list_readers=presence.sibling().list_readers)
         link = link_for(daemon, operator, daemon.audit)
         daemon.link = link
-        _connect_policy(daemon, link)
+        if link is not None:
+            _connect_policy(daemon, link)
     return daemon
 
 
@@ -145,8 +146,7 @@ def _connect_policy(daemon: Daemon, link: LinkService) -> None:
 
     def ask(issuer_key_id: bytes, serial: int, age: int, today: date) -> AgeAnswer | None:
         timeout = daemon.config.vending.age_query_timeout_s  # as reloaded
-        answer = link.ask_age(issuer_key_id, serial, age, today, timeout)
-        return None if answer is None else AgeAnswer(answer.certificate, answer.over)
+        return link.ask_age(issuer_key_id, serial, age, today, timeout)
 
     shared.ask = ask
     link.on_presence = shared.presence.passed

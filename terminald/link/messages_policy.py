@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
+from terminald.core.policy.vending import AgeAnswer  # the answer, as the policy uses it
 from terminald.link.messages_base import Direction, Message, Role, message
 from terminald.link.messages_catalogue import TERMINAL_ID
 from terminald.link.messages_schema import (
@@ -46,16 +47,6 @@ SUBJECT: Final = Text(64, pattern=r".+")  # the enrolment's subject id: 1-64 pri
 ATTR_KEY: Final = Text(32, pattern="[a-z0-9_]+")
 ATTR_VALUE: Final = Text(64)
 MAX_ATTRS: Final = 16
-
-
-@dataclass(frozen=True)
-class AgeAnswer:
-    """The back office's answer, as the policy uses it: ``certificate`` "valid" |
-    "invalid" | "unknown" (the age service's view of the card); ``over``: the holder is at
-    least the asked age on the asked day (True/False), None when it cannot say."""
-
-    certificate: str
-    over: bool | None
 
 
 # --- specs this module adds ---------------------------------------------------------------
