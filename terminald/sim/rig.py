@@ -39,6 +39,7 @@ from terminald.sim.pcscd import (
     list_readers,
     wait_for_card_state,
 )
+from terminald.sim.sim_clock import SimClock
 from terminald.sim.vpcd import SWAP_GAP, VpcdCard
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ KEY_HOLD_S = 0.07
 KEY_ACK_S = 2.0  # a bound on how long a pressed key may wait for the scanner to read it
 CARD_WAIT_S = 10.0
 RETAP_AFTER_S = 4.0  # pcscd reports a tapped card within ~0.5 s
+PULSE_S = 0.1  # an input pulse: well over the inputs' debounce on every board in hw/boards
 
 Item = Record | AlarmChanged
 
@@ -196,8 +198,11 @@ class Observer:
         return None
 
 
+VERDICT_KINDS = ("granted", "refused", "attendance")  # a card's decision, whatever the use
+
+
 def is_verdict(item: Item) -> bool:
-    return isinstance(item, Record) and item.kind in ("granted", "refused")
+    return isinstance(item, Record) and item.kind in VERDICT_KINDS
 
 
 # -- the rig ---------------------------------------------------------------------------------------
@@ -207,13 +212,20 @@ class SimRig:
     """The daemon, its virtual reader slot and its mock pins; see the module doc.
 
     ``first_card`` is the card the slot holds (not inserted) until the first tap.
+    ``clock`` is the daemon's wall clock: a scenario's ``clock`` step moves it forward.
     """
 
     def __init__(
-        self, config_path: Path, first_card: VirtualJpkiCard, *, realtime: bool = True
+        self,
+        config_path: Path,
+        first_card: VirtualJpkiCard,
+        *,
+        realtime: bool = True,
+        clock: SimClock | None = None,
     ) -> None:
         self.config_path = config_path
         self.realtime = realtime
+        self.clock = clock if clock is not None else SimClock()
         self.observer = Observer()
         self.log = LogTail()
         self.pcscd: Pcscd | None = None
@@ -247,7 +259,7 @@ class SimRig:
             self.pcscd.start()
         self.slot = VpcdCard(self._first_card, realtime=self.realtime, inserted=False)
         self.slot.start()
-        daemon = open_daemon(self.config_path)
+        daemon = open_daemon(self.config_path, clock=self.clock)
         self.daemon = daemon
         daemon.add_listener(self.observer)
         self._thread = threading.Thread(target=self._run, name="terminald-loop", daemon=True)
@@ -378,7 +390,20 @@ class SimRig:
             time.sleep(2 * hold_s if again else hold_s)
 
     def set_input(self, which: DoorInput, active: bool) -> None:
-        self.mock.set_input(which, active)
+        """RuntimeError when the board has no such input (an optional one not wired)."""
+        try:
+            self.mock.set_input(which, active)
+        except KeyError:
+            board = self.config.gpio.board
+            raise RuntimeError(f"board {board} has no {which.value} input") from None
+
+    def pulse_input(self, which: DoorInput, hold_s: float = PULSE_S) -> None:
+        """The input active for ``hold_s``, then inactive (a vend-complete pulse)."""
+        self.set_input(which, True)
+        try:
+            time.sleep(hold_s)
+        finally:
+            self.set_input(which, False)
 
     def set_mode(self, mode: Mode) -> None:
         self.the_daemon.post(ModeSet(mode))
