@@ -39,7 +39,6 @@ class DoorInput(Enum):
     DOOR = "door"  # door contact: active = door open
     REX = "rex"  # request-to-exit button: active = pressed
     TAMPER = "tamper"  # enclosure switch: active = enclosure open or wire cut
-    VEND_COMPLETE = "vend_complete"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,7 @@ CLI_TIMEOUT_S = 300.0
 INPUT_WAIT_S = 3.0  # an input change to its record: one loop turn, far less in practice
 RELOAD_WAIT_S = 10.0
 SAW_MAX = 300
-# By value: the member comes with the vending pieces (core/hardware.py, the pin maps).
-VEND_COMPLETE = DoorInput("vend_complete")
+VEND_COMPLETE = "vend_complete"  # DoorInput's value: the member comes with the vending pieces
 
 
 @dataclass(frozen=True)
@@ -272,7 +271,11 @@ class Player:
 
     def _vend_complete(self, step: Step) -> tuple[bool, str]:
         try:
-            self.rig.pulse_input(VEND_COMPLETE)
+            which = DoorInput(VEND_COMPLETE)
+        except ValueError:
+            raise StepFailed("this terminald has no vend-complete input") from None
+        try:
+            self.rig.pulse_input(which)
         except RuntimeError as exc:  # the board has no vend-complete input
             raise StepFailed(str(exc)) from None
         return True, f"vend-complete input pulsed ({PULSE_S * 1000:.0f} ms)"
