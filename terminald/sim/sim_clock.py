@@ -76,7 +76,7 @@ def next_instant(spec: ClockSpec, now: datetime, zone: ZoneInfo) -> datetime:
     Never before ``now``: ClockBackwards for a local date and time already past.
     """
     if spec.ahead is not None:
-        return (now + spec.ahead).astimezone(UTC)
+        return now.astimezone(UTC) + spec.ahead  # in UTC: 24 h a day, whatever the zone
     if spec.local is not None:
         target = spec.local.replace(tzinfo=zone)
         if target < now:
