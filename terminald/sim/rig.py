@@ -393,7 +393,7 @@ class SimRig:
         """RuntimeError when the board has no such input (an optional one not wired)."""
         try:
             self.mock.set_input(which, active)
-        except KeyError:
+        except (KeyError, ValueError):  # not in the pin map (the mock says ValueError)
             board = self.config.gpio.board
             raise RuntimeError(f"board {board} has no {which.value} input") from None
 
