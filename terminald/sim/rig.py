@@ -6,15 +6,15 @@ thread, pcscd with the vpcd driver (or the one already running in the sandbox), 
 one vpcd slot. It gives a person or a script hands (tap and remove virtual cards, type
 on the matrix keypad, flip door inputs, change the mode, reload) and eyes (the daemon's
 records and alarms, its snapshot, the mock pins and the last log lines). ``demo_rig``
-adds the demo's desk of cards; ``scenario`` plays a scenario file on it.
+adds the demo's desk of cards; ``scenario`` plays a scenario file on it. The daemon's
+wall clock is a ``sim_clock.SimClock``, which a scenario's ``clock`` step moves forward;
+the log tail is ``rig_log``'s.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +27,6 @@ from terminald.config import Config
 from terminald.core.commands import AlarmChanged, Record
 from terminald.core.hardware import DoorInput, KeyPressed
 from terminald.core.terminal import Mode, ModeSet
-from terminald.daemon.logfmt import LogfmtFormatter
 from terminald.daemon.main import open_daemon
 from terminald.daemon.reload import Reload
 from terminald.daemon.service import Daemon, Stop
@@ -39,6 +38,9 @@ from terminald.sim.pcscd import (
     list_readers,
     wait_for_card_state,
 )
+from terminald.sim.rig_log import LogTail as LogTail  # the demo's screen reads it here
+from terminald.sim.rig_log import capture_logging
+from terminald.sim.sim_clock import SimClock
 from terminald.sim.vpcd import SWAP_GAP, VpcdCard
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ KEY_HOLD_S = 0.07
 KEY_ACK_S = 2.0  # a bound on how long a pressed key may wait for the scanner to read it
 CARD_WAIT_S = 10.0
 RETAP_AFTER_S = 4.0  # pcscd reports a tapped card within ~0.5 s
+PULSE_S = 0.1  # an input pulse: well over the inputs' debounce on every board in hw/boards
 
 Item = Record | AlarmChanged
 
@@ -72,72 +75,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, poll_s: float = 0.
             return False
         time.sleep(poll_s)
     return True
-
-
-# -- the daemon's log, kept for a screen -------------------------------------------------------
-
-
-class LogTail(logging.Handler):
-    """The last lines the daemon logged, as ``HH:MM:SS event=... key=value``."""
-
-    def __init__(self, size: int = 200) -> None:
-        super().__init__(logging.INFO)
-        self._lines: collections.deque[str] = collections.deque(maxlen=size)
-        self._count = 0
-        self._lock_lines = threading.Lock()
-        self.setFormatter(LogfmtFormatter())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("terminald.sim") and record.levelno < logging.WARNING:
-            return  # the virtual card's own chatter is not the terminal's log
-        try:
-            line = self.format(record)
-        except Exception:
-            self.handleError(record)
-            return
-        line = re.sub(r"^level=info logger=\S+ ", "", line)
-        line = re.sub(r"^level=(\w+) logger=\S+ ", lambda m: m.group(1).upper() + " ", line)
-        # The screen is narrow: 8 hex digits tell the test roots apart (the journal keeps all).
-        line = re.sub(r"issuer=([0-9a-f]{8})[0-9a-f]{8,}", r"issuer=\1..", line)
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        with self._lock_lines:
-            self._lines.append(f"{stamp} {line}")
-            self._count += 1
-
-    @property
-    def count(self) -> int:
-        """Lines logged so far (also those the tail no longer holds)."""
-        return self._count
-
-    def lines(self, last: int | None = None) -> list[str]:
-        with self._lock_lines:
-            lines = list(self._lines)
-        return lines if last is None else lines[-last:] if last > 0 else []
-
-    def since(self, count: int) -> list[str]:
-        """The lines logged after ``count`` was read (as many as the tail still holds)."""
-        with self._lock_lines:
-            new = self._count - count
-            return list(self._lines)[-new:] if new > 0 else []
-
-
-def capture_logging(tail: LogTail) -> Callable[[], None]:
-    """Send every log line to ``tail`` only; returns a function putting the old handlers back."""
-    root = logging.getLogger()
-    previous = list(root.handlers)
-    level = root.level
-    for handler in previous:
-        root.removeHandler(handler)
-    root.addHandler(tail)
-    root.setLevel(logging.INFO)
-
-    def restore() -> None:
-        root.removeHandler(tail)
-        for handler in previous:
-            root.addHandler(handler)
-        root.setLevel(level)
-
-    return restore
 
 
 # -- the daemon's records, for waiting on --------------------------------------------------------
@@ -196,8 +133,11 @@ class Observer:
         return None
 
 
+VERDICT_KINDS = ("granted", "refused", "attendance")  # a card's decision, whatever the use
+
+
 def is_verdict(item: Item) -> bool:
-    return isinstance(item, Record) and item.kind in ("granted", "refused")
+    return isinstance(item, Record) and item.kind in VERDICT_KINDS
 
 
 # -- the rig ---------------------------------------------------------------------------------------
@@ -207,13 +147,20 @@ class SimRig:
     """The daemon, its virtual reader slot and its mock pins; see the module doc.
 
     ``first_card`` is the card the slot holds (not inserted) until the first tap.
+    ``clock`` is the daemon's wall clock: a scenario's ``clock`` step moves it forward.
     """
 
     def __init__(
-        self, config_path: Path, first_card: VirtualJpkiCard, *, realtime: bool = True
+        self,
+        config_path: Path,
+        first_card: VirtualJpkiCard,
+        *,
+        realtime: bool = True,
+        clock: SimClock | None = None,
     ) -> None:
         self.config_path = config_path
         self.realtime = realtime
+        self.clock = clock if clock is not None else SimClock()
         self.observer = Observer()
         self.log = LogTail()
         self.pcscd: Pcscd | None = None
@@ -247,7 +194,7 @@ class SimRig:
             self.pcscd.start()
         self.slot = VpcdCard(self._first_card, realtime=self.realtime, inserted=False)
         self.slot.start()
-        daemon = open_daemon(self.config_path)
+        daemon = open_daemon(self.config_path, clock=self.clock)
         self.daemon = daemon
         daemon.add_listener(self.observer)
         self._thread = threading.Thread(target=self._run, name="terminald-loop", daemon=True)
@@ -378,7 +325,20 @@ class SimRig:
             time.sleep(2 * hold_s if again else hold_s)
 
     def set_input(self, which: DoorInput, active: bool) -> None:
-        self.mock.set_input(which, active)
+        """RuntimeError when the board has no such input (an optional one not wired)."""
+        try:
+            self.mock.set_input(which, active)
+        except (KeyError, ValueError):  # not in the pin map (the mock says ValueError)
+            board = self.config.gpio.board
+            raise RuntimeError(f"board {board} has no {which.value} input") from None
+
+    def pulse_input(self, which: DoorInput, hold_s: float = PULSE_S) -> None:
+        """The input active for ``hold_s``, then inactive (a vend-complete pulse)."""
+        self.set_input(which, True)
+        try:
+            time.sleep(hold_s)
+        finally:
+            self.set_input(which, False)
 
     def set_mode(self, mode: Mode) -> None:
         self.the_daemon.post(ModeSet(mode))

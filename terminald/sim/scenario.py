@@ -4,10 +4,11 @@ In order: the file is checked (``scenario_file``; a bad one stops here, exit 2);
 scratch directory gets the test PKI (or ``--pki`` is used), ``{work}``, the daemon's
 ``{state}`` directory, the demo configuration with the file's ``[config.*]`` tables
 merged over it (checked like ``terminald run`` checks it) and an enrolled-cards file
-from ``enrol`` (serial and issuer of each); the ``[[setup]]`` commands run; then the
-shared rig (``rig.SimRig``: pcscd + vpcd, the daemon on gpiozero's MockFactory) starts
-and ``scenario_play`` plays every step, even after one failed, so a report shows all
-of them. A failed setup command leaves every step "not run". With ``link = true`` a test
+from ``enrol`` (serial and issuer of each), after the ``[files]`` were written into
+``{work}``; the ``[[setup]]`` commands run; then the shared rig (``rig.SimRig``: pcscd +
+vpcd, the daemon on gpiozero's MockFactory, its wall clock a ``SimClock``) starts and
+``scenario_play`` plays every step, even after one failed, so a report shows all of
+them. A failed setup command leaves every step "not run". With ``link = true`` a test
 line and both sides' keys are made first (``scenario_link``) and the line is closed after
 the run.
 """
@@ -35,6 +36,7 @@ from terminald.sim.scenario_file import (
 from terminald.sim.scenario_link import LinkSetupError, ScenarioLink, line_baud, open_link
 from terminald.sim.scenario_places import Places
 from terminald.sim.scenario_play import Player, StepReport, load_card, run_cli
+from terminald.sim.sim_clock import SimClock
 from terminald.sim.testpki import TestPkiManifest, build_test_pki
 
 # The tour's timings: a grant's pulse and a PIN timeout take a second or a few, not 30.
@@ -125,6 +127,18 @@ def write_terminal(scenario: Scenario, places: Places, link: ScenarioLink | None
     return loaded
 
 
+def write_files(scenario: Scenario, places: Places) -> None:
+    """``[files]``: each text, placeholders expanded, as ``{work}/NAME`` (the names are plain
+    file names, checked in pass one). ScenarioError if one cannot be written."""
+    for name, text in scenario.files:
+        path = places.work / name
+        try:
+            path.write_text(places.expand(text), encoding="utf-8")
+        except OSError as exc:
+            problem = f"files.{name!r}: cannot write {path}: {exc.strerror or exc}"
+            raise ScenarioError(scenario.path, [problem]) from exc
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -170,6 +184,7 @@ def run_scenario(path: Path, *, pki_dir: Path | None, out: TextIO = sys.stdout) 
             link=None if link is None else link.host_port,
             hostkeys=None if link is None else link.hostkeys,
         )
+        write_files(scenario, places)  # first: the configuration may name them
         write_terminal(scenario, places, link)
         # Only now: a file is checked whole, wherever it is run.
         if os.environ.get("TERMINALD_SANDBOX") != "1":
@@ -214,7 +229,8 @@ def _play(scenario: Scenario, places: Places, out: TextIO) -> ScenarioReport:
     _label, card = load_card(places, places.manifest.cards[0].name)
     _say(out, "Starting pcscd with the vpcd reader, and the gate daemon on mock GPIO ...")
     reports = []
-    with SimRig(places.config, card, realtime=False) as rig:
+    # The daemon's wall clock: ``clock`` steps move it forward (sim_clock).
+    with SimRig(places.config, card, realtime=False, clock=SimClock()) as rig:
         player = Player(rig, places)
         for line in rig.log.lines():
             _say(out, f"         log {line}")

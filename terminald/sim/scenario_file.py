@@ -11,7 +11,6 @@ reading the file counts them.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,8 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from terminald.config import SECTIONS
-from terminald.core.reasons import Reason
-from terminald.core.terminal import Mode
+from terminald.sim.scenario_actions import (
+    ACTIONS,
+    OPTIONS,
+    action_value,
+    args,
+    describe,
+    files_table,
+    number,
+    record_attrs,
+    strings,
+    verdict_kind,
+)
 from terminald.sim.scenario_places import (
     PER_CARD,
     card_value,
@@ -29,29 +38,10 @@ from terminald.sim.scenario_places import (
 )
 from terminald.sim.testpki import TestPkiManifest
 
-ACTIONS = (
-    "tap",
-    "remove",
-    "keys",
-    "pin",
-    "expect",
-    "cli",
-    "reload",
-    "rex",
-    "door",
-    "tamper",
-    "mode",
-    "wait_s",
-)
-# Options and the one action each belongs to, with their defaults.
-OPTIONS = {"within_s": "expect", "exit": "cli", "interval_ms": "keys"}
 WITHIN_S = 15.0
 INTERVAL_MS = 150
 MIN_INTERVAL_MS = 140  # a key down and up, each over three keypad debounce periods
-MAX_WAIT_S = 3600.0
-_PIN_PLACEHOLDER = re.compile(r"\{pin:[^{}]*\}")  # a card's PIN, typed by `keys`
-KEYPAD_KEYS = frozenset("0123456789*#ABCD")
-_TOP = ("link", "enrol", "config", "setup", "step")
+_TOP = ("link", "enrol", "files", "config", "setup", "step")
 # With ``link = true`` the runner sets these itself (the line's terminal end, the back
 # office's key it made), as it sets state.dir.
 LINK_SET_BY_RUNNER = {
@@ -84,6 +74,9 @@ class Step:
     within_s: float = WITHIN_S
     exit: int = 0
     interval_ms: int = INTERVAL_MS
+    # ``expect`` / ``expect_record``: the Record's kind and "key=value" attributes.
+    kind: str | None = None
+    attrs: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """The step as written, e.g. ``tap card-001`` or ``cli audit --json``."""
@@ -94,7 +87,10 @@ class Step:
             return self.action
         if isinstance(value, bool):
             return f"{self.action} {str(value).lower()}"
-        return f"{self.action} {value:g}" if isinstance(value, float) else f"{self.action} {value}"
+        if isinstance(value, float):
+            return f"{self.action} {value:g}"
+        wanted = ([f"kind={self.kind}"] if self.kind else []) + list(self.attrs)
+        return f"{self.action} {value}" + (f" ({', '.join(wanted)})" if wanted else "")
 
 
 @dataclass(frozen=True)
@@ -106,6 +102,8 @@ class Scenario:
     steps: tuple[Step, ...] = ()
     # A test line to a back office (``link = true``): keys for both sides, ``{link}``.
     link: bool = False
+    # ``[files]``: (plain file name, text) written into {work} before [[setup]] runs.
+    files: tuple[tuple[str, str], ...] = ()
 
 
 def is_profile_path(name: str) -> bool:
@@ -136,7 +134,8 @@ def parse_scenario(data: dict[str, Any], path: Path) -> Scenario:
     if not isinstance(link, bool):
         problems.append(f"top level: key `link`: must be true or false, got {link!r}")
         link = False
-    enrol = _strings(data.get("enrol", []), "top level: key `enrol`", problems)
+    enrol = strings(data.get("enrol", []), "top level: key `enrol`", problems)
+    files = files_table(data.get("files", {}), link, problems)
     config = _config(data.get("config", {}), problems)
     if link:
         for key, what in LINK_SET_BY_RUNNER.items():
@@ -149,7 +148,7 @@ def parse_scenario(data: dict[str, Any], path: Path) -> Scenario:
     steps = [_step(i, raw, problems) for i, raw in _tables(data, "step", problems)]
     if data.get("step") in (None, []):
         problems.append("top level: key `step`: a scenario needs at least one [[step]]")
-    for where, text in _all_strings(config, setup, steps):
+    for where, text in _all_strings(config, setup, steps, files):
         problems += [f"{where}: {p}" for p in placeholder_problems(text, link=link)]
     if problems:
         raise ScenarioError(path, problems)
@@ -160,20 +159,8 @@ def parse_scenario(data: dict[str, Any], path: Path) -> Scenario:
         tuple(s for s in setup if s is not None),
         tuple(s for s in steps if s is not None),
         link,
+        files,
     )
-
-
-def _describe(value: object) -> str:
-    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    kinds |= {list: "an array", dict: "a table"}
-    return kinds.get(type(value), type(value).__name__)
-
-
-def _strings(value: object, where: str, problems: list[str]) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{where}: must be an array of strings, got {_describe(value)}")
-        return []
-    return list(value)
 
 
 def _tables(data: dict[str, Any], key: str, problems: list[str]) -> Iterator[tuple[int, Any]]:
@@ -190,7 +177,7 @@ def _tables(data: dict[str, Any], key: str, problems: list[str]) -> Iterator[tup
 
 def _config(value: object, problems: list[str]) -> dict[str, dict[str, Any]]:
     if not isinstance(value, dict):
-        problems.append(f"top level: key `config`: must be a table, got {_describe(value)}")
+        problems.append(f"top level: key `config`: must be a table, got {describe(value)}")
         return {}
     config: dict[str, dict[str, Any]] = {}
     for section, table in value.items():
@@ -216,7 +203,7 @@ def _config_value_problems(value: object) -> list[str]:
     if isinstance(value, float) and not math.isfinite(value):
         return ["must be a finite number"]
     if not isinstance(value, str | bool | int | float):
-        return [f"{_describe(value)} is not supported here"]
+        return [f"{describe(value)} is not supported here"]
     return []
 
 
@@ -228,16 +215,9 @@ def _setup(index: int, raw: dict[str, Any], problems: list[str]) -> Setup | None
             problems.append(f"{where}: key `{key}`: unknown (a [[setup]] has cli and exit)")
     if "cli" not in raw:
         problems.append(f"{where}: key `cli`: missing")
-    args = _args(raw.get("cli", []), f"{where}: key `cli`", problems)
+    found = args(raw.get("cli", []), f"{where}: key `cli`", problems)
     code = _exit(raw.get("exit", 0), f"{where}: key `exit`", problems)
-    return Setup(index, tuple(args), code) if len(problems) == bad else None
-
-
-def _args(value: object, where: str, problems: list[str]) -> list[str]:
-    args = _strings(value, where, problems)
-    if isinstance(value, list) and not value:
-        problems.append(f'{where}: must name a command, e.g. ["audit", "--json"]')
-    return args
+    return Setup(index, tuple(found), code) if len(problems) == bad else None
 
 
 def _exit(value: object, where: str, problems: list[str]) -> int:
@@ -245,13 +225,6 @@ def _exit(value: object, where: str, problems: list[str]) -> int:
         problems.append(f"{where}: must be an exit status 0-255, got {value!r}")
         return 0
     return value
-
-
-def _number(value: object, where: str, low: float, high: float, problems: list[str]) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-        problems.append(f"{where}: must be a number from {low:g} to {high:g}, got {value!r}")
-        return low
-    return float(value)
 
 
 def _step(index: int, raw: dict[str, Any], problems: list[str]) -> Step | None:
@@ -266,11 +239,14 @@ def _step(index: int, raw: dict[str, Any], problems: list[str]) -> Step | None:
         problems.append(f"{where}: needs exactly one action, found {found}")
         return None
     action = actions[0]
-    for key, owner in OPTIONS.items():
-        if key in raw and owner != action:
-            problems.append(f"{where}: key `{key}`: only for a `{owner}` step, not `{action}`")
-    value = _action_value(action, raw[action], f"{where}: key `{action}`", problems)
-    within = _number(raw.get("within_s", WITHIN_S), f"{where}: key `within_s`", 0.1, 600, problems)
+    for key, owners in OPTIONS.items():
+        if key in raw and action not in owners:
+            names = " or ".join(f"`{o}`" for o in owners)
+            problems.append(f"{where}: key `{key}`: only for a {names} step, not `{action}`")
+    value = action_value(action, raw[action], f"{where}: key `{action}`", problems)
+    within = number(raw.get("within_s", WITHIN_S), f"{where}: key `within_s`", 0.1, 600, problems)
+    kind = verdict_kind(raw["kind"], f"{where}: key `kind`", problems) if "kind" in raw else None
+    attrs = record_attrs(raw.get("attrs", []), f"{where}: key `attrs`", problems)
     code = _exit(raw.get("exit", 0), f"{where}: key `exit`", problems)
     interval = raw.get("interval_ms", INTERVAL_MS)
     if not isinstance(interval, int) or isinstance(interval, bool) or interval < MIN_INTERVAL_MS:
@@ -281,58 +257,17 @@ def _step(index: int, raw: dict[str, Any], problems: list[str]) -> Step | None:
         interval = INTERVAL_MS
     if len(problems) != bad or value is None:
         return None
-    return Step(index, action, value, within, code, interval)
-
-
-def _action_value(
-    action: str, value: object, where: str, problems: list[str]
-) -> str | bool | float | tuple[str, ...] | None:
-    def problem(text: str) -> None:
-        problems.append(f"{where}: {text}, got {value!r}")
-
-    if action in ("remove", "pin", "reload", "rex"):
-        if value is not True:
-            problem("must be true")
-            return None
-        return True
-    if action == "tamper":
-        if not isinstance(value, bool):
-            problem("must be true or false")
-            return None
-        return value
-    if action == "cli":
-        bad = len(problems)
-        args = _args(value, where, problems)
-        return tuple(args) if len(problems) == bad else None
-    if action == "wait_s":
-        bad = len(problems)
-        seconds = _number(value, where, 0, MAX_WAIT_S, problems)
-        return seconds if len(problems) == bad else None
-    if not isinstance(value, str) or not value:
-        problem("must be a non-empty string")
-        return None
-    choices: tuple[str, ...] = ()
-    if action == "expect":
-        choices = tuple(r.value for r in Reason)
-    elif action == "mode":
-        choices = tuple(m.value for m in Mode)
-    elif action == "door":
-        choices = ("open", "closed")
-    if choices and value not in choices:
-        problem(f"must be one of {', '.join(choices)}")
-        return None
-    typed = "".join(_PIN_PLACEHOLDER.split(value)) if action == "keys" else ""
-    if action == "keys" and not set(typed) <= KEYPAD_KEYS:
-        problem("must be keypad keys (0-9, *, #, and A-D on a 4x4 keypad) or {pin:NAME}")
-        return None
-    return value
+    return Step(index, action, value, within, code, interval, kind, attrs)
 
 
 # -- every string the runner expands --------------------------------------------------------
 
 
 def _all_strings(
-    config: dict[str, dict[str, Any]], setup: list[Setup | None], steps: list[Step | None]
+    config: dict[str, dict[str, Any]],
+    setup: list[Setup | None],
+    steps: list[Step | None],
+    files: tuple[tuple[str, str], ...] = (),
 ) -> Iterator[tuple[str, str]]:
     """Every string the runner expands, with where it is."""
 
@@ -355,6 +290,10 @@ def _all_strings(
         if step is not None:
             for text in flatten(step.value):
                 yield f"step {step.index}: key `{step.action}`", text
+            for text in step.attrs:
+                yield f"step {step.index}: key `attrs`", text
+    for name, text in files:
+        yield f"files.{name!r}", text
 
 
 # -- pass two: against the test PKI ------------------------------------------------------------
@@ -378,7 +317,10 @@ def check_names(scenario: Scenario, manifest: TestPkiManifest) -> None:
         tapped = step.value if step.action == "tap" else None
         if isinstance(tapped, str) and not is_profile_path(tapped) and tapped not in cards:
             problems.append(f"step {step.index}: key `tap`: {unknown(tapped)}")
-    for where, text in _all_strings(scenario.config, list(scenario.setup), list(scenario.steps)):
+    everything = _all_strings(
+        scenario.config, list(scenario.setup), list(scenario.steps), scenario.files
+    )
+    for where, text in everything:
         for token in placeholders(text):
             kind, _, name = token[1:-1].partition(":")
             if kind not in PER_CARD:

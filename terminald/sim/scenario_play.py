@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from terminald.core.hardware import DoorInput
 from terminald.core.reasons import DESCRIPTIONS, Reason
@@ -29,9 +30,11 @@ from terminald.sim.checks import (
     wait_verdict,
 )
 from terminald.sim.profile import CardProfile, TimingModel
-from terminald.sim.rig import SimRig, wait_until
+from terminald.sim.rig import PULSE_S, SimRig, wait_until
 from terminald.sim.scenario_file import Step, is_profile_path
 from terminald.sim.scenario_places import Places
+from terminald.sim.scenario_record import record_mismatches, record_summary
+from terminald.sim.sim_clock import ClockBackwards, ahead_text, parse_clock
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ CLI_TIMEOUT_S = 300.0
 INPUT_WAIT_S = 3.0  # an input change to its record: one loop turn, far less in practice
 RELOAD_WAIT_S = 10.0
 SAW_MAX = 300
+VEND_COMPLETE = "vend_complete"  # DoorInput's value: the member comes with the vending pieces
 
 
 @dataclass(frozen=True)
@@ -179,14 +183,31 @@ class Player:
         detail = record.detail or DESCRIPTIONS[record.reason]
         saw = f"{record.kind} {record.reason.value} ({detail})"
         saw += self._tries()
+        if step.kind is not None or step.attrs:
+            saw += "; " + record_summary(record)
         if record.reason is not want:
             return False, f"{saw}, expected {want.value}"
-        if want is Reason.OK:
+        attrs = tuple(self.places.expand(a) for a in step.attrs)
+        differs = record_mismatches(record, step.kind, attrs)
+        if differs:
+            return False, f"{saw}; " + "; ".join(differs)
+        # An attendance record opens the door only for a role with it (``door=open``).
+        if want is Reason.OK and (record.kind == "granted" or ("door", "open") in record.attrs):
             try:
                 saw += "; " + self._released(self.relay_mark)
             except StepFailed as exc:
                 return False, f"{saw}; {exc}"
         return True, saw
+
+    def _expect_record(self, step: Step) -> tuple[bool, str]:
+        kind = str(step.value)
+        record = wait_record(self.rig, kind, self.cursor, step.within_s)
+        self.cursor = self.rig.observer.after(record, self.cursor)
+        saw = f"{record.kind}" + (f" ({record.detail})" if record.detail else "")
+        saw += "; " + record_summary(record)
+        attrs = tuple(self.places.expand(a) for a in step.attrs)
+        differs = record_mismatches(record, None, attrs)
+        return not differs, "; ".join([saw, *differs])
 
     def _tries(self) -> str:
         """The tapped card's PIN tries left: unchanged shows no VERIFY was sent."""
@@ -248,6 +269,17 @@ class Player:
             return True, f"rex ({record.detail})"
         return True, "rex; " + self._released(relay_mark)
 
+    def _vend_complete(self, step: Step) -> tuple[bool, str]:
+        try:
+            which = DoorInput(VEND_COMPLETE)
+        except ValueError:
+            raise StepFailed("this terminald has no vend-complete input") from None
+        try:
+            self.rig.pulse_input(which)
+        except RuntimeError as exc:  # the board has no vend-complete input
+            raise StepFailed(str(exc)) from None
+        return True, f"vend-complete input pulsed ({PULSE_S * 1000:.0f} ms)"
+
     def _door(self, step: Step) -> tuple[bool, str]:
         opening = step.value == "open"
         if self.inputs.get(DoorInput.DOOR, False) == opening:
@@ -279,6 +311,15 @@ class Player:
         self.rig.set_mode(mode)
         record = wait_record(self.rig, "mode", since, INPUT_WAIT_S, f"-> {mode.value}")
         return True, f"mode {record.detail}"
+
+    def _clock(self, step: Step) -> tuple[bool, str]:
+        zone = ZoneInfo(self.rig.config.terminal.timezone)
+        try:
+            at = self.rig.clock.move(parse_clock(str(step.value)), zone)
+        except ClockBackwards as exc:
+            raise StepFailed(str(exc)) from None
+        ahead = ahead_text(self.rig.clock.offset)
+        return True, f"the daemon's clock reads {at.astimezone(zone):%a %Y-%m-%d %H:%M} ({ahead})"
 
     def _wait_s(self, step: Step) -> tuple[bool, str]:
         assert isinstance(step.value, float)

@@ -59,7 +59,7 @@ def _problems(text: str) -> list[str]:
         ),
         (
             '[[step]]\ntap = "card-001"\nwithin_s = 3',
-            "step 1: key `within_s`: only for a `expect` step, not `tap`",
+            "step 1: key `within_s`: only for a `expect` or `expect_record` step, not `tap`",
         ),
         ('[[step]]\ncli = "audit"', "step 1: key `cli`: must be an array of strings"),
         ("[[step]]\ncli = []", "step 1: key `cli`: must name a command"),
