@@ -193,7 +193,7 @@ def test_unknown_keys_and_sections_are_refused(tmp_path: Path) -> None:
     assert messages == [
         "doors: unknown section (did you mean door? known: terminal, card, trust, "
         "revocation, gpio, relay, door, log, state, access, link, console, gate, vending, "
-            "attendance)",
+        "attendance)",
         "relay.open_msec: unknown key (did you mean open_ms? known: open_ms, active_high, "
         "fail_mode)",
     ]
