@@ -107,6 +107,7 @@ class Terminal:
         self.selection = Selection()
         self._chosen: str | None = None  # the selection sent with the current card's checks
         self.vend = VendSupervisor()
+        self._escape_held = False  # emergency open holds the relay (never a vend line)
 
     def start(self, now: float) -> list[Command]:
         """Commands that put the hardware in the state of the initial mode."""
@@ -219,15 +220,22 @@ class Terminal:
         previous, self.mode = self.mode, mode
         commands: list[Command] = [Record("mode", f"{previous.value} -> {mode.value}")]
         vend_cancelled: list[Command] = []
+        # Emergency open holds a door's relay released. On a vending machine the relay is
+        # the vend-enable ("free vend") line, not an escape route: holding it would sell
+        # age-restricted goods to anyone for as long as the emergency lasts, so there
+        # emergency open only stops sales, like lockdown.
+        escape = mode is Mode.EMERGENCY_OPEN and self.settings.purpose != "vend"
         if mode is not Mode.NORMAL:  # nothing is sold or chosen once no one is admitted
             self.selection.clear()
             # Emergency open holds the relay itself next: no release in between.
-            vend_cancelled = self.vend.cancel(mode.value, release=mode is not Mode.EMERGENCY_OPEN)
+            vend_cancelled = self.vend.cancel(mode.value, release=not escape)
             commands += vend_cancelled
-        if mode is Mode.EMERGENCY_OPEN:
+        if escape and not self._escape_held:
+            self._escape_held = True
             self.door.hold(True)
             commands.append(HoldRelay())
-        elif previous is Mode.EMERGENCY_OPEN:
+        elif not escape and self._escape_held:  # released whatever the purpose is now
+            self._escape_held = False
             self.door.hold(False)
             commands.append(ReleaseRelay())
         if mode is Mode.LOCKDOWN and self.door.cancel_grant(now):
@@ -288,6 +296,10 @@ class Terminal:
         self._left_during_job = self._arrival_pending = False
         self._verdict_until = None
         self._identity = None  # a verdict about this card must never name the previous one
+        # A choice past its timeout is dropped here too, not only by ``tick``: the daemon
+        # may handle this tap before the due tick, and the last person's product or
+        # attendance event must not go with the next card.
+        self.selection.expired(now)
         self._chosen = self.selection.take()  # this card's, whatever its verdict
         if self.mode is not Mode.NORMAL:
             return self._verdict(AuthResult(_MODE_REASONS[self.mode]), now, card_held=False)
