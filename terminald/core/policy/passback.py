@@ -149,6 +149,11 @@ class Presence:
 
     def _sweep(self, reset: datetime) -> None:
         """Forget passages before the last reset (once per reset; caller holds the lock)."""
+        if self._swept_at is not None and self._swept_at > reset:
+            # The clock was set back past the reset a sweep honoured: that sweep's reset
+            # has not come yet, and ``passed`` must not drop passages from before it.
+            self._swept_at = reset
+            return
         if self._swept_at is not None and self._swept_at >= reset:
             return
         self._swept_at = reset

@@ -98,3 +98,18 @@ def test_whatever_a_future_passage_says_a_second_entry_here_is_refused(
     later = NOW + timedelta(seconds=5)
     heard(presence, later)
     assert presence.check("E1", ENTRY, later, TOKYO)[0] is Reason.ANTI_PASSBACK
+
+
+def test_after_the_clock_is_set_back_passages_count_again() -> None:
+    """Found: a check while the clock ran a day ahead swept at tomorrow's reset and then
+    dropped every passage dated before it, ours included, once the clock was corrected:
+    anti-passback was off (everyone "not seen") until the wrong reset time came round."""
+    presence = Presence()
+    heard(presence, NOW + timedelta(days=1))
+    presence.check("E9", ENTRY, NOW + timedelta(days=1), TOKYO)  # the clock a day ahead
+    heard(presence, NOW)
+    assert presence.check("E1", ENTRY, NOW, TOKYO)[0] is Reason.OK  # corrected
+    presence.passed("E1", "entry", NOW, HERE)
+    later = NOW + timedelta(minutes=1)
+    heard(presence, later)
+    assert presence.check("E1", ENTRY, later, TOKYO)[0] is Reason.ANTI_PASSBACK
