@@ -12,6 +12,7 @@ from terminald.core.policy import (
     AgeAnswer,
     AttendanceSettings,
     GateSettings,
+    PassbackSettings,
     Policy,
     PolicySettings,
     Presence,
@@ -189,3 +190,28 @@ def test_no_pin_is_left_out_unless_the_sold_products_own_setting_says_so(
         assert product in ("B", "C") and selection == product
     if decision.granted:
         assert decision.attr("product") == selection
+
+
+def test_a_persons_two_cards_share_anti_passback() -> None:
+    """The renewed card and the old one (both linked) are one person at the gate: the
+    old card passed back over the barrier does not let a second person in."""
+    both = EnrolmentContent(
+        people={"E1": Person("E1")},
+        credentials={
+            (ROOT, 1): Credential(ROOT, 1, "E1"),
+            (OTHER_ROOT, 1001): Credential(OTHER_ROOT, 1001, "E1"),
+        },
+    )
+    presence = Presence()
+    settings = PolicySettings(
+        "gate", gate=GateSettings(passback=PassbackSettings("entry", "gate-out"))
+    )
+    policy = Policy(
+        settings, MemoryEnrolment.installed(both, SET_ISSUED, SET_UNTIL), presence, None
+    )
+    presence.partner_seen("gate-out", MONDAY)
+    first = policy.decide(card(1), MONDAY, None)
+    assert first.granted
+    policy.granted(first, MONDAY)
+    second = policy.decide(card(1001, OTHER_ROOT), MONDAY + timedelta(seconds=5), None)
+    assert second.reason is Reason.ANTI_PASSBACK and second.subject == "E1"
