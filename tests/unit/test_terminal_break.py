@@ -243,6 +243,15 @@ class TerminalAttack(RuleBasedStateMachine):
         self.apply(self.t.handle(InputChanged(which, True), self.now))
         self.apply(self.t.handle(InputChanged(which, False), self.now))
 
+    @rule(purpose=st.sampled_from(["vend", "attendance", "gate"]))
+    def reload(self, purpose: str) -> None:
+        """A reload that may change the purpose (service.py: ``reconfigure``)."""
+        self.purpose = purpose
+        out = self.t.reconfigure(terminal(purpose).settings)
+        self.apply(out)
+        if self.t.selection.key is None:
+            self.selected = None
+
     @rule()
     def abort(self) -> None:
         self.apply(self.t.abort("daemon failed", self.now))
@@ -266,8 +275,73 @@ class TerminalAttack(RuleBasedStateMachine):
 
 TestTerminalAttack = TerminalAttack.TestCase
 TestTerminalAttack.settings = settings(
-    max_examples=300,
+    max_examples=300,  # raised to 3000 once in review: no failure
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+# --- a reload that changes the purpose ------------------------------------------------
+
+
+def settings_for(purpose: str) -> TerminalSettings:
+    return terminal(purpose).settings
+
+
+def test_a_reload_from_gate_to_vend_in_emergency_open_drops_the_held_relay() -> None:
+    """Found: the emergency hold of a gate stayed on when a reload made the terminal a
+    vending machine: its vend-enable line then stayed energised until the mode changed."""
+    t = terminal("gate", Mode.EMERGENCY_OPEN)
+    assert HoldRelay() in t.start(0.0)
+    out = t.reconfigure(settings_for("vend"))
+    assert ReleaseRelay() in out
+    assert not of(t.handle(ModeSet(Mode.NORMAL), 1.0), ReleaseRelay)  # nothing held now
+
+
+def test_a_reload_from_vend_to_gate_in_emergency_open_holds_the_door() -> None:
+    t = terminal("vend", Mode.EMERGENCY_OPEN)
+    assert not of(t.start(0.0), HoldRelay)
+    assert HoldRelay() in t.reconfigure(settings_for("gate"))
+    assert ReleaseRelay() in t.handle(ModeSet(Mode.NORMAL), 1.0)
+
+
+def test_a_reload_from_vend_to_gate_ends_the_vend_rather_than_hold_a_door_open() -> None:
+    """Found: a vend enabled before a reload that made the terminal a gate kept the
+    relay, now a door lock, energised for the rest of the vend window (up to 600 s)."""
+    t = terminal("vend")
+    t.handle(CardArrived(), 0.0)
+    t.handle(ChecksDone(AuthResult(Reason.OK, identity=IDENT)), 0.0)
+    assert t.vend.active
+    out = t.reconfigure(settings_for("gate"))
+    assert ReleaseRelay() in out and not t.vend.active
+    assert any(isinstance(c, Record) and c.kind == "vend_timeout" for c in out)
+
+
+def test_a_reload_to_a_gate_forgets_a_selection() -> None:
+    t = terminal("vend")
+    t.handle(KeyPressed("A"), 0.0)
+    t.reconfigure(settings_for("gate"))
+    assert of(t.handle(CardArrived(), 1.0), RunChecks) == [RunChecks(None)]
+
+
+def test_a_grant_decided_under_the_old_purpose_enables_nothing_after_a_reload() -> None:
+    """Found: a gate's card in PIN entry when a reload made the terminal a vending
+    machine was granted by the gate's policy (no age check) and then enabled a vend."""
+    t = terminal("gate")
+    t.handle(CardArrived(), 0.0)
+    t.handle(ChecksDone(PinPrompt(IDENT, 3)), 0.0)
+    t.reconfigure(settings_for("vend"))
+    for k in "1234":
+        t.handle(KeyPressed(k), 1.0)
+    assert of(t.handle(KeyPressed("#"), 1.0), RunVerify)
+    out = t.handle(VerifyDone(AuthResult(Reason.OK, identity=IDENT)), 2.0)
+    assert not of(out, HoldRelay) and not of(out, PulseRelay) and not t.vend.active
+    (record,) = [c for c in out if isinstance(c, Record)]
+    assert record.reason is Reason.CARD_ERROR and "tap again" in record.detail
+    assert EndTransaction() in out
+    # The next card is decided under the new purpose.
+    t.handle(CardLeft(), 3.0)
+    t.handle(CardArrived(), 6.0)
+    out = t.handle(ChecksDone(AuthResult(Reason.OK, identity=IDENT)), 6.0)
+    assert HoldRelay() in out and t.vend.active
