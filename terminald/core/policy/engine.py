@@ -188,8 +188,8 @@ def _aware(value: datetime | None, what: str) -> None:
     """A time from the set must be aware: a naive one (a store or codec bug) would make a
     comparison with ``now`` raise TypeError on the card worker, a traceback and a
     ``card_error`` at the door. It is the set that is unusable: ``enrolment_unavailable``."""
-    if value is not None and value.tzinfo is None:
-        raise _Unavailable(f"enrolment set unusable: {what} has no time zone")
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise _Unavailable(f"enrolment set unusable: {what} is not a time with a time zone")
 
 
 def _validity_refusal(person: Person, now: datetime) -> PolicyDecision | None:

@@ -215,3 +215,9 @@ def test_a_persons_two_cards_share_anti_passback() -> None:
     policy.granted(first, MONDAY)
     second = policy.decide(card(1001, OTHER_ROOT), MONDAY + timedelta(seconds=5), None)
     assert second.reason is Reason.ANTI_PASSBACK and second.subject == "E1"
+
+
+def test_a_date_where_the_set_should_hold_a_datetime_refuses_instead_of_raising() -> None:
+    person = Person("E1", valid_from=date(2026, 1, 1))  # type: ignore[arg-type]
+    decision = gate(enrolment([person], {1: "E1"})).decide(card(1), MONDAY, None)
+    assert decision.reason is Reason.ENROLMENT_UNAVAILABLE and "valid_from" in decision.detail
