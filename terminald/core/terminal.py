@@ -107,6 +107,10 @@ class Terminal:
         self.selection = Selection()
         self._chosen: str | None = None  # the selection sent with the current card's checks
         self.vend = VendSupervisor()
+        self._escape_held = False  # emergency open holds the relay (never a vend line)
+        # The card being decided was checked under another purpose (a reload changed it):
+        # its grant was the old policy's (a gate's has no age check) and drives nothing.
+        self._purpose_changed = False
 
     def start(self, now: float) -> list[Command]:
         """Commands that put the hardware in the state of the initial mode."""
@@ -119,10 +123,28 @@ class Terminal:
     def reconfigure(self, settings: TerminalSettings) -> list[Command]:
         """New timings and door wiring (a reloaded configuration); a PIN entry, a
         release, a selection or a vend in progress keeps the deadline it already has.
-        Alarms of inputs that are no longer wired are cleared."""
+        Alarms of inputs that are no longer wired are cleared. A new purpose gives the
+        relay and the keys another meaning: a vend ends (the relay must not stay held as
+        a door lock) or a door's pulse is cut (it must not run on as a vend), a selection
+        is forgotten, and an emergency hold moves on or off the relay. (A card waiting
+        for that vend is checked once it is tapped again.)"""
+        changed = settings.purpose != self.settings.purpose
         self.settings = settings
         self.door.settings = settings.door
-        return self._door_did(self.door.unwire(), None)
+        commands: list[Command] = []
+        if changed:
+            self.selection.clear()
+            self._purpose_changed = self.state in (
+                State.CHECKING,
+                State.PIN_ENTRY,
+                State.VERIFYING,
+            )
+            commands += self.vend.cancel("the terminal's purpose changed")
+            commands += self._hold_for_escape()
+            if settings.purpose == "vend" and ReleaseRelay() not in commands:
+                self.door.relocked()  # a door's pulse must not run on as a free vend
+                commands.append(ReleaseRelay())
+        return commands + self._door_did(self.door.unwire(), None)
 
     def abort(self, detail: str, now: float) -> list[Command]:
         """The daemon failed to carry out a command: end any transaction with a card
@@ -221,15 +243,9 @@ class Terminal:
         vend_cancelled: list[Command] = []
         if mode is not Mode.NORMAL:  # nothing is sold or chosen once no one is admitted
             self.selection.clear()
-            # Emergency open holds the relay itself next: no release in between.
-            vend_cancelled = self.vend.cancel(mode.value, release=mode is not Mode.EMERGENCY_OPEN)
+            vend_cancelled = self.vend.cancel(mode.value)  # never an escape: see below
             commands += vend_cancelled
-        if mode is Mode.EMERGENCY_OPEN:
-            self.door.hold(True)
-            commands.append(HoldRelay())
-        elif previous is Mode.EMERGENCY_OPEN:
-            self.door.hold(False)
-            commands.append(ReleaseRelay())
+        commands += self._hold_for_escape()
         if mode is Mode.LOCKDOWN and self.door.cancel_grant(now):
             commands.append(ReleaseRelay())  # a card grant ends now; an exit runs on
         if self.state is State.PIN_ENTRY and mode is not Mode.NORMAL:
@@ -240,6 +256,18 @@ class Terminal:
         if vend_cancelled:
             commands += self._take_waiting_card(now)
         return commands
+
+    def _hold_for_escape(self) -> list[Command]:
+        """Emergency open holds a door's relay released. On a vending machine the relay is
+        the vend-enable ("free vend") line, not an escape route: holding it sold
+        age-restricted goods to anyone for as long as the emergency lasted, so there
+        emergency open only stops sales, like lockdown."""
+        escape = self.mode is Mode.EMERGENCY_OPEN and self.settings.purpose != "vend"
+        if escape is self._escape_held:
+            return []
+        self._escape_held = escape
+        self.door.hold(escape)
+        return [HoldRelay() if escape else ReleaseRelay()]
 
     # -- door alarms --------------------------------------------------------------------------
 
@@ -288,6 +316,10 @@ class Terminal:
         self._left_during_job = self._arrival_pending = False
         self._verdict_until = None
         self._identity = None  # a verdict about this card must never name the previous one
+        # A choice past its timeout is dropped here too, not only by ``tick``: the daemon
+        # may handle this tap before the due tick, and the last person's product or
+        # attendance event must not go with the next card.
+        self.selection.expired(now)
         self._chosen = self.selection.take()  # this card's, whatever its verdict
         if self.mode is not Mode.NORMAL:
             return self._verdict(AuthResult(_MODE_REASONS[self.mode]), now, card_held=False)
@@ -382,6 +414,13 @@ class Terminal:
     # -- the verdict ----------------------------------------------------------------------------
 
     def _verdict(self, result: AuthResult, now: float, *, card_held: bool = True) -> list[Command]:
+        if result.reason is Reason.OK and self._purpose_changed:
+            result = AuthResult(
+                Reason.CARD_ERROR,
+                "the terminal was reconfigured during this card: tap again",
+                identity=result.identity,
+            )
+        self._purpose_changed = False
         reason = result.reason
         if reason is Reason.OK and self.mode is not Mode.NORMAL:
             reason = _MODE_REASONS[self.mode]

@@ -178,7 +178,8 @@ def test_a_refusal_enables_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("mode", "light", "release"),
-    [(Mode.LOCKDOWN, LOCKDOWN_LIGHT, True), (Mode.EMERGENCY_OPEN, EMERGENCY_LIGHT, False)],
+    # Emergency open never holds a vend-enable line (tests/unit/test_terminal_break.py).
+    [(Mode.LOCKDOWN, LOCKDOWN_LIGHT, True), (Mode.EMERGENCY_OPEN, EMERGENCY_LIGHT, True)],
 )
 def test_lockdown_or_emergency_open_ends_the_vend_at_once(
     mode: Mode, light: LightPattern, release: bool
@@ -188,8 +189,8 @@ def test_lockdown_or_emergency_open_ends_the_vend_at_once(
     t.tick(3.0)
     out = t.handle(ModeSet(mode), 5.0)
     assert end_record("vend_timeout", f"product A: cancelled: {mode.value}") in out
-    assert (ReleaseRelay() in out) is release  # emergency open holds the line next
-    assert (HoldRelay() in out) is not release
+    assert (ReleaseRelay() in out) is release
+    assert HoldRelay() not in out
     assert ShowLight(light) in out
     assert not t.vend.active and t.handle(DONE, 6.0) == []
 

@@ -9,7 +9,7 @@ The last event per subject is kept in memory, seeded from the audit log at start
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from terminald.core.policy.decision import PolicyDecision
@@ -21,6 +21,10 @@ KEY_EVENTS: Final = {"A": "clock_in", "B": "clock_out", "C": "break_out", "D": "
 EVENTS: Final = frozenset(KEY_EVENTS.values())
 _AT_WORK: Final = frozenset({"clock_in", "break_in", "break_out"})  # a toggle clocks these out
 MAX_SUBJECTS: Final = 200_000
+# An event dated further than this after now came from a clock that ran ahead (a record
+# seeded from the audit log): it is forgotten, or every later tap would be "older", never
+# kept, and the toggle would clock in forever.
+MAX_CLOCK_AHEAD: Final = timedelta(seconds=60)
 
 
 class AttendanceBook:
@@ -47,9 +51,15 @@ class AttendanceBook:
             while len(self._last) > self._max:
                 del self._last[next(iter(self._last))]
 
-    def last(self, subject: str) -> tuple[str, datetime] | None:
+    def last(self, subject: str, now: datetime | None = None) -> tuple[str, datetime] | None:
+        """The subject's last event; with ``now`` (aware), one dated more than
+        MAX_CLOCK_AHEAD after it is forgotten and None returned."""
         with self._lock:
-            return self._last.get(subject)
+            known = self._last.get(subject)
+            if known is not None and now is not None and known[1] > now + MAX_CLOCK_AHEAD:
+                del self._last[subject]
+                return None
+            return known
 
 
 def toggled(last: tuple[str, datetime] | None, local: datetime) -> str:
@@ -74,7 +84,7 @@ def decide_attendance(
     """The event this tap records and the door, for ``person`` at ``local`` (the site's
     local time, an aware datetime in its zone). "toggle" ignores the keys."""
     if settings.mode == "toggle" or (settings.mode == "auto" and selection is None):
-        event = toggled(book.last(person.subject), local)
+        event = toggled(book.last(person.subject, local), local)
     elif selection is None:
         return PolicyDecision(Reason.NO_SELECTION, "press A (in), B (out), C or D (break) first")
     elif selection not in KEY_EVENTS:

@@ -17,7 +17,7 @@ from terminald.core.auth import CardIdentity
 from terminald.core.policy.attendance import AttendanceBook, decide_attendance
 from terminald.core.policy.calendar import CalendarCache, HolidayCalendar
 from terminald.core.policy.decision import PolicyDecision
-from terminald.core.policy.gate import decide_gate
+from terminald.core.policy.gate import decide_gate, schedule_refusal
 from terminald.core.policy.passback import Presence
 from terminald.core.policy.settings import PolicySettings
 from terminald.core.policy.vending import AgeCheck, AgeOracle, decide_vend
@@ -121,6 +121,17 @@ class Policy:
             decision = decide_attendance(
                 settings.attendance, self.attendance, person, selection, local
             )
+            if decision.attr("door") == "open":
+                # A role-based door is a door: the person's schedule applies as at a gate
+                # (it opened at any hour before). The attendance event is still recorded.
+                shut = schedule_refusal(settings, person, now, self._schedule, self._calendar)
+                if shut is not None:
+                    attrs = tuple(a for a in decision.attrs if a[0] != "door")
+                    decision = PolicyDecision(
+                        Reason.OK,
+                        f"door stays shut: {shut.detail}",
+                        attrs=(*attrs, ("door", "closed")),
+                    )
         else:
             decision = decide_gate(
                 settings, person, now, self._schedule, self._calendar, self.presence
@@ -138,6 +149,7 @@ class Policy:
             raise _Unavailable(f"enrolment store unreadable: {exc}") from exc
         if info is None:
             return PolicyDecision(Reason.ENROLMENT_UNAVAILABLE, "no enrolment set installed")
+        _aware(info.valid_until, "the set's valid_until")
         if now > info.valid_until + self.settings.enrolment_grace:
             return PolicyDecision(
                 Reason.ENROLMENT_STALE,
@@ -172,8 +184,18 @@ class Policy:
         return self._calendars.of(calendar)
 
 
+def _aware(value: datetime | None, what: str) -> None:
+    """A time from the set must be aware: a naive one (a store or codec bug) would make a
+    comparison with ``now`` raise TypeError on the card worker, a traceback and a
+    ``card_error`` at the door. It is the set that is unusable: ``enrolment_unavailable``."""
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise _Unavailable(f"enrolment set unusable: {what} is not a time with a time zone")
+
+
 def _validity_refusal(person: Person, now: datetime) -> PolicyDecision | None:
     """valid_from is inclusive, valid_until exclusive."""
+    _aware(person.valid_from, f"{person.subject}'s valid_from")
+    _aware(person.valid_until, f"{person.subject}'s valid_until")
     if person.valid_from is not None and now < person.valid_from:
         return PolicyDecision(
             Reason.PERSON_NOT_YET_VALID,

@@ -30,25 +30,41 @@ def decide_gate(
         return PolicyDecision(
             Reason.NO_ACCESS, f"not in a group of this door ({', '.join(sorted(gate.groups))})"
         )
-    if person.schedule is not None:
-        schedule = schedule_of(person.schedule)
-        if schedule is None:  # the set names a schedule it does not carry: fail closed
-            return PolicyDecision(
-                Reason.OUTSIDE_SCHEDULE, f"schedule {person.schedule!r} is not in the enrolment set"
-            )
-        try:
-            holidays = calendar()
-        except ValueError as exc:
-            return PolicyDecision(Reason.OUTSIDE_SCHEDULE, str(exc))
-        local = now.astimezone(settings.timezone)
-        if not allowed(schedule, local, holidays.is_holiday):
-            when = local.strftime("%a %H:%M")
-            holiday = " (a holiday)" if holidays.is_holiday(local.date()) else ""
-            return PolicyDecision(
-                Reason.OUTSIDE_SCHEDULE,
-                f"schedule {schedule.name!r} does not allow {when}{holiday}",
-            )
+    refusal = schedule_refusal(settings, person, now, schedule_of, calendar)
+    if refusal is not None:
+        return refusal
     if gate.passback is None:
         return PolicyDecision(Reason.OK)
     reason, detail, attrs = presence.check(person.subject, gate.passback, now, settings.timezone)
     return PolicyDecision(reason, detail, attrs=(("passback", gate.passback.role), *attrs))
+
+
+def schedule_refusal(
+    settings: PolicySettings,
+    person: Person,
+    now: datetime,
+    schedule_of: Callable[[str], WeeklySchedule | None],
+    calendar: Callable[[], HolidayCalendar],
+) -> PolicyDecision | None:
+    """``outside_schedule`` when ``person``'s weekly schedule (with the holidays) does not
+    allow ``now``, else None (no schedule: any time). Used by every door: the gate, and
+    an attendance clock's role-based door."""
+    if person.schedule is None:
+        return None
+    schedule = schedule_of(person.schedule)
+    if schedule is None:  # the set names a schedule it does not carry: fail closed
+        return PolicyDecision(
+            Reason.OUTSIDE_SCHEDULE, f"schedule {person.schedule!r} is not in the enrolment set"
+        )
+    try:
+        holidays = calendar()
+    except ValueError as exc:
+        return PolicyDecision(Reason.OUTSIDE_SCHEDULE, str(exc))
+    local = now.astimezone(settings.timezone)
+    if allowed(schedule, local, holidays.is_holiday):
+        return None
+    when = local.strftime("%a %H:%M")
+    holiday = " (a holiday)" if holidays.is_holiday(local.date()) else ""
+    return PolicyDecision(
+        Reason.OUTSIDE_SCHEDULE, f"schedule {schedule.name!r} does not allow {when}{holiday}"
+    )

@@ -26,6 +26,11 @@ from terminald.core.reasons import Reason
 # Subjects remembered at most: a partner relaying junk cannot grow memory without bound.
 MAX_SUBJECTS: Final = 200_000
 MAX_PARTNERS: Final = 64
+# How far ahead of our clock a relayed passage or heartbeat may be dated and still count
+# (two terminals' clocks differ by seconds). One further ahead comes from a clock that
+# jumped or a relay that lies: it must not decide now (a future exit would admit a card
+# passed back, again and again; a future entry would outlive every daily reset).
+MAX_CLOCK_AHEAD: Final = timedelta(seconds=60)
 
 Attrs = tuple[tuple[str, str], ...]
 
@@ -86,7 +91,9 @@ class Presence:
         """A heartbeat: the link heard of terminal ``terminal_id`` at ``at``."""
         with self._lock:
             previous = self._partners.get(terminal_id)
-            if previous is None or at > previous:
+            # The newest wins (heartbeats may be reordered), except over one dated far
+            # ahead of it, which would otherwise hide every true heartbeat after it.
+            if previous is None or at > previous or previous > at + MAX_CLOCK_AHEAD:
                 self._partners[terminal_id] = at
             while len(self._partners) > MAX_PARTNERS:
                 del self._partners[next(iter(self._partners))]
@@ -102,7 +109,9 @@ class Presence:
     def reachable(self, settings: PassbackSettings, now: datetime) -> bool:
         with self._lock:
             seen = self._partners.get(settings.partner)
-        return seen is not None and now - seen <= timedelta(seconds=settings.partner_timeout_s)
+        return seen is not None and -MAX_CLOCK_AHEAD <= now - seen <= timedelta(
+            seconds=settings.partner_timeout_s
+        )
 
     def check(
         self, subject: str, settings: PassbackSettings, now: datetime, timezone: ZoneInfo
@@ -114,6 +123,11 @@ class Presence:
         with self._lock:
             self._sweep(reset)
             last = self._last.get(subject)
+            if last is not None and last.at > now + MAX_CLOCK_AHEAD:
+                # Forgotten, not just ignored: our own passages after now would otherwise
+                # stay older than it and never be kept (passed drops older ones).
+                del self._last[subject]
+                last = None
         if last is None or last.at < reset or last.direction != settings.role:
             return Reason.OK, "", ()
         if last.source == settings.partner:  # the partner told us: certain
@@ -135,6 +149,11 @@ class Presence:
 
     def _sweep(self, reset: datetime) -> None:
         """Forget passages before the last reset (once per reset; caller holds the lock)."""
+        if self._swept_at is not None and self._swept_at > reset:
+            # The clock was set back past the reset a sweep honoured: that sweep's reset
+            # has not come yet, and ``passed`` must not drop passages from before it.
+            self._swept_at = reset
+            return
         if self._swept_at is not None and self._swept_at >= reset:
             return
         self._swept_at = reset

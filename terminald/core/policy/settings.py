@@ -21,6 +21,22 @@ ATTENDANCE_MODES: Final = ("keys", "toggle", "auto")
 KEYS: Final = ("A", "B", "C", "D")  # the 4x4 keypad's function keys
 MAX_AGE: Final = 150  # years: any larger threshold is a typo
 MAX_NAME: Final = 64  # characters of a product or terminal name
+MAX_GRACE: Final = timedelta(days=366)  # past a set's valid_until: any longer is a typo
+
+
+def _age(value: object, what: str) -> None:
+    """An age threshold is an int 1-MAX_AGE: ``True`` would be 1 (no age check at all)."""
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_AGE
+    ):
+        raise ValueError(f"{what} must be an integer 1-{MAX_AGE}, not {value!r}")
+
+
+def _groups(value: object, what: str) -> None:
+    """A frozenset of names: a string would be a set of its letters (and ``&`` with a
+    person's groups would raise at every tap)."""
+    if not isinstance(value, frozenset) or not all(isinstance(g, str) and g for g in value):
+        raise ValueError(f"{what} must be a frozenset of non-empty names, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,7 @@ class GateSettings:
     passback: PassbackSettings | None = None
 
     def __post_init__(self) -> None:
-        if any(not g for g in self.groups):
-            raise ValueError("gate groups must not contain an empty name")
+        _groups(self.groups, "gate groups")
 
 
 @dataclass(frozen=True)
@@ -88,8 +103,9 @@ class Product:
             raise ValueError(f"product key must be one of A-D, not {self.key!r}")
         if not self.name or len(self.name) > MAX_NAME:
             raise ValueError(f"product {self.key}: name must be 1-64 characters")
-        if self.age is not None and not 0 < self.age <= MAX_AGE:
-            raise ValueError(f"product {self.key}: age must be 1-{MAX_AGE}, not {self.age}")
+        _age(self.age, f"product {self.key}: age")
+        if not isinstance(self.pin, bool):
+            raise ValueError(f"product {self.key}: pin must be True or False, not {self.pin!r}")
         if any(not isinstance(p, Period) for p in self.hours):
             raise ValueError(f"product {self.key}: hours must be periods")
 
@@ -102,11 +118,12 @@ class VendingSettings:
     machine_age: int | None = None
 
     def __post_init__(self) -> None:
+        if not all(isinstance(p, Product) for p in self.products):
+            raise ValueError("vending products must be Product values")
         keys = [p.key for p in self.products]
         if len(set(keys)) != len(keys):
             raise ValueError(f"vending products: a key is used twice ({', '.join(keys)})")
-        if self.machine_age is not None and not 0 < self.machine_age <= MAX_AGE:
-            raise ValueError(f"vending machine_age must be 1-{MAX_AGE}, not {self.machine_age}")
+        _age(self.machine_age, "vending machine_age")
 
     def product(self, key: str) -> Product | None:
         return next((p for p in self.products if p.key == key), None)
@@ -124,6 +141,7 @@ class AttendanceSettings:
     def __post_init__(self) -> None:
         if self.mode not in ATTENDANCE_MODES:
             raise ValueError(f"attendance mode must be keys, toggle or auto, not {self.mode!r}")
+        _groups(self.door_groups, "attendance door_groups")
 
 
 @dataclass(frozen=True)
@@ -146,5 +164,5 @@ class PolicySettings:
             raise ValueError(f"purpose must be gate, vend or attendance, not {self.purpose!r}")
         if not isinstance(self.timezone, ZoneInfo):
             raise ValueError("timezone must be a zoneinfo.ZoneInfo (an IANA name)")
-        if self.enrolment_grace < timedelta(0):
-            raise ValueError("enrolment_grace must not be negative")
+        if not timedelta(0) <= self.enrolment_grace <= MAX_GRACE:
+            raise ValueError(f"enrolment_grace must be 0 to {MAX_GRACE.days} days")
