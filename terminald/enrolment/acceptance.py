@@ -82,13 +82,13 @@ def check_floor(installed: Installed | None, incoming: SetHeader, what: str) -> 
     if incoming.version <= installed.version:
         raise EnrolmentRejected(
             RejectReason.ROLLBACK,
-            f"version {incoming.version} is not newer than {what} {installed.version}",
+            f"version {incoming.version} is not newer than version {installed.version} {what}",
         )
     if incoming.issued_at < installed.issued_at:
         raise EnrolmentRejected(
             RejectReason.ROLLBACK,
-            f"issued {incoming.issued_at.isoformat()}, before the {what} set "
-            f"({installed.issued_at.isoformat()})",
+            f"issued {incoming.issued_at.isoformat()}, before version {installed.version} "
+            f"{what} (issued {installed.issued_at.isoformat()})",
         )
 
 

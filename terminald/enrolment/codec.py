@@ -194,6 +194,20 @@ def encode_delta(delta: EnrolmentDelta) -> bytes:
     return _pack(body)
 
 
+def encode_person_record(person: Person) -> bytes:
+    """One person alone (a store's row): its group names, then its person array."""
+    groups = sorted(person.groups)
+    return _pack([groups, _person(person, {g: i for i, g in enumerate(groups)})])
+
+
+def encode_schedules(schedules: dict[str, WeeklySchedule]) -> bytes:
+    return _pack(_schedules(schedules))
+
+
+def encode_calendar(calendar: Calendar) -> bytes:
+    return _pack(_calendar(calendar))
+
+
 # -- consistency -----------------------------------------------------------------------
 
 
@@ -348,7 +362,13 @@ def apply_delta(content: EnrolmentContent, delta: EnrolmentDelta) -> EnrolmentCo
 
 # -- decoding (re-exported from codec_decode to keep each module small) ------------------
 
-from terminald.enrolment.codec_decode import decode_content, decode_delta  # noqa: E402
+from terminald.enrolment.codec_decode import (  # noqa: E402
+    decode_calendar,
+    decode_content,
+    decode_delta,
+    decode_person_record,
+    decode_schedules,
+)
 
 __all__ = [
     "DIGEST_SIZE",
@@ -356,9 +376,15 @@ __all__ = [
     "apply_delta",
     "content_digest",
     "content_problems",
+    "decode_calendar",
     "decode_content",
     "decode_delta",
+    "decode_person_record",
+    "decode_schedules",
     "diff",
+    "encode_calendar",
     "encode_content",
     "encode_delta",
+    "encode_person_record",
+    "encode_schedules",
 ]

@@ -183,9 +183,7 @@ def _calendar(raw: object, where: str) -> Calendar:
     )
 
 
-def _unpack(body: bytes, kind: str, length: int) -> list[Any]:
-    if len(body) > c.MAX_BODY:
-        raise EnrolmentFormatError(f"body: {len(body)} bytes (at most {c.MAX_BODY})")
+def _load(body: bytes) -> object:
     try:
         # Explicit bounds: a few bytes must not announce a billion-entry array.
         obj = msgpack.unpackb(
@@ -202,7 +200,13 @@ def _unpack(body: bytes, kind: str, length: int) -> list[Any]:
         raise EnrolmentFormatError(f"body: not a msgpack value ({exc})"[:300]) from None
     except RecursionError:
         raise EnrolmentFormatError("body: nested too deeply") from None
-    fields = _list(obj, "body", length, length)
+    return obj
+
+
+def _unpack(body: bytes, kind: str, length: int) -> list[Any]:
+    if len(body) > c.MAX_BODY:
+        raise EnrolmentFormatError(f"body: {len(body)} bytes (at most {c.MAX_BODY})")
+    fields = _list(_load(body), "body", length, length)
     if fields[0] != c.FORMAT or type(fields[0]) is not int:
         raise _fail("body.format", f"{fields[0]!r} is not {c.FORMAT}")
     if fields[1] != kind:
@@ -293,3 +297,17 @@ def decode_delta(body: bytes) -> c.EnrolmentDelta:
         None if fields[8] is None else _schedules(fields[8], "schedules"),
         None if fields[9] is None else _calendar(fields[9], "calendar"),
     )
+
+
+def decode_person_record(record: bytes) -> Person:
+    """A person as ``codec.encode_person_record`` wrote it."""
+    groups, raw = _list(_load(record), "person", 2, 2)
+    return _person(raw, "person", _groups(groups, "person.group_names"), 7)
+
+
+def decode_schedules(record: bytes) -> dict[str, WeeklySchedule]:
+    return _schedules(_load(record), "schedules")
+
+
+def decode_calendar(record: bytes) -> Calendar:
+    return _calendar(_load(record), "calendar")

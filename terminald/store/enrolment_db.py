@@ -1,0 +1,398 @@
+"""The terminal's enrolment: ``<state>/enrolment.sqlite`` (WAL, synchronous=FULL).
+
+Implements :class:`terminald.enrolment.model.Enrolment` for the policies and installs
+signed sets (``enrolment/bundle.py``).
+
+Atomicity. An install is one SQLite transaction (``BEGIN IMMEDIATE`` … ``COMMIT``):
+after a crash or power loss the database holds the old set or the new one, never a mix
+(tests/integration/test_enrolment_kill.py). Lookups read the database itself, so an
+install by another process (``terminald enrolment apply``) is seen by the next lookup of
+a long-lived store; schedules and the calendar are cached per set and refreshed when
+``PRAGMA data_version`` says another connection committed.
+
+Rollback. Besides the version in the database, ``enrolment.sqlite.high`` (the
+revocation store's mark, store/high_water.py) keeps the newest version ever installed,
+so deleting the database does not let an older, still valid set back in.
+
+Failing closed. An unreadable or damaged database answers ``info() is None`` and
+``lookup() is None`` (the policy refuses ``enrolment_unavailable``); :meth:`problem`
+says why, and it is logged once, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from terminald.enrolment.acceptance import (
+    Installed,
+    check_acceptable,
+    check_floor,
+    resulting_content,
+)
+from terminald.enrolment.bundle import (
+    DEFAULT_MAX_SIZE,
+    EnrolmentBundle,
+    SetHeader,
+    SetKind,
+    open_set,
+)
+from terminald.enrolment.codec import (
+    EnrolmentDelta,
+    decode_calendar,
+    decode_person_record,
+    decode_schedules,
+    encode_calendar,
+    encode_schedules,
+)
+from terminald.enrolment.errors import (
+    EnrolmentError,
+    EnrolmentFormatError,
+    EnrolmentRejected,
+    RejectReason,
+)
+from terminald.enrolment.model import (
+    AgeAttestation,
+    Calendar,
+    Credential,
+    EnrolmentContent,
+    Person,
+    SetInfo,
+    WeeklySchedule,
+)
+from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW
+from terminald.revocation.keys import TrustedKeys
+from terminald.store.enrolment_rows import (
+    SCHEMA_SQL,
+    EnrolmentStoreError,
+    info_of,
+    info_record,
+    meta,
+    serial_key,
+    serial_of,
+    write_delta,
+    write_full,
+)
+from terminald.store.high_water import (
+    HighWater,
+    high_water_path,
+    read_high_water,
+    write_high_water,
+)
+from terminald.store.revocation_types import owner_for
+
+log = logging.getLogger(__name__)
+
+FILE_NAME: Final = "enrolment.sqlite"
+SCHEMA: Final = 1
+BUSY_TIMEOUT_MS: Final = 10_000
+
+
+@dataclass(frozen=True)
+class _Cached:
+    info: SetInfo
+    schedules: dict[str, WeeklySchedule]
+    calendar: Calendar
+
+
+class EnrolmentStore:
+    """The installed enrolment set in SQLite; every method is safe from any thread (one
+    connection per thread). Reads never raise: a damaged database reads as no set."""
+
+    def __init__(self, path: Path, max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW) -> None:
+        self.path = path
+        self.high_path = high_water_path(path)
+        self._max_clock_skew = max_clock_skew
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()  # the connection list, the cache, installs
+        self._cache: _Cached | None = None
+        self._generation = 0  # bumped by our own installs (data_version ignores them)
+        self._problem = ""
+        try:
+            self._create()
+        except (sqlite3.Error, OSError) as exc:
+            self._report(f"{path}: {exc}")
+
+    # -- connections -------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._local.conn = conn
+            self._local.seen = (-1, -1)
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _create(self) -> None:
+        conn = self._connect()
+        if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
+            raise sqlite3.OperationalError("the database cannot use write-ahead logging")
+        conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA_SQL} COMMIT;")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+        elif row[0] != SCHEMA:
+            raise sqlite3.DatabaseError(f"schema {row[0]!r}, this version reads {SCHEMA}")
+
+    def close(self) -> None:
+        """Close every thread's connection (tests, shutdown)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    def problem(self) -> str:
+        """Why the store answers nothing ("" when it is readable)."""
+        return self._problem
+
+    def _report(self, problem: str) -> None:
+        if problem != self._problem:
+            log.error("event=enrolment_unavailable path=%s problem=%r", self.path, problem)
+        self._problem = problem
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._connect()
+        except (sqlite3.Error, OSError, EnrolmentError) as exc:
+            self._report(f"{self.path}: {exc}")
+            raise _Unreadable from None
+
+    # -- the Enrolment protocol --------------------------------------------------------
+
+    def _current(self) -> _Cached | None:
+        """The installed set's header, schedules and calendar, re-read only when another
+        connection (or our own install) changed the database."""
+        with self._reading() as conn:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            seen = (version, self._generation)
+            cache = self._cache
+            if self._local.seen == seen and cache is not None:
+                return cache
+            rows = meta(conn)
+            if "set" not in rows:
+                self._problem = ""
+                self._local.seen = seen
+                return None
+            info = info_of(rows["set"])
+            if cache is None or cache.info != info:
+                cache = _Cached(
+                    info, decode_schedules(rows["schedules"]), decode_calendar(rows["calendar"])
+                )
+                self._cache = cache
+            self._local.seen = seen
+            self._problem = ""
+            return cache
+
+    def info(self) -> SetInfo | None:
+        try:
+            cached = self._current()
+        except _Unreadable:
+            return None
+        return None if cached is None else cached.info
+
+    def lookup(self, issuer_key_id: bytes, serial: int) -> Person | None:
+        try:
+            with self._reading() as conn:
+                row = conn.execute(
+                    "SELECT p.record FROM credential c JOIN person p ON p.subject = c.subject "
+                    "WHERE c.issuer = ? AND c.serial = ?",
+                    (issuer_key_id, serial_key(serial)),
+                ).fetchone()
+                return None if row is None else decode_person_record(row[0])
+        except _Unreadable:
+            return None
+
+    def schedule(self, name: str) -> WeeklySchedule | None:
+        try:
+            cached = self._current()
+        except _Unreadable:
+            return None
+        return None if cached is None else cached.schedules.get(name)
+
+    def calendar(self) -> Calendar:
+        try:
+            cached = self._current()
+        except _Unreadable:
+            return Calendar()
+        return Calendar() if cached is None else cached.calendar
+
+    def age_yes(self, issuer_key_id: bytes, serial: int) -> tuple[AgeAttestation, ...]:
+        try:
+            with self._reading() as conn:
+                rows = conn.execute(
+                    "SELECT age, since FROM age_yes WHERE issuer = ? AND serial = ? ORDER BY age",
+                    (issuer_key_id, serial_key(serial)),
+                ).fetchall()
+                return tuple(AgeAttestation(age, date.fromordinal(since)) for age, since in rows)
+        except _Unreadable:
+            return ()
+
+    def remember_age_yes(self, issuer_key_id: bytes, serial: int, yes: AgeAttestation) -> None:
+        """Keep the earliest date for each (certificate, age): "at least N since D" only
+        grows truer, so the earliest D is the strongest yes. Never raises (logged)."""
+        try:
+            with self._reading() as conn:
+                conn.execute(
+                    "INSERT INTO age_yes VALUES (?, ?, ?, ?) ON CONFLICT (issuer, serial, age) "
+                    "DO UPDATE SET since = min(since, excluded.since)",
+                    (issuer_key_id, serial_key(serial), yes.age, yes.since.toordinal()),
+                )
+        except _Unreadable:
+            pass
+
+    # -- whole content -----------------------------------------------------------------
+
+    def content(self) -> EnrolmentContent:
+        """The installed set's whole content (an empty one when none is installed).
+        EnrolmentStoreError when the database cannot be read."""
+        conn = self._connect_or_raise()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return self._read_content(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise EnrolmentStoreError(f"{self.path}: {exc}") from None
+
+    def _connect_or_raise(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except sqlite3.Error as exc:
+            raise EnrolmentStoreError(f"{self.path}: {exc}") from None
+
+    def _read_content(self, conn: sqlite3.Connection) -> EnrolmentContent:
+        rows = meta(conn)
+        if "set" not in rows:
+            return EnrolmentContent()
+        try:
+            people = {
+                subject: decode_person_record(record)
+                for subject, record in conn.execute("SELECT subject, record FROM person")
+            }
+            credentials = {
+                (issuer, serial_of(serial)): Credential(issuer, serial_of(serial), subject)
+                for issuer, serial, subject in conn.execute(
+                    "SELECT issuer, serial, subject FROM credential"
+                )
+            }
+            return EnrolmentContent(
+                people,
+                credentials,
+                decode_schedules(rows["schedules"]),
+                decode_calendar(rows["calendar"]),
+            )
+        except EnrolmentFormatError as exc:
+            raise EnrolmentStoreError(f"{self.path}: a stored record is damaged ({exc})") from None
+
+    # -- installing --------------------------------------------------------------------
+
+    def install(self, bundle: bytes, trusted: TrustedKeys, now: datetime) -> SetInfo:
+        """Verify ``bundle`` against ``trusted``, check it may follow what is installed
+        (and the rollback mark) at ``now``, and install it in one transaction.
+
+        Raises EnrolmentRejected (nothing changed) or EnrolmentStoreError (the database
+        cannot be written; nothing changed either: the transaction is rolled back)."""
+        try:
+            opened = open_set(bundle, trusted, DEFAULT_MAX_SIZE)
+        except EnrolmentFormatError as exc:
+            raise EnrolmentRejected(RejectReason.MALFORMED, str(exc)[:1000]) from None
+        header = opened.header
+        with self._lock:
+            conn = self._connect_or_raise()
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # the write lock first: no one installs between
+                try:
+                    info = self._install(conn, opened.header, opened.content, now)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise EnrolmentStoreError(f"{self.path}: {exc}") from None
+            self._generation += 1
+        self._after_install(header)
+        log.info(
+            "event=enrolment_installed kind=%s version=%d people=%d credentials=%d",
+            header.kind.label, info.version, info.people, info.credentials,
+        )  # fmt: skip
+        return info
+
+    def _install(
+        self,
+        conn: sqlite3.Connection,
+        header: SetHeader,
+        incoming: EnrolmentContent | EnrolmentDelta,
+        now: datetime,
+    ) -> SetInfo:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'set'").fetchone()
+        current = None if row is None else info_of(row[0])
+        installed = None if current is None else Installed(
+            current.version, current.issued_at, current.digest
+        )  # fmt: skip
+        check_acceptable(installed, header, now, self._max_clock_skew)
+        mark = read_high_water(self.high_path)
+        if mark is not None:
+            check_floor(
+                Installed(mark.version, mark.issued_at, b""),
+                header,
+                f"installed before (the mark {self.high_path}: remove it only if the back "
+                "office really started its versions over)",
+            )
+        base = self._read_content(conn) if header.kind == SetKind.DELTA else None
+        content = resulting_content(EnrolmentBundle(header, incoming), base)
+        if isinstance(incoming, EnrolmentDelta):
+            write_delta(conn, incoming)
+        else:
+            write_full(conn, content)
+        info = SetInfo(
+            header.version,
+            header.issued_at,
+            header.valid_until,
+            header.content_digest,
+            header.signer_key_id,
+            len(content.people),
+            len(content.credentials),
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [
+                ("set", info_record(info)),
+                ("schedules", encode_schedules(content.schedules)),
+                ("calendar", encode_calendar(content.calendar)),
+            ],
+        )
+        return info
+
+    def _after_install(self, header: SetHeader) -> None:
+        owner = owner_for(self.path.parent)
+        try:
+            write_high_water(self.high_path, HighWater(header.version, header.issued_at), owner)
+        except OSError as exc:  # the database holds the version; only a deleted one is exposed
+            log.warning("enrolment: rollback mark %s not written (%s)", self.high_path, exc)
+        if owner is not None:  # a root-run apply must leave files the daemon can open
+            for suffix in ("", "-wal", "-shm"):
+                with suppress(OSError):
+                    os.chown(f"{self.path}{suffix}", *owner)
+
+
+class _Unreadable(Exception):
+    """Internal: a read failed (already reported)."""

@@ -1,0 +1,110 @@
+"""The rows of ``store/enrolment_db.py``: its schema, how a serial and the set's header
+are stored, and the writes of a full set and of a delta (inside the caller's transaction)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Final
+
+import msgpack
+
+from terminald.enrolment.codec import EnrolmentDelta, encode_person_record
+from terminald.enrolment.errors import EnrolmentError
+from terminald.enrolment.model import EnrolmentContent, SetInfo
+
+_INT_SERIAL: Final = 2**63  # SQLite integers are signed 64-bit; larger serials are BLOBs
+
+SCHEMA_SQL: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS person (subject TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS credential (
+    issuer BLOB NOT NULL, serial NOT NULL, subject TEXT NOT NULL,
+    PRIMARY KEY (issuer, serial)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS credential_subject ON credential (subject);
+CREATE TABLE IF NOT EXISTS age_yes (
+    issuer BLOB NOT NULL, serial NOT NULL, age INTEGER NOT NULL, since INTEGER NOT NULL,
+    PRIMARY KEY (issuer, serial, age)) WITHOUT ROWID;
+"""
+
+
+def serial_key(serial: int) -> int | bytes:
+    """How a serial is stored: an INTEGER when it fits, else its big-endian bytes."""
+    if serial < _INT_SERIAL:
+        return serial
+    return serial.to_bytes((serial.bit_length() + 7) // 8, "big")
+
+
+def serial_of(value: int | bytes) -> int:
+    return value if isinstance(value, int) else int.from_bytes(value, "big")
+
+
+class EnrolmentStoreError(EnrolmentError):
+    """The database cannot be read or written (damaged, permissions, disk full)."""
+
+
+def info_record(info: SetInfo) -> bytes:
+    record = [
+        info.version,
+        int(info.issued_at.timestamp()),
+        int(info.valid_until.timestamp()),
+        info.digest,
+        info.signer,
+        info.people,
+        info.credentials,
+    ]
+    return msgpack.packb(record, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def info_of(record: bytes) -> SetInfo:
+    try:
+        version, issued, until, digest, signer, people, credentials = msgpack.unpackb(record)
+        return SetInfo(
+            int(version),
+            datetime.fromtimestamp(issued, UTC),
+            datetime.fromtimestamp(until, UTC),
+            bytes(digest),
+            bytes(signer),
+            int(people),
+            int(credentials),
+        )
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as exc:
+        raise EnrolmentStoreError(f"the installed set's record is damaged ({exc})") from None
+
+
+def meta(conn: sqlite3.Connection) -> dict[str, bytes]:
+    rows = dict(conn.execute("SELECT key, value FROM meta WHERE key != 'schema'"))
+    if "set" in rows and not {"schedules", "calendar"} <= rows.keys():
+        raise EnrolmentStoreError("the installed set's schedules or calendar are missing")
+    return rows
+
+
+def write_full(conn: sqlite3.Connection, content: EnrolmentContent) -> None:
+    conn.execute("DELETE FROM person")
+    conn.execute("DELETE FROM credential")
+    conn.executemany(
+        "INSERT INTO person VALUES (?, ?)",
+        ((s, encode_person_record(p)) for s, p in content.people.items()),
+    )
+    conn.executemany(
+        "INSERT INTO credential VALUES (?, ?, ?)",
+        ((c.issuer_key_id, serial_key(c.serial), c.subject) for c in content.credentials.values()),
+    )
+
+
+def write_delta(conn: sqlite3.Connection, delta: EnrolmentDelta) -> None:
+    removed = [(s,) for s in delta.removed_subjects]
+    conn.executemany("DELETE FROM person WHERE subject = ?", removed)
+    conn.executemany("DELETE FROM credential WHERE subject = ?", removed)
+    conn.executemany(
+        "INSERT OR REPLACE INTO person VALUES (?, ?)",
+        ((p.subject, encode_person_record(p)) for p in delta.upserted_people),
+    )
+    conn.executemany(
+        "DELETE FROM credential WHERE issuer = ? AND serial = ?",
+        ((k, serial_key(s)) for k, s in delta.removed_credentials),
+    )
+    conn.executemany(
+        "INSERT INTO credential VALUES (?, ?, ?)",
+        ((c.issuer_key_id, serial_key(c.serial), c.subject) for c in delta.added_credentials),
+    )
