@@ -292,8 +292,8 @@ def _person(
     people[subject] = Person(
         subject, fields.get("label", ""), groups, fields.get("schedule"), start, end, ages
     )
-    for key in cards:
-        credentials[key] = Credential(key[0], key[1], subject)
+    for card_key in cards:
+        credentials[card_key] = Credential(card_key[0], card_key[1], subject)
 
 
 def _groups(raw: object, where: str, problems: _Problems) -> frozenset[str]:
