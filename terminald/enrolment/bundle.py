@@ -223,7 +223,9 @@ def verify_signature(data: bytes, header: SetHeader, trusted: TrustedKeys) -> No
 
 
 def decode_body(data: bytes, header: SetHeader) -> EnrolmentContent | EnrolmentDelta:
-    """Inflate (never past ``raw_length``) and decode; EnrolmentFormatError on a fault."""
+    """Inflate (never past ``raw_length``) and decode; EnrolmentFormatError on a fault.
+    A full body must hash to the header's content digest (the body is the canonical
+    encoding, so its hash is :func:`content_digest`, without encoding it again)."""
     inflater = zlib.decompressobj()
     try:
         raw = inflater.decompress(
@@ -236,6 +238,11 @@ def decode_body(data: bytes, header: SetHeader) -> EnrolmentContent | EnrolmentD
             f"body: inflates to other than the {header.raw_length} bytes the header states"
         )
     if header.kind == SetKind.FULL:
+        if hashlib.sha256(raw).digest() != header.content_digest:
+            raise EnrolmentRejected(
+                RejectReason.DIGEST_MISMATCH,
+                "the content does not match the digest it was signed with",
+            )
         return decode_content(raw)
     return decode_delta(raw)
 
@@ -248,12 +255,7 @@ def open_set(
     delta's after it is applied (:func:`terminald.enrolment.acceptance.apply_set`)."""
     header = parse_header(data, max_size)
     verify_signature(data, header, trusted)
-    content = decode_body(data, header)
-    if isinstance(content, EnrolmentContent) and content_digest(content) != header.content_digest:
-        raise EnrolmentRejected(
-            RejectReason.DIGEST_MISMATCH, "the content does not match the digest it was signed with"
-        )
-    return EnrolmentBundle(header, content)
+    return EnrolmentBundle(header, decode_body(data, header))
 
 
 def read_unverified(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> EnrolmentBundle:

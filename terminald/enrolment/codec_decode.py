@@ -250,9 +250,10 @@ def decode_content(body: bytes) -> EnrolmentContent:
         _schedules(raw_schedules, "schedules"),
         _calendar(raw_calendar, "calendar"),
     )
-    problems = c.content_problems(content)
-    if problems:
-        raise EnrolmentFormatError(problems[:20])
+    # The rest of content_problems was checked field by field above.
+    for subject, person in people.items():
+        if person.schedule is not None and person.schedule not in content.schedules:
+            raise _fail(f"people[{subject!r}].schedule", f"{person.schedule!r} is not defined")
     return content
 
 
@@ -300,9 +301,27 @@ def decode_delta(body: bytes) -> c.EnrolmentDelta:
 
 
 def decode_person_record(record: bytes) -> Person:
-    """A person as ``codec.encode_person_record`` wrote it."""
-    groups, raw = _list(_load(record), "person", 2, 2)
-    return _person(raw, "person", _groups(groups, "person.group_names"), 7)
+    """A person as ``codec.encode_person_record`` wrote it into a store that checked it
+    when it was installed: its shape is checked here (a damaged record raises
+    EnrolmentFormatError), its bounds are not, to keep a lookup cheap."""
+    try:
+        groups, fields = msgpack.unpackb(record, raw=False, max_map_len=0, max_ext_len=0)
+        subject, label, indexes, schedule, valid_from, valid_until, ages = fields
+        if type(subject) is not str or type(label) is not str:
+            raise TypeError("subject or label is not text")
+        if schedule is not None and type(schedule) is not str:
+            raise TypeError("schedule is not text")
+        return Person(
+            subject,
+            label,
+            frozenset(str(groups[i]) for i in indexes),
+            schedule,
+            None if valid_from is None else datetime.fromtimestamp(valid_from, UTC),
+            None if valid_until is None else datetime.fromtimestamp(valid_until, UTC),
+            tuple(AgeAttestation(int(age), date.fromordinal(since)) for age, since in ages),
+        )
+    except (ValueError, TypeError, IndexError, OverflowError, msgpack.UnpackException) as exc:
+        raise EnrolmentFormatError(f"person record: damaged ({exc})"[:200]) from None
 
 
 def decode_schedules(record: bytes) -> dict[str, WeeklySchedule]:

@@ -44,6 +44,7 @@ from terminald.enrolment.bundle import (
     SetHeader,
     SetKind,
     open_set,
+    parse_header,
 )
 from terminald.enrolment.codec import (
     EnrolmentDelta,
@@ -62,7 +63,6 @@ from terminald.enrolment.errors import (
 from terminald.enrolment.model import (
     AgeAttestation,
     Calendar,
-    Credential,
     EnrolmentContent,
     Person,
     SetInfo,
@@ -73,11 +73,12 @@ from terminald.revocation.keys import TrustedKeys
 from terminald.store.enrolment_rows import (
     SCHEMA_SQL,
     EnrolmentStoreError,
+    credentials_of,
     info_of,
     info_record,
     meta,
+    read_content,
     serial_key,
-    serial_of,
     write_delta,
     write_full,
 )
@@ -258,6 +259,34 @@ class EnrolmentStore:
         except _Unreadable:
             pass
 
+    def person(self, subject: str) -> tuple[Person, list[tuple[bytes, int]]] | None:
+        """A person and their certificates (``enrolment show --subject``); None when the
+        subject is not enrolled or the database cannot be read."""
+        try:
+            with self._reading() as conn:
+                row = conn.execute(
+                    "SELECT record FROM person WHERE subject = ?", (subject,)
+                ).fetchone()
+                if row is None:
+                    return None
+                return decode_person_record(row[0]), credentials_of(conn, subject)
+        except _Unreadable:
+            return None
+
+    def is_installed(self, bundle: bytes) -> bool:
+        """Whether ``bundle`` is the set installed now (same version and content): its
+        repeated install is a no-op, not a rollback. Reads the header only."""
+        info = self.info()
+        try:
+            header = parse_header(bundle)
+        except EnrolmentError:
+            return False
+        return (
+            info is not None
+            and header.version == info.version
+            and header.content_digest == info.digest
+        )
+
     # -- whole content -----------------------------------------------------------------
 
     def content(self) -> EnrolmentContent:
@@ -267,7 +296,7 @@ class EnrolmentStore:
         try:
             conn.execute("BEGIN")
             try:
-                return self._read_content(conn)
+                return read_content(conn, self.path)
             finally:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -278,30 +307,6 @@ class EnrolmentStore:
             return self._connect()
         except sqlite3.Error as exc:
             raise EnrolmentStoreError(f"{self.path}: {exc}") from None
-
-    def _read_content(self, conn: sqlite3.Connection) -> EnrolmentContent:
-        rows = meta(conn)
-        if "set" not in rows:
-            return EnrolmentContent()
-        try:
-            people = {
-                subject: decode_person_record(record)
-                for subject, record in conn.execute("SELECT subject, record FROM person")
-            }
-            credentials = {
-                (issuer, serial_of(serial)): Credential(issuer, serial_of(serial), subject)
-                for issuer, serial, subject in conn.execute(
-                    "SELECT issuer, serial, subject FROM credential"
-                )
-            }
-            return EnrolmentContent(
-                people,
-                credentials,
-                decode_schedules(rows["schedules"]),
-                decode_calendar(rows["calendar"]),
-            )
-        except EnrolmentFormatError as exc:
-            raise EnrolmentStoreError(f"{self.path}: a stored record is damaged ({exc})") from None
 
     # -- installing --------------------------------------------------------------------
 
@@ -357,7 +362,7 @@ class EnrolmentStore:
                 f"installed before (the mark {self.high_path}: remove it only if the back "
                 "office really started its versions over)",
             )
-        base = self._read_content(conn) if header.kind == SetKind.DELTA else None
+        base = read_content(conn, self.path) if header.kind == SetKind.DELTA else None
         content = resulting_content(EnrolmentBundle(header, incoming), base)
         if isinstance(incoming, EnrolmentDelta):
             write_delta(conn, incoming)

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
 import msgpack
 
-from terminald.enrolment.codec import EnrolmentDelta, encode_person_record
-from terminald.enrolment.errors import EnrolmentError
-from terminald.enrolment.model import EnrolmentContent, SetInfo
+from terminald.enrolment.codec import (
+    EnrolmentDelta,
+    decode_calendar,
+    decode_person_record,
+    decode_schedules,
+    encode_person_record,
+)
+from terminald.enrolment.errors import EnrolmentError, EnrolmentFormatError
+from terminald.enrolment.model import Credential, EnrolmentContent, SetInfo
 
 _INT_SERIAL: Final = 2**63  # SQLite integers are signed 64-bit; larger serials are BLOBs
 
@@ -108,3 +115,37 @@ def write_delta(conn: sqlite3.Connection, delta: EnrolmentDelta) -> None:
         "INSERT INTO credential VALUES (?, ?, ?)",
         ((c.issuer_key_id, serial_key(c.serial), c.subject) for c in delta.added_credentials),
     )
+
+
+def read_content(conn: sqlite3.Connection, path: Path) -> EnrolmentContent:
+    """The whole installed content (empty when no set is); call inside a transaction."""
+    rows = meta(conn)
+    if "set" not in rows:
+        return EnrolmentContent()
+    try:
+        people = {
+            subject: decode_person_record(record)
+            for subject, record in conn.execute("SELECT subject, record FROM person")
+        }
+        credentials = {
+            (issuer, serial_of(serial)): Credential(issuer, serial_of(serial), subject)
+            for issuer, serial, subject in conn.execute(
+                "SELECT issuer, serial, subject FROM credential"
+            )
+        }
+        return EnrolmentContent(
+            people,
+            credentials,
+            decode_schedules(rows["schedules"]),
+            decode_calendar(rows["calendar"]),
+        )
+    except EnrolmentFormatError as exc:
+        raise EnrolmentStoreError(f"{path}: a stored record is damaged ({exc})") from None
+
+
+def credentials_of(conn: sqlite3.Connection, subject: str) -> list[tuple[bytes, int]]:
+    rows = conn.execute(
+        "SELECT issuer, serial FROM credential WHERE subject = ? ORDER BY issuer, serial",
+        (subject,),
+    )
+    return [(issuer, serial_of(serial)) for issuer, serial in rows]
