@@ -302,13 +302,14 @@ def content_problems(content: EnrolmentContent) -> list[str]:
 def diff(old: EnrolmentContent, new: EnrolmentContent) -> EnrolmentDelta:
     """The smallest delta of this shape that turns ``old`` into ``new``."""
     removed_subjects = frozenset(old.people.keys() - new.people.keys())
-    upserted = tuple(p for s, p in new.people.items() if old.people.get(s) != p)
+    # Sorted as the encoding sorts them, so a delta equals its decoded self.
+    upserted = tuple(p for s, p in sorted(new.people.items()) if old.people.get(s) != p)
     removed = frozenset(
         k
         for k, c in old.credentials.items()
         if c.subject not in removed_subjects and new.credentials.get(k) != c
     )
-    added = tuple(c for k, c in new.credentials.items() if old.credentials.get(k) != c)
+    added = tuple(c for k, c in sorted(new.credentials.items()) if old.credentials.get(k) != c)
     return EnrolmentDelta(
         removed_subjects,
         upserted,
