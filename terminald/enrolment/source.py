@@ -233,11 +233,14 @@ def parse_source(data: dict[str, Any]) -> EnrolmentContent:
         problems.add("person", "must be an array of tables ([[person]])")
         entries = []
     seen_cards: dict[tuple[bytes, int], str] = {}
+    seen_subjects: set[str | None] = set()
     for index, entry in enumerate(entries):
         if len(problems) >= MAX_PEOPLE_PROBLEMS:
             problems.append(f"(more problems not listed; {len(entries) - index} people unchecked)")
             break
-        _person(index, entry, zone, schedules, people, credentials, seen_cards, problems)
+        _person(
+            index, entry, zone, schedules, people, credentials, seen_cards, seen_subjects, problems
+        )
     if problems:
         raise EnrolmentFormatError(problems)
     return EnrolmentContent(people, credentials, schedules, calendar)
@@ -251,6 +254,7 @@ def _person(
     people: dict[str, Person],
     credentials: dict[tuple[bytes, int], Credential],
     seen_cards: dict[tuple[bytes, int], str],
+    seen_subjects: set[str | None],
     problems: _Problems,
 ) -> None:
     where = f"person[{index}]"
@@ -277,8 +281,9 @@ def _person(
     if "subject" not in entry:
         problems.add(f"{where}.subject", "missing; every person needs one")
     subject = fields.get("subject")
-    if subject is not None and subject in people:
+    if subject is not None and subject in seen_subjects:
         problems.add(f"{where}.subject", f"{subject!r} is enrolled twice")
+    seen_subjects.add(subject)
     if fields.get("schedule") is not None and fields["schedule"] not in schedules:
         problems.add(f"{where}.schedule", f"{fields['schedule']!r} is not a [schedule.X] here")
     start, end = fields.get("valid_from"), fields.get("valid_until")
@@ -338,8 +343,11 @@ def _ages(raw: object, where: str, problems: _Problems) -> tuple[AgeAttestation,
 def _cards(
     raw: object, where: str, seen: dict[tuple[bytes, int], str], problems: _Problems
 ) -> list[tuple[bytes, int]]:
-    if not isinstance(raw, list) or not raw:
-        problems.add(where, "must list one or more { issuer = HEX, serial = N }")
+    if raw is None:
+        problems.add(where, "missing: list the certificates, [] while none is valid")
+        return []
+    if not isinstance(raw, list):
+        problems.add(where, "must be a list of { issuer = HEX, serial = N }")
         return []
     if len(raw) > MAX_CARDS:
         problems.add(where, f"{len(raw)} certificates (at most {MAX_CARDS})")
