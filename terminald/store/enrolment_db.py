@@ -30,7 +30,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from terminald.enrolment.acceptance import (
     Installed,
@@ -63,6 +63,7 @@ from terminald.enrolment.errors import (
 from terminald.enrolment.model import (
     AgeAttestation,
     Calendar,
+    Enrolment,
     EnrolmentContent,
     Person,
     SetInfo,
@@ -397,6 +398,12 @@ class EnrolmentStore:
             for suffix in ("", "-wal", "-shm"):
                 with suppress(OSError):
                     os.chown(f"{self.path}{suffix}", *owner)
+
+
+if TYPE_CHECKING:  # the store is what the policies read
+
+    def _conforms(store: EnrolmentStore) -> Enrolment:
+        return store
 
 
 class _Unreadable(Exception):
