@@ -47,12 +47,9 @@ from terminald.enrolment.bundle import (
     parse_header,
 )
 from terminald.enrolment.codec import (
-    EnrolmentDelta,
     decode_calendar,
     decode_person_record,
     decode_schedules,
-    encode_calendar,
-    encode_schedules,
 )
 from terminald.enrolment.errors import (
     EnrolmentError,
@@ -76,12 +73,11 @@ from terminald.store.enrolment_rows import (
     EnrolmentStoreError,
     credentials_of,
     info_of,
-    info_record,
+    installed_info,
     meta,
     read_content,
     serial_key,
-    write_delta,
-    write_full,
+    write_set,
 )
 from terminald.store.high_water import (
     HighWater,
@@ -325,13 +321,7 @@ class EnrolmentStore:
         with self._lock:
             conn = self._connect_or_raise()
             try:
-                conn.execute("BEGIN IMMEDIATE")  # the write lock first: no one installs between
-                try:
-                    info = self._install(conn, opened.header, opened.content, now)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                info = self._install(conn, opened, now)
             except sqlite3.Error as exc:
                 raise EnrolmentStoreError(f"{self.path}: {exc}") from None
             self._generation += 1
@@ -342,15 +332,35 @@ class EnrolmentStore:
         )  # fmt: skip
         return info
 
-    def _install(
-        self,
-        conn: sqlite3.Connection,
-        header: SetHeader,
-        incoming: EnrolmentContent | EnrolmentDelta,
-        now: datetime,
-    ) -> SetInfo:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'set'").fetchone()
-        current = None if row is None else info_of(row[0])
+    def _install(self, conn: sqlite3.Connection, opened: EnrolmentBundle, now: datetime) -> SetInfo:
+        """Check and compute under a read snapshot, then write under the write lock if
+        nothing was installed meanwhile. The heavy part (a delta re-digests the whole
+        content) so holds no write lock: ``remember_age_yes`` waits only for the writes."""
+        header = opened.header
+        for _ in range(3):
+            conn.execute("BEGIN")
+            try:
+                current = installed_info(conn)
+                self._check(current, header, now)
+                base = read_content(conn, self.path) if header.kind == SetKind.DELTA else None
+            finally:
+                conn.execute("COMMIT")
+            content = resulting_content(opened, base)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if installed_info(conn) != current:  # another process installed meanwhile
+                    conn.execute("ROLLBACK")
+                    continue
+                info = write_set(conn, header, opened.content, content)
+                conn.execute("COMMIT")
+                return info
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        raise EnrolmentStoreError(f"{self.path}: other installs kept coming; try again")
+
+    def _check(self, current: SetInfo | None, header: SetHeader, now: datetime) -> None:
         installed = None if current is None else Installed(
             current.version, current.issued_at, current.digest
         )  # fmt: skip
@@ -363,30 +373,6 @@ class EnrolmentStore:
                 f"installed before (the mark {self.high_path}: remove it only if the back "
                 "office really started its versions over)",
             )
-        base = read_content(conn, self.path) if header.kind == SetKind.DELTA else None
-        content = resulting_content(EnrolmentBundle(header, incoming), base)
-        if isinstance(incoming, EnrolmentDelta):
-            write_delta(conn, incoming)
-        else:
-            write_full(conn, content)
-        info = SetInfo(
-            header.version,
-            header.issued_at,
-            header.valid_until,
-            header.content_digest,
-            header.signer_key_id,
-            len(content.people),
-            len(content.credentials),
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [
-                ("set", info_record(info)),
-                ("schedules", encode_schedules(content.schedules)),
-                ("calendar", encode_calendar(content.calendar)),
-            ],
-        )
-        return info
 
     def _after_install(self, header: SetHeader) -> None:
         owner = owner_for(self.path.parent)

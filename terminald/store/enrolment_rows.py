@@ -10,12 +10,15 @@ from typing import Final
 
 import msgpack
 
+from terminald.enrolment.bundle import SetHeader
 from terminald.enrolment.codec import (
     EnrolmentDelta,
     decode_calendar,
     decode_person_record,
     decode_schedules,
+    encode_calendar,
     encode_person_record,
+    encode_schedules,
 )
 from terminald.enrolment.errors import EnrolmentError, EnrolmentFormatError
 from terminald.enrolment.model import Credential, EnrolmentContent, SetInfo
@@ -149,3 +152,38 @@ def credentials_of(conn: sqlite3.Connection, subject: str) -> list[tuple[bytes, 
         (subject,),
     )
     return [(issuer, serial_of(serial)) for issuer, serial in rows]
+
+
+def installed_info(conn: sqlite3.Connection) -> SetInfo | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'set'").fetchone()
+    return None if row is None else info_of(row[0])
+
+
+def write_set(
+    conn: sqlite3.Connection,
+    header: SetHeader,
+    incoming: EnrolmentContent | EnrolmentDelta,
+    content: EnrolmentContent,
+) -> SetInfo:
+    if isinstance(incoming, EnrolmentDelta):
+        write_delta(conn, incoming)
+    else:
+        write_full(conn, content)
+    info = SetInfo(
+        header.version,
+        header.issued_at,
+        header.valid_until,
+        header.content_digest,
+        header.signer_key_id,
+        len(content.people),
+        len(content.credentials),
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+        [
+            ("set", info_record(info)),
+            ("schedules", encode_schedules(content.schedules)),
+            ("calendar", encode_calendar(content.calendar)),
+        ],
+    )
+    return info
