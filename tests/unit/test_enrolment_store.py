@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
 
 from terminald.enrolment.codec import content_digest
 from terminald.enrolment.errors import EnrolmentRejected, RejectReason
@@ -16,7 +17,7 @@ from terminald.enrolment.model import AgeAttestation, Credential, EnrolmentConte
 from terminald.revocation.keys import TrustedKeys
 from terminald.store.enrolment_db import EnrolmentStore
 
-from .enrolment_support import NOW, OFFICE, ROOT_A, ROOT_B, signed, small_content
+from .enrolment_support import NOW, OFFICE, ROOT_A, ROOT_B, contents, signed, small_content
 
 KEY = Ed25519PrivateKey.generate()
 TRUSTED = TrustedKeys([KEY.public_key()])
@@ -203,3 +204,48 @@ def test_a_reader_thread_sees_the_old_set_or_the_new_one(tmp_path: Path) -> None
     assert seen and set(seen) <= known
     writer.close()
     reader.close()
+
+
+def test_an_install_that_lands_meanwhile_is_not_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process installs between our check and our write: we check again."""
+    from terminald.store import enrolment_db
+
+    path = tmp_path / "enrolment.sqlite"
+    base = small_content()
+    mine = EnrolmentStore(path)
+    mine.install(signed(base, KEY, 1), TRUSTED, LATER)
+    theirs = small_content({"T": 5})
+    real = enrolment_db.resulting_content
+    calls = []
+
+    def meanwhile(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            EnrolmentStore(path).install(signed(theirs, KEY, 2), TRUSTED, LATER)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(enrolment_db, "resulting_content", meanwhile)
+    delta = signed(small_content({"M": 6}), KEY, 2, base=(1, base))
+    with pytest.raises(EnrolmentRejected) as caught:
+        mine.install(delta, TRUSTED, LATER)
+    assert caught.value.reason is RejectReason.WRONG_BASE  # v2 is there now: checked again
+    assert mine.content() == theirs and len(calls) == 2  # ours, theirs; then the check
+    mine.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(contents(), contents())
+def test_any_content_installs_whole_and_any_delta_leads_to_the_next(
+    tmp_path_factory: pytest.TempPathFactory, old: EnrolmentContent, new: EnrolmentContent
+) -> None:
+    path = tmp_path_factory.mktemp("db") / "enrolment.sqlite"
+    store = EnrolmentStore(path)
+    store.install(signed(old, KEY, 1), TRUSTED, LATER)
+    assert store.content() == old
+    store.install(signed(new, KEY, 2, base=(1, old)), TRUSTED, LATER)
+    assert store.content() == new and store.info().digest == content_digest(new)  # type: ignore[union-attr]
+    for key, credential in new.credentials.items():
+        assert store.lookup(*key) == new.people[credential.subject]
+    store.close()
