@@ -247,6 +247,13 @@ def person_problems(person: Person, where: str) -> list[str]:
     for age in person.ages:
         if not 0 < age.age <= 150:
             problems.append(f"{where}.ages: age {age.age} is not 1..150")
+        if not _MIN_ORDINAL <= age.since.toordinal() <= _MAX_ORDINAL:
+            problems.append(f"{where}.ages: {age.since} is not in 1900..9999")
+    for name, moment in (("valid_from", person.valid_from), ("valid_until", person.valid_until)):
+        if moment is not None and (
+            moment.tzinfo is None or moment.microsecond or not 0 <= moment.timestamp() <= _MAX_TIME
+        ):
+            problems.append(f"{where}.{name}: must be whole seconds between 1970 and 9999")
     return problems
 
 
@@ -291,6 +298,11 @@ def content_problems(content: EnrolmentContent) -> list[str]:
     dates = content.calendar.dates
     if dates is not None and len(dates) > MAX_DATES:
         problems.append(f"calendar.dates: {len(dates)} (at most {MAX_DATES})")
+    if (
+        dates
+        and not _MIN_ORDINAL <= min(dates).toordinal() <= max(dates).toordinal() <= _MAX_ORDINAL
+    ):
+        problems.append("calendar.dates: every date must be in 1900..9999")
     if _text_problem(content.calendar.country, MAX_NAME):
         problems.append("calendar.country: must be a country code such as JP")
     return problems

@@ -31,7 +31,13 @@ from datetime import date, datetime, time
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from terminald.enrolment.codec import MAX_CARDS, MAX_KEY_ID, MAX_NAME, MAX_SERIAL_BYTES
+from terminald.enrolment.codec import (
+    MAX_CARDS,
+    MAX_KEY_ID,
+    MAX_NAME,
+    MAX_SERIAL_BYTES,
+    content_problems,
+)
 from terminald.enrolment.errors import EnrolmentFormatError
 from terminald.enrolment.model import (
     MAX_GROUPS,
@@ -241,9 +247,12 @@ def parse_source(data: dict[str, Any]) -> EnrolmentContent:
         _person(
             index, entry, zone, schedules, people, credentials, seen_cards, seen_subjects, problems
         )
+    content = EnrolmentContent(people, credentials, schedules, calendar)
+    if not problems:  # the bounds of the signed form (dates before 1900, say)
+        problems += content_problems(content)
     if problems:
         raise EnrolmentFormatError(problems)
-    return EnrolmentContent(people, credentials, schedules, calendar)
+    return content
 
 
 def _person(

@@ -138,15 +138,20 @@ class EnrolmentStore:
         return conn
 
     def _create(self) -> None:
+        """WAL and the schema, taking the write lock only when there is something to do
+        (a daemon starting during a long install must not wait for it)."""
         conn = self._connect()
-        if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal" and conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
             raise sqlite3.OperationalError("the database cannot use write-ahead logging")
-        conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA_SQL} COMMIT;")
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
+        tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"meta", "person", "credential", "age_yes"} <= tables:
+            conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA_SQL} COMMIT;")
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
-        elif row[0] != SCHEMA:
-            raise sqlite3.DatabaseError(f"schema {row[0]!r}, this version reads {SCHEMA}")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None or row[0] != SCHEMA:
+            found = None if row is None else row[0]
+            raise sqlite3.DatabaseError(f"schema {found!r}, this version reads {SCHEMA}")
 
     def close(self) -> None:
         """Close every thread's connection (tests, shutdown)."""

@@ -171,3 +171,12 @@ def test_the_old_enrolled_list_becomes_one_person_a_card() -> None:
     assert all(p.groups == {"office"} for p in content.people.values())
     assert content.credentials[issuer, 4660].subject == "desk"
     assert parse_source_text(render_source(content)) == content
+
+
+def test_what_the_signed_form_cannot_carry_is_named_at_parse_time() -> None:
+    problems = problems_of(
+        '[[person]]\nsubject = "a"\ncards = []\nvalid_from = 1960-01-01\n'
+        "ages = [{ over = 20, from = 1800-01-01 }]\n"
+    )
+    assert any("valid_from: must be whole seconds between 1970 and 9999" in p for p in problems)
+    assert any("ages: 1800-01-01 is not in 1900..9999" in p for p in problems)
