@@ -136,9 +136,10 @@ def _pack(obj: object) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
 
 
-def encode_content(content: EnrolmentContent) -> bytes:
-    """The canonical full body. ValueError (naming what) when the content is inconsistent."""
-    problems = content_problems(content)
+def encode_content(content: EnrolmentContent, *, check: bool = True) -> bytes:
+    """The canonical full body. ValueError (naming what) when the content is inconsistent;
+    ``check=False`` skips that when the caller just checked (apply_delta does)."""
+    problems = content_problems(content) if check else []
     if problems:
         raise ValueError("; ".join(problems[:5]))
     issuers, groups = _tables(content.people.values(), (k for k, _ in content.credentials))
@@ -163,9 +164,9 @@ def encode_content(content: EnrolmentContent) -> bytes:
     return _pack(body)
 
 
-def content_digest(content: EnrolmentContent) -> bytes:
+def content_digest(content: EnrolmentContent, *, check: bool = True) -> bytes:
     """SHA-256 of :func:`encode_content`: names a content whatever order it was built in."""
-    return hashlib.sha256(encode_content(content)).digest()
+    return hashlib.sha256(encode_content(content, check=check)).digest()
 
 
 def encode_delta(delta: EnrolmentDelta) -> bytes:

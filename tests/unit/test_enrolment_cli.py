@@ -184,3 +184,12 @@ def test_the_command_runs_as_a_process(site: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0 and "installed version 1" in done.stdout, done.stderr
+
+
+def test_a_damaged_database_is_one_line(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (site / "state" / "enrolment.sqlite").write_bytes(b"damaged " * 512)
+    v1 = build(capsys, site, 1)
+    err = refused(capsys, "enrolment", "apply", v1, "--config", site / "terminald.toml")
+    assert "not a database" in err
+    err = refused(capsys, "enrolment", "show", "--config", site / "terminald.toml")
+    assert "not a database" in err
