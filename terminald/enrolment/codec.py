@@ -29,12 +29,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any, Final
+from datetime import datetime
+from typing import Any
 
 import msgpack
 
+from terminald.enrolment.codec_decode import (
+    decode_calendar,
+    decode_content,
+    decode_delta,
+    decode_person_record,
+    decode_schedules,
+)
 from terminald.enrolment.errors import EnrolmentFormatError
 from terminald.enrolment.model import (
     MAX_GROUPS,
@@ -42,44 +48,31 @@ from terminald.enrolment.model import (
     MAX_PERIODS,
     MAX_SUBJECT,
     Calendar,
-    Credential,
     EnrolmentContent,
     Period,
     Person,
     WeeklySchedule,
 )
-
-FORMAT: Final = 1
-MAX_PEOPLE: Final = 2_000_000
-MAX_ISSUERS: Final = 4096
-MAX_GROUP_NAMES: Final = 65_536
-MAX_NAME: Final = 64  # a group or schedule name, a country code
-MAX_CARDS: Final = 16  # certificates per person (renewals are removed as they go)
-MAX_AGES: Final = 8
-MAX_SCHEDULES: Final = 1024
-MAX_DATES: Final = 20_000  # calendar dates (a holiday list of a few decades)
-MAX_KEY_ID: Final = 64  # bytes; J-LIS roots' key ids are 20 (SHA-1, RFC 5280 method 1)
-MAX_SERIAL_BYTES: Final = 20  # RFC 5280 §4.1.2.2
-MAX_BODY: Final = 256 * 1024 * 1024  # decompressed; ~40 bytes a person in practice
-_U64: Final = 2**64
-_MAX_TIME: Final = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
-_MIN_ORDINAL: Final = date(1900, 1, 1).toordinal()
-_MAX_ORDINAL: Final = date(9999, 12, 31).toordinal()
-DIGEST_SIZE: Final = 32
-
-
-@dataclass(frozen=True)
-class EnrolmentDelta:
-    """What turns one set's content into the next. Removing a subject removes its
-    certificates too; ``schedules`` and ``calendar`` (None: unchanged) replace whole."""
-
-    removed_subjects: frozenset[str] = frozenset()
-    upserted_people: tuple[Person, ...] = ()
-    removed_credentials: frozenset[tuple[bytes, int]] = frozenset()
-    added_credentials: tuple[Credential, ...] = ()
-    schedules: dict[str, WeeklySchedule] | None = field(default=None)
-    calendar: Calendar | None = None
-
+from terminald.enrolment.shape import (
+    DIGEST_SIZE,
+    FORMAT,
+    MAX_AGES,
+    MAX_BODY,
+    MAX_CARDS,
+    MAX_DATES,
+    MAX_GROUP_NAMES,
+    MAX_ISSUERS,
+    MAX_KEY_ID,
+    MAX_NAME,
+    MAX_ORDINAL,
+    MAX_PEOPLE,
+    MAX_SCHEDULES,
+    MAX_SERIAL_BYTES,
+    MAX_TIME,
+    MIN_ORDINAL,
+    U64,
+    EnrolmentDelta,
+)
 
 # -- encoding --------------------------------------------------------------------------
 
@@ -90,13 +83,13 @@ def _seconds(when: datetime | None, where: str) -> int | None:
     if when.tzinfo is None or when.microsecond:
         raise ValueError(f"{where}: must be timezone-aware whole seconds, got {when!r}")
     seconds = int(when.timestamp())
-    if not 0 <= seconds <= _MAX_TIME:
+    if not 0 <= seconds <= MAX_TIME:
         raise ValueError(f"{where}: {when.isoformat()} is outside 1970..9999")
     return seconds
 
 
 def _serial(serial: int) -> int | bytes:
-    return serial if serial < _U64 else serial.to_bytes((serial.bit_length() + 7) // 8, "big")
+    return serial if serial < U64 else serial.to_bytes((serial.bit_length() + 7) // 8, "big")
 
 
 def _periods(periods: Iterable[Period]) -> list[list[int]]:
@@ -248,11 +241,11 @@ def person_problems(person: Person, where: str) -> list[str]:
     for age in person.ages:
         if not 0 < age.age <= 150:
             problems.append(f"{where}.ages: age {age.age} is not 1..150")
-        if not _MIN_ORDINAL <= age.since.toordinal() <= _MAX_ORDINAL:
+        if not MIN_ORDINAL <= age.since.toordinal() <= MAX_ORDINAL:
             problems.append(f"{where}.ages: {age.since} is not in 1900..9999")
     for name, moment in (("valid_from", person.valid_from), ("valid_until", person.valid_until)):
         if moment is not None and (
-            moment.tzinfo is None or moment.microsecond or not 0 <= moment.timestamp() <= _MAX_TIME
+            moment.tzinfo is None or moment.microsecond or not 0 <= moment.timestamp() <= MAX_TIME
         ):
             problems.append(f"{where}.{name}: must be whole seconds between 1970 and 9999")
     return problems
@@ -299,10 +292,7 @@ def content_problems(content: EnrolmentContent) -> list[str]:
     dates = content.calendar.dates
     if dates is not None and len(dates) > MAX_DATES:
         problems.append(f"calendar.dates: {len(dates)} (at most {MAX_DATES})")
-    if (
-        dates
-        and not _MIN_ORDINAL <= min(dates).toordinal() <= max(dates).toordinal() <= _MAX_ORDINAL
-    ):
+    if dates and not MIN_ORDINAL <= min(dates).toordinal() <= max(dates).toordinal() <= MAX_ORDINAL:
         problems.append("calendar.dates: every date must be in 1900..9999")
     if _text_problem(content.calendar.country, MAX_NAME):
         problems.append("calendar.country: must be a country code such as JP")
@@ -374,18 +364,19 @@ def apply_delta(content: EnrolmentContent, delta: EnrolmentDelta) -> EnrolmentCo
     return result
 
 
-# -- decoding (re-exported from codec_decode to keep each module small) ------------------
-
-from terminald.enrolment.codec_decode import (  # noqa: E402
-    decode_calendar,
-    decode_content,
-    decode_delta,
-    decode_person_record,
-    decode_schedules,
-)
-
 __all__ = [
     "DIGEST_SIZE",
+    "MAX_AGES",
+    "MAX_BODY",
+    "MAX_CARDS",
+    "MAX_DATES",
+    "MAX_GROUP_NAMES",
+    "MAX_ISSUERS",
+    "MAX_KEY_ID",
+    "MAX_NAME",
+    "MAX_PEOPLE",
+    "MAX_SCHEDULES",
+    "MAX_SERIAL_BYTES",
     "EnrolmentDelta",
     "apply_delta",
     "content_digest",

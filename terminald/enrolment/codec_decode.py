@@ -12,7 +12,7 @@ from typing import Any
 
 import msgpack
 
-from terminald.enrolment import codec as c
+from terminald.enrolment import shape as c
 from terminald.enrolment.errors import EnrolmentFormatError
 from terminald.enrolment.model import (
     MAX_GROUPS,
@@ -66,19 +66,19 @@ def _increasing(items: list[Any], where: str) -> None:
 def _time(value: object, where: str) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(_int(value, where, 0, c._MAX_TIME), UTC)
+    return datetime.fromtimestamp(_int(value, where, 0, c.MAX_TIME), UTC)
 
 
 def _date(value: object, where: str) -> date:
-    return date.fromordinal(_int(value, where, c._MIN_ORDINAL, c._MAX_ORDINAL))
+    return date.fromordinal(_int(value, where, c.MIN_ORDINAL, c.MAX_ORDINAL))
 
 
 def _serial(value: object, where: str) -> int:
-    if type(value) is int and 0 <= value < c._U64:
+    if type(value) is int and 0 <= value < c.U64:
         return value
     if type(value) is bytes and len(value) <= c.MAX_SERIAL_BYTES:
         serial = int.from_bytes(value, "big")
-        if serial >= c._U64 and (serial.bit_length() + 7) // 8 == len(value):
+        if serial >= c.U64 and (serial.bit_length() + 7) // 8 == len(value):
             return serial
     raise _fail(where, "must be a serial: an integer below 2**64 or its minimal big-endian bytes")
 
