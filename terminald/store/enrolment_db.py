@@ -75,9 +75,10 @@ from terminald.store.enrolment_rows import (
     info_of,
     installed_info,
     meta,
+    prepare,
     read_content,
     serial_key,
-    write_set,
+    write_prepared,
 )
 from terminald.store.high_water import (
     HighWater,
@@ -92,6 +93,7 @@ log = logging.getLogger(__name__)
 FILE_NAME: Final = "enrolment.sqlite"
 SCHEMA: Final = 1
 BUSY_TIMEOUT_MS: Final = 10_000
+AGE_YES_WAIT_MS: Final = 200
 
 
 @dataclass(frozen=True)
@@ -250,16 +252,28 @@ class EnrolmentStore:
 
     def remember_age_yes(self, issuer_key_id: bytes, serial: int, yes: AgeAttestation) -> None:
         """Keep the earliest date for each (certificate, age): "at least N since D" only
-        grows truer, so the earliest D is the strongest yes. Never raises (logged)."""
+        grows truer, so the earliest D is the strongest yes. Never raises (logged).
+
+        Waits at most AGE_YES_WAIT_MS for an install's write lock: it runs on the card
+        worker, and a yes not kept is only asked again next time."""
         try:
-            with self._reading() as conn:
+            conn = self._connect()
+            conn.execute(f"PRAGMA busy_timeout={AGE_YES_WAIT_MS}")
+            try:
                 conn.execute(
                     "INSERT INTO age_yes VALUES (?, ?, ?, ?) ON CONFLICT (issuer, serial, age) "
                     "DO UPDATE SET since = min(since, excluded.since)",
                     (issuer_key_id, serial_key(serial), yes.age, yes.since.toordinal()),
                 )
-        except _Unreadable:
-            pass
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                log.info("event=age_yes_not_kept problem=%r", str(exc))
+            else:
+                self._report(f"{self.path}: {exc}")
+        except (sqlite3.Error, OSError) as exc:
+            self._report(f"{self.path}: {exc}")
 
     def person(self, subject: str) -> tuple[Person, list[tuple[bytes, int]]] | None:
         """A person and their certificates (``enrolment show --subject``); None when the
@@ -350,13 +364,13 @@ class EnrolmentStore:
                 base = read_content(conn, self.path) if header.kind == SetKind.DELTA else None
             finally:
                 conn.execute("COMMIT")
-            content = resulting_content(opened, base)
+            prepared = prepare(header, opened.content, resulting_content(opened, base))
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if installed_info(conn) != current:  # another process installed meanwhile
                     conn.execute("ROLLBACK")
                     continue
-                info = write_set(conn, header, opened.content, content)
+                info = write_prepared(conn, prepared)
                 conn.execute("COMMIT")
                 return info
             except BaseException:

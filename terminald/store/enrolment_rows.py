@@ -4,9 +4,10 @@ are stored, and the writes of a full set and of a delta (inside the caller's tra
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgpack
 
@@ -89,35 +90,87 @@ def meta(conn: sqlite3.Connection) -> dict[str, bytes]:
     return rows
 
 
-def write_full(conn: sqlite3.Connection, content: EnrolmentContent) -> None:
-    conn.execute("DELETE FROM person")
-    conn.execute("DELETE FROM credential")
-    conn.executemany(
-        "INSERT INTO person VALUES (?, ?)",
-        ((s, encode_person_record(p)) for s, p in content.people.items()),
-    )
-    conn.executemany(
-        "INSERT INTO credential VALUES (?, ?, ?)",
-        ((c.issuer_key_id, serial_key(c.serial), c.subject) for c in content.credentials.values()),
-    )
+Step = tuple[str, list[tuple[Any, ...]] | None]  # SQL and its rows (None: run once)
 
 
-def write_delta(conn: sqlite3.Connection, delta: EnrolmentDelta) -> None:
+@dataclass(frozen=True)
+class Prepared:
+    """An install's writes, computed before the write lock is taken."""
+
+    info: SetInfo
+    steps: list[Step]
+
+
+def _full_steps(content: EnrolmentContent) -> list[Step]:
+    return [
+        ("DELETE FROM person", None),
+        ("DELETE FROM credential", None),
+        (
+            "INSERT INTO person VALUES (?, ?)",
+            [(s, encode_person_record(p)) for s, p in content.people.items()],
+        ),
+        (
+            "INSERT INTO credential VALUES (?, ?, ?)",
+            [
+                (c.issuer_key_id, serial_key(c.serial), c.subject)
+                for c in content.credentials.values()
+            ],
+        ),
+    ]
+
+
+def _delta_steps(delta: EnrolmentDelta) -> list[Step]:
     removed = [(s,) for s in delta.removed_subjects]
-    conn.executemany("DELETE FROM person WHERE subject = ?", removed)
-    conn.executemany("DELETE FROM credential WHERE subject = ?", removed)
-    conn.executemany(
-        "INSERT OR REPLACE INTO person VALUES (?, ?)",
-        ((p.subject, encode_person_record(p)) for p in delta.upserted_people),
+    return [
+        ("DELETE FROM person WHERE subject = ?", removed),
+        ("DELETE FROM credential WHERE subject = ?", removed),
+        (
+            "INSERT OR REPLACE INTO person VALUES (?, ?)",
+            [(p.subject, encode_person_record(p)) for p in delta.upserted_people],
+        ),
+        (
+            "DELETE FROM credential WHERE issuer = ? AND serial = ?",
+            [(k, serial_key(s)) for k, s in delta.removed_credentials],
+        ),
+        (
+            "INSERT INTO credential VALUES (?, ?, ?)",
+            [(c.issuer_key_id, serial_key(c.serial), c.subject) for c in delta.added_credentials],
+        ),
+    ]
+
+
+def prepare(
+    header: SetHeader, incoming: EnrolmentContent | EnrolmentDelta, content: EnrolmentContent
+) -> Prepared:
+    """The rows that turn the installed set into ``content`` (``incoming`` is what the
+    set carried: a delta writes only its changes)."""
+    steps = _delta_steps(incoming) if isinstance(incoming, EnrolmentDelta) else _full_steps(content)
+    info = SetInfo(
+        header.version,
+        header.issued_at,
+        header.valid_until,
+        header.content_digest,
+        header.signer_key_id,
+        len(content.people),
+        len(content.credentials),
     )
-    conn.executemany(
-        "DELETE FROM credential WHERE issuer = ? AND serial = ?",
-        ((k, serial_key(s)) for k, s in delta.removed_credentials),
-    )
-    conn.executemany(
-        "INSERT INTO credential VALUES (?, ?, ?)",
-        ((c.issuer_key_id, serial_key(c.serial), c.subject) for c in delta.added_credentials),
-    )
+    meta_rows: list[tuple[Any, ...]] = [
+        ("set", info_record(info)),
+        ("schedules", encode_schedules(content.schedules)),
+        ("calendar", encode_calendar(content.calendar)),
+    ]
+    steps.append(("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta_rows))
+    return Prepared(info, steps)
+
+
+def write_prepared(conn: sqlite3.Connection, prepared: Prepared) -> SetInfo:
+    """Run the writes (inside the caller's transaction)."""
+    for sql, rows in prepared.steps:
+        if rows is None:
+            conn.execute(sql)
+        else:
+            conn.executemany(sql, rows)
+    return prepared.info
 
 
 def read_content(conn: sqlite3.Connection, path: Path) -> EnrolmentContent:
@@ -157,33 +210,3 @@ def credentials_of(conn: sqlite3.Connection, subject: str) -> list[tuple[bytes, 
 def installed_info(conn: sqlite3.Connection) -> SetInfo | None:
     row = conn.execute("SELECT value FROM meta WHERE key = 'set'").fetchone()
     return None if row is None else info_of(row[0])
-
-
-def write_set(
-    conn: sqlite3.Connection,
-    header: SetHeader,
-    incoming: EnrolmentContent | EnrolmentDelta,
-    content: EnrolmentContent,
-) -> SetInfo:
-    if isinstance(incoming, EnrolmentDelta):
-        write_delta(conn, incoming)
-    else:
-        write_full(conn, content)
-    info = SetInfo(
-        header.version,
-        header.issued_at,
-        header.valid_until,
-        header.content_digest,
-        header.signer_key_id,
-        len(content.people),
-        len(content.credentials),
-    )
-    conn.executemany(
-        "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-        [
-            ("set", info_record(info)),
-            ("schedules", encode_schedules(content.schedules)),
-            ("calendar", encode_calendar(content.calendar)),
-        ],
-    )
-    return info

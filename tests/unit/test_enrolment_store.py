@@ -249,3 +249,16 @@ def test_any_content_installs_whole_and_any_delta_leads_to_the_next(
     for key, credential in new.credentials.items():
         assert store.lookup(*key) == new.people[credential.subject]
     store.close()
+
+
+def test_an_age_yes_during_an_install_is_dropped_not_waited_for(store: EnrolmentStore) -> None:
+    store.install(signed(small_content(), KEY, 1), TRUSTED, LATER)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # as an install's write phase holds it
+    try:
+        store.remember_age_yes(ROOT_A, 4660, AgeAttestation(20, date(2026, 6, 1)))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.age_yes(ROOT_A, 4660) == () and store.problem() == ""
+    assert store.info() is not None
