@@ -176,7 +176,15 @@ class EnrolmentStore:
     def _reading(self) -> Iterator[sqlite3.Connection]:
         try:
             yield self._connect()
-        except (sqlite3.Error, OSError, EnrolmentError) as exc:
+        except (
+            sqlite3.Error,
+            OSError,
+            EnrolmentError,
+            ValueError,
+            TypeError,
+            OverflowError,
+        ) as exc:
+            # The last three: a row damaged in a way the decoders do not name.
             self._report(f"{self.path}: {exc}")
             raise _Unreadable from None
 

@@ -262,3 +262,10 @@ def test_an_age_yes_during_an_install_is_dropped_not_waited_for(store: Enrolment
         other.close()
     assert store.age_yes(ROOT_A, 4660) == () and store.problem() == ""
     assert store.info() is not None
+
+
+def test_a_damaged_age_row_answers_no_yes(store: EnrolmentStore) -> None:
+    store.remember_age_yes(ROOT_A, 4660, AgeAttestation(20, date(2026, 6, 1)))
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE age_yes SET since = -5")
+    assert store.age_yes(ROOT_A, 4660) == () and "ordinal" in store.problem()
