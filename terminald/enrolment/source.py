@@ -220,7 +220,11 @@ def parse_source(data: dict[str, Any]) -> EnrolmentContent:
     else:
         try:
             zone = ZoneInfo(_text(settings.get("timezone", DEFAULT_TIMEZONE), 64))
-        except (ValueError, ZoneInfoNotFoundError) as exc:
+        except (
+            ValueError,
+            ZoneInfoNotFoundError,
+            OSError,
+        ) as exc:  # OSError: "Asia" is a directory
             problems.add("set.timezone", f"not an IANA time zone such as Asia/Tokyo ({exc})")
     raw_schedules = data.get("schedule", {})
     schedules: dict[str, WeeklySchedule] = {}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from terminald.core.access import EnrolledCard
 from terminald.enrolment.errors import EnrolmentFormatError
 from terminald.enrolment.model import AgeAttestation, EnrolmentContent, Period
-from terminald.enrolment.source import parse_period, parse_source_text
+from terminald.enrolment.source import parse_period, parse_source, parse_source_text
 from terminald.enrolment.source_render import content_from_enrolled, render_source
 
 from .enrolment_support import contents
@@ -180,3 +182,45 @@ def test_what_the_signed_form_cannot_carry_is_named_at_parse_time() -> None:
     )
     assert any("valid_from: must be whole seconds between 1970 and 9999" in p for p in problems)
     assert any("ages: 1800-01-01 is not in 1900..9999" in p for p in problems)
+
+
+TOML_VALUES = st.recursive(
+    st.none().map(lambda _: "")
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.booleans()
+    | st.text(max_size=12)
+    | st.dates()
+    | st.datetimes()
+    | st.times(),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(
+        st.sampled_from(
+            ["subject", "cards", "issuer", "serial", "ages", "over", "from", "groups",
+             "schedule", "valid_from", "valid_until", "mon", "holiday", "dates", "country",
+             "timezone", "label", "x"]
+        ),
+        inner,
+        max_size=5,
+    ),
+    max_leaves=20,
+)  # fmt: skip
+DOCUMENTS = st.dictionaries(
+    st.sampled_from(["person", "schedule", "calendar", "set", "other"]), TOML_VALUES, max_size=4
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(DOCUMENTS)
+def test_any_document_parses_or_names_its_problems(data: dict) -> None:  # type: ignore[type-arg]
+    try:
+        content = parse_source(data)
+    except EnrolmentFormatError as exc:
+        assert exc.problems and all(": " in p for p in exc.problems)
+    else:
+        assert parse_source_text(render_source(content)) == content
+
+
+@pytest.mark.parametrize("zone", ["Asia", "Asia/", "/etc/passwd", "..", "tzdata.zi", "UTC "])
+def test_a_timezone_that_is_not_one_is_named(zone: str) -> None:
+    (problem,) = problems_of(f"[set]\ntimezone = {json.dumps(zone)}\n")
+    assert problem.startswith("set.timezone: not an IANA time zone")
