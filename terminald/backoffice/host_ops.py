@@ -1,5 +1,5 @@
 """What the back office does over a :class:`HostLink`, one function a command:
-sign and send the time, sign and push a configuration or an enrolment set, push a
+sign and send the time, sign and push a configuration, push a signed enrolment set or
 revocation bundle, pull the audit trail. ``terminald host`` is a thin shell around these;
 a gateway calls them directly.
 """
@@ -15,8 +15,9 @@ from terminald.link import messages as m
 from terminald.link.bulk_sender import Outcome
 from terminald.link.signed import sign_object, time_body
 
-# The signed-object kinds pushed as files ("revocation" bundles carry their own signature).
-SIGNED_PUSH = ("config", "enrolment")
+# The signed-object kinds pushed as files (revocation bundles and enrolment sets carry
+# their own signature: push_revocation, push_enrolment).
+SIGNED_PUSH = ("config",)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def push_signed(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Outcome:
-    """Sign ``body`` (a configuration or enrolment file) for this terminal and push it.
+    """Sign ``body`` (a configuration file) for this terminal and push it.
 
     ``version`` must grow with every push of a kind; by default the current Unix time,
     which does as long as the back office's clock is not set back.
@@ -83,6 +84,15 @@ def push_revocation(
     return link.push(address, "revocation", bundle, progress=progress)
 
 
+def push_enrolment(
+    link: HostLink, address: int, signed_set: bytes, *, progress: Progress | None = None
+) -> Outcome:
+    """Push a signed enrolment set (``terminald enrolment build``) as a bulk transfer; the
+    terminal installs it with ``EnrolmentStore.install`` and answers ``install.result``."""
+    link.connect(address)
+    return link.push(address, "enrolment", signed_set, progress=progress)
+
+
 def pull_audit(link: HostLink, address: int, since: int, *, ack: bool) -> Pulled:
     """Every row after ``since``, page by page; acknowledged at the end when ``ack``."""
     link.connect(address)
@@ -106,4 +116,12 @@ def pull_audit(link: HostLink, address: int, since: int, *, ack: bool) -> Pulled
     return Pulled(rows, cursor, gaps, mark)
 
 
-__all__ = ["HostError", "Pulled", "pull_audit", "push_revocation", "push_signed", "send_time"]
+__all__ = [
+    "HostError",
+    "Pulled",
+    "pull_audit",
+    "push_enrolment",
+    "push_revocation",
+    "push_signed",
+    "send_time",
+]

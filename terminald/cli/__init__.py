@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "terminald.cli.sim_scenario_cmd",
     "terminald.cli.revocation_cmd",
     "terminald.cli.revocation_apply_cmd",
+    "terminald.cli.enrolment_cmd",
     "terminald.cli.check_config_cmd",
     "terminald.cli.run_cmd",
     "terminald.cli.console_cmd",

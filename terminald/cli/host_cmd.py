@@ -18,7 +18,7 @@ from typing import Any
 from terminald.cli.common import CliError, Groups, Subparsers, print_json, read_input
 
 MAX_FILE = 256 * 1024 * 1024  # a revocation snapshot of 100 M serials is ~4 MB; room to spare
-MAX_TEXT = 1024 * 1024  # a configuration or an enrolment file
+MAX_TEXT = 1024 * 1024  # a configuration file
 
 
 def register(commands: Subparsers, groups: Groups) -> None:
@@ -75,13 +75,13 @@ def register(commands: Subparsers, groups: Groups) -> None:
     for kind in ("revocation", "enrolment", "config"):
         what = {
             "revocation": "a signed revocation bundle (terminald revocation build)",
-            "enrolment": "an enrolment file (enrolled.toml), signed here",
+            "enrolment": "a signed enrolment set (terminald enrolment build)",
             "config": "a configuration file (terminald.toml), signed here",
         }[kind]
         parser = command(f"push-{kind}", f"send {what}", _push)
         parser.add_argument("file", type=Path, metavar="FILE")
         parser.set_defaults(kind=kind)
-        if kind != "revocation":
+        if kind == "config":
             parser.add_argument(
                 "--version",
                 type=int,
@@ -247,9 +247,9 @@ def _progress(
 
 
 def _push(args: argparse.Namespace) -> int:
-    from terminald.backoffice.host_ops import push_revocation, push_signed
+    from terminald.backoffice.host_ops import push_enrolment, push_revocation, push_signed
 
-    limit = MAX_FILE if args.kind == "revocation" else MAX_TEXT
+    limit = MAX_TEXT if args.kind == "config" else MAX_FILE
     data = read_input(args.file, f"{args.kind} file", limit)
     if not data:
         raise CliError(f"{args.file}: empty")
@@ -259,6 +259,8 @@ def _push(args: argparse.Namespace) -> int:
         with _progress(args, f"{args.kind} → terminal {args.address}", len(data)) as progress:
             if args.kind == "revocation":
                 outcome = push_revocation(link, args.address, data, progress=progress)
+            elif args.kind == "enrolment":
+                outcome = push_enrolment(link, args.address, data, progress=progress)
             else:
                 outcome = push_signed(
                     link,

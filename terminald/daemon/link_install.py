@@ -2,19 +2,19 @@
 
 Runs on the link's thread, never on the event loop: it reads and writes files, loads
 keys and validates a whole configuration. Every install verifies the object's own
-signature (``terminald.link.signed``; revocation bundles their own), refuses a version
-not above the installed one, validates the content exactly as the daemon would load
-it, and only then replaces the file atomically (``store.atomic_file``) and asks for a
-reload. It returns an :class:`InstallOutcome`; bad input never raises and never leaves
-a half-written file.
+signature (``terminald.link.signed``; revocation bundles and enrolment sets carry their
+own), refuses a version not above the installed one, validates the content exactly as
+the daemon would load it, and only then replaces the file atomically
+(``store.atomic_file``) and asks for a reload. It returns an :class:`InstallOutcome`;
+bad input never raises and never leaves a half-written file.
 
 Where the unit must allow it (docs/operations.md, "The back-office link"):
 * the system clock is set only with CAP_SYS_TIME (the shipped unit has
   ``ProtectClock=yes``: the trusted time still advances, and the reply says the clock
   was not set);
-* the configuration and enrolled files are replaced where they are, which under
-  ``ProtectSystem=strict`` needs them to be writable by the daemon (``write_failed``
-  otherwise).
+* the configuration file is replaced where it is, which under
+  ``ProtectSystem=strict`` needs it to be writable by the daemon (``write_failed``
+  otherwise); an enrolment set goes into the state directory.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 from terminald.config import Config, ConfigError, config_from_dict
 from terminald.config_files import revocation_store_config
 from terminald.core.trusted_time import SIGNED_TIME_TOLERANCE, SignedTime
+from terminald.daemon.link_install_enrolment import install_enrolment_set, installed_version
 from terminald.daemon.link_install_support import (
     CAP_SYS_TIME_NOTE,
     VERSIONS_NAME,
@@ -54,7 +55,7 @@ from terminald.revocation.errors import (
 )
 from terminald.revocation.keys import TrustedKeys
 from terminald.store.atomic_file import atomic_write
-from terminald.store.enrolled import EnrolledFileError, parse_enrolled
+from terminald.store.enrolment_db import EnrolmentStore
 from terminald.store.revocation_store import MAX_STATE_SIZE, RevocationStore
 from terminald.store.trusted_time import TrustedTimeFile
 
@@ -125,7 +126,8 @@ class LinkInstaller:
     """The terminal side of every push. ``config`` and ``config_path`` give the running
     configuration and its file, ``store`` the running revocation store (so its live
     view changes at once), ``reload`` asks the daemon to reload (``Daemon.reload``; it
-    must only post, not wait). One install at a time."""
+    must only post, not wait), ``enrolment`` the running enrolment store (None: one is
+    opened on ``<state>/enrolment.sqlite`` per install). One install at a time."""
 
     def __init__(
         self,
@@ -139,6 +141,7 @@ class LinkInstaller:
         clock: Clock | None = None,
         extra_checks: Callable[[Config], list[str]] | None = None,
         max_backward_s: float = MAX_BACKWARD_S,
+        enrolment: Callable[[], EnrolmentStore | None] | None = None,
     ) -> None:
         self._config = config
         self._config_path = config_path
@@ -149,17 +152,23 @@ class LinkInstaller:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._extra_checks = extra_checks
         self._max_backward_s = max_backward_s
+        self._enrolment = enrolment
         self._lock = threading.Lock()
 
     def marks(self) -> VersionMarks:
         return VersionMarks(self._config().state.dir / VERSIONS_NAME)
 
     def installed_versions(self) -> dict[str, int]:
-        """``{"config": N, "enrolment": M}`` for hello (0: never pushed or unreadable)."""
+        """``{"config": N, "enrolment": M}`` for hello (0: never pushed or unreadable);
+        the enrolment version is the installed set's, however it was installed."""
         try:
-            return self.marks().read()
+            config = self.marks().read()["config"]
         except MarkError:
-            return {"config": 0, "enrolment": 0}
+            config = 0
+        return {
+            "config": config,
+            "enrolment": installed_version(self._config().state.dir, self._enrolment),
+        }
 
     def issue_nonce(self) -> bytes:
         return self.nonces.issue(self._clock.monotonic())
@@ -242,7 +251,7 @@ class LinkInstaller:
             clock_set,
         )
 
-    # -- config and enrolment -------------------------------------------------------------
+    # -- config ---------------------------------------------------------------------------
 
     def install_config(self, data: bytes) -> InstallOutcome:
         """Validate a signed terminald.toml like check-config, then replace the running file."""
@@ -257,18 +266,18 @@ class LinkInstaller:
         return validate_config_text(text, path, config.terminal.id, self._extra_checks)
 
     def install_enrolment(self, data: bytes) -> InstallOutcome:
-        """Validate a signed enrolled-cards file, then replace ``[access] enrolled``."""
+        """A signed enrolment set into ``<state>/enrolment.sqlite``, as ``terminald
+        enrolment apply`` installs it (daemon/link_install_enrolment.py)."""
         with self._lock:
             config = self._config()
-            outcome = self._install_file(
-                "enrolment", data, config, config.access.enrolled, _check_enrolled
+            keys = _keys(config)
+            if isinstance(keys, InstallOutcome):
+                return _as_kind(keys, "enrolment")
+            now = datetime.fromtimestamp(self._clock.wall(), UTC)
+            store = self._enrolment() if self._enrolment is not None else None
+            return install_enrolment_set(
+                data, keys, config.state.dir, now, store, config.access.policy
             )
-            if outcome.installed and config.access.policy != "enrolled":
-                note = f"access.policy is {config.access.policy}: the list is kept, not used"
-                outcome = InstallOutcome(
-                    outcome.kind, True, "", outcome.reason, outcome.version, (*outcome.notes, note)
-                )
-            return outcome
 
     def _install_file(
         self,
@@ -359,18 +368,6 @@ class LinkInstaller:
                 f"{_iso(header.valid_until)}",
                 header.version,
             )
-
-
-def _check_enrolled(text: str, path: Path, config: Config) -> list[str]:
-    try:
-        parse_enrolled(tomllib.loads(text), path)
-    except tomllib.TOMLDecodeError as exc:
-        return [f"not valid TOML: {exc}"]
-    except RecursionError:
-        return [NESTED_TOO_DEEPLY]
-    except EnrolledFileError as exc:
-        return exc.problems
-    return []
 
 
 def _keys(config: Config) -> TrustedKeys | InstallOutcome:

@@ -10,12 +10,14 @@ import random
 import select
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from terminald.backoffice.enrolment_builder import build_set, synthetic_content
 from terminald.backoffice.host_link import HostLink
-from terminald.backoffice.host_ops import push_signed
+from terminald.backoffice.host_ops import push_enrolment
 from terminald.core.reasons import Reason
 from terminald.link import hello
 from terminald.link import messages as m
@@ -27,15 +29,12 @@ from terminald.link.frame import (
     FrameDecoder,
     encode_frame,
 )
-from terminald.link.signed import sign_object
 from terminald.store.link_keys import HostKeys
 from tests.integration.daemon_rig import open_rig
 from tests.integration.link_rig import ADDRESS, Terminal
 from tests.integration.test_daemon_live_revocation import grant
 
 pytestmark = pytest.mark.pcscd
-
-ENROLLED_BIG = "# padding\n" + "# " + "x" * 76 + "\n"
 
 
 def attack_frames(rng: random.Random) -> list[bytes]:
@@ -103,14 +102,18 @@ def test_a_keyless_party_gets_only_the_minimal_hello_and_taps_go_on(terminal: Te
         assert rows.rows and rows.rows[0].seq == 1  # nothing acknowledged, nothing gone
 
 
-def big_enrolment(terminal: Terminal, size: int) -> str:
-    cards = Path(terminal.config.parent / "enrolled.toml")
-    base = cards.read_text() if cards.exists() else ""
-    return base + ENROLLED_BIG * (size // len(ENROLLED_BIG))
+def big_enrolment(terminal: Terminal, size: int) -> bytes:
+    """A signed enrolment set of about ``size`` bytes (~11.6 bytes a synthetic person),
+    signed by the host's key (the terminal's [revocation] backoffice_keys), each one a
+    newer version than the last."""
+    keys = HostKeys.load(terminal.hostkeys)
+    content = synthetic_content(size * 10 // 116, seed=size)
+    version = time.time_ns() // 1000
+    return build_set(content, keys.signing_private, version, now=datetime.now(UTC)).data
 
 
 def test_a_line_cut_mid_transfer_resumes_and_installs(terminal: Terminal) -> None:
-    text = big_enrolment(terminal, 60_000)  # ~5 s of line
+    data = big_enrolment(terminal, 60_000)  # ~5 s of line
     with HostLink(Path(terminal.line.path("host")), HostKeys.load(terminal.hostkeys)) as host:
         host.connect(ADDRESS)
         seen: list[int] = []
@@ -120,19 +123,17 @@ def test_a_line_cut_mid_transfer_resumes_and_installs(terminal: Terminal) -> Non
             if len(seen) == 5:
                 terminal.line.cut(duration=3.0)
 
-        outcome = push_signed(
-            host, ADDRESS, "enrolment", text.encode(), version=1, progress=cut_midway
-        )
+        outcome = push_enrolment(host, ADDRESS, data, progress=cut_midway)
         assert outcome.installed, outcome.reason
         assert terminal.line.stats().cut_lost > 0
 
 
 def test_byte_errors_at_one_in_ten_thousand_do_not_stop_a_transfer(terminal: Terminal) -> None:
-    text = big_enrolment(terminal, 40_000)
+    data = big_enrolment(terminal, 40_000)
     terminal.line.set_error_rate(1e-4)
     with HostLink(Path(terminal.line.path("host")), HostKeys.load(terminal.hostkeys)) as host:
         host.connect(ADDRESS)
-        outcome = push_signed(host, ADDRESS, "enrolment", text.encode(), version=1)
+        outcome = push_enrolment(host, ADDRESS, data)
         assert outcome.installed, outcome.reason
         status = host.request(ADDRESS, m.Status(id=0), m.StatusReply)
         assert dict(status.link)["frames_bad"] > 0
@@ -141,11 +142,7 @@ def test_byte_errors_at_one_in_ten_thousand_do_not_stop_a_transfer(terminal: Ter
 def test_a_host_restarted_mid_transfer_resumes_the_same_content(terminal: Terminal) -> None:
     keys = HostKeys.load(terminal.hostkeys)
     path = Path(terminal.line.path("host"))
-    body = big_enrolment(terminal, 60_000).encode()
-    signed = sign_object(
-        "enrolment", body, version=1, issued=int(time.time()),
-        signing_key=keys.signing_private, terminal="test-gate",
-    )  # fmt: skip
+    signed = big_enrolment(terminal, 60_000)
     with HostLink(path, keys) as host:
         host.connect(ADDRESS)
         first = host.push(ADDRESS, "enrolment", signed, timeout=2.5)
@@ -162,11 +159,7 @@ def test_a_host_restarted_mid_transfer_resumes_the_same_content(terminal: Termin
 
 def test_a_daemon_restarted_mid_transfer_resumes_from_its_spool(terminal: Terminal) -> None:
     keys = HostKeys.load(terminal.hostkeys)
-    body = big_enrolment(terminal, 80_000).encode()
-    signed = sign_object(
-        "enrolment", body, version=1, issued=int(time.time()),
-        signing_key=keys.signing_private, terminal="test-gate",
-    )  # fmt: skip
+    signed = big_enrolment(terminal, 80_000)
     half = threading.Event()
     outcomes: list[object] = []
 

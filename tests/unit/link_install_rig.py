@@ -4,7 +4,7 @@ revocation store, a trusted-time file and a clock that records what it is set to
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ from terminald.config import Config, load_config
 from terminald.config_files import revocation_store_config
 from terminald.daemon.link_install import LinkInstaller
 from terminald.daemon.link_install_support import InstallOutcome
+from terminald.enrolment.bundle import encode_set
+from terminald.enrolment.model import Credential, EnrolmentContent, Person
 from terminald.link.signed import sign_object, time_body
 from terminald.revocation.keys import public_key_pem
 from terminald.sim.testpki import TestPkiManifest
@@ -118,6 +120,33 @@ def make_site(tmp_path: Path, test_pki: TestPkiManifest) -> Site:
 def refused(outcome: InstallOutcome, code: str) -> InstallOutcome:
     assert not outcome.installed and outcome.code == code, outcome
     return outcome
+
+
+def enrolment_set(
+    site: Site,
+    version: int,
+    subjects: dict[str, int],
+    *,
+    key: Ed25519PrivateKey | None = None,
+    base: tuple[int, EnrolmentContent] | None = None,
+) -> tuple[bytes, EnrolmentContent]:
+    """A signed enrolment set naming ``subjects`` (subject → serial under issuer aa..),
+    issued at the rig's NOW + version seconds, valid a day."""
+    issuer = bytes.fromhex("aa" * 20)
+    content = EnrolmentContent(
+        {s: Person(s, groups=frozenset({"office"})) for s in subjects},
+        {(issuer, n): Credential(issuer, n, s) for s, n in subjects.items()},
+    )
+    issued = datetime.fromtimestamp(NOW + version, UTC)
+    data = encode_set(
+        content,
+        version=version,
+        issued_at=issued,
+        valid_until=issued + timedelta(days=1),
+        signing_key=key or site.key,
+        base=base,
+    )
+    return data, content
 
 
 def bundle(site: Site, version: int, key: Ed25519PrivateKey | None = None) -> bytes:

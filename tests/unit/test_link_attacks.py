@@ -10,8 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from terminald.daemon.link_install import NESTED_TOO_DEEPLY, _check_enrolled, validate_config_text
+from terminald.daemon.link_install import NESTED_TOO_DEEPLY, validate_config_text
 from terminald.daemon.link_service import LinkService, _verdict
+from terminald.enrolment.errors import EnrolmentFormatError
+from terminald.enrolment.source import parse_source_text
 from terminald.link import hello, keys
 from terminald.link.bulk_messages import BulkChunk, BulkOffer, BulkResult, BulkState, chunk_tag
 from terminald.link.bulk_receiver import BulkReceiver
@@ -50,7 +52,9 @@ def test_a_pushed_toml_nested_too_deeply_is_refused_not_raised(tmp_path: Path) -
     deep = "a = " + "[" * 5000 + "]" * 5000  # tomllib recurses without a limit
     path = tmp_path / "terminald.toml"
     assert validate_config_text(deep, path, "gate-1") == [NESTED_TOO_DEEPLY]
-    assert _check_enrolled(deep, path, None) == [NESTED_TOO_DEEPLY]  # type: ignore[arg-type]
+    # Enrolment arrives as a signed set now; its source is TOML built in the back office.
+    with pytest.raises(EnrolmentFormatError, match="nested too deeply"):
+        parse_source_text(deep)
 
 
 class _BrokenInstaller:

@@ -1,6 +1,6 @@
-"""Installing a signed configuration or enrolled-cards list pushed by the back office:
-validated as the daemon loads it, newer than what is installed, written whole or not at
-all, then a reload."""
+"""Installing a signed configuration pushed by the back office (validated as the daemon
+loads it, newer than what is installed, written whole or not at all, then a reload), and
+a signed enrolment set (installed by EnrolmentStore.install, seen without a reload)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,24 @@ import errno
 import hashlib
 import itertools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
 from terminald.config import load_config
 from terminald.daemon import link_install
+from terminald.enrolment.bundle import encode_set
+from terminald.enrolment.model import Credential, EnrolmentContent
 from terminald.link import messages
 from terminald.sim.testpki import TestPkiManifest
+from terminald.store.enrolment_db import EnrolmentStore
 from tests.fuzzing import FUZZ
 
-from .link_install_rig import ENROLLED, NOW, Site, make_site, refused
+from .link_install_rig import ENROLLED, NOW, Site, enrolment_set, make_site, refused
 
 
 @pytest.fixture
@@ -146,31 +151,74 @@ def test_without_back_office_keys_nothing_is_installed(site: Site, tmp_path: Pat
 # --- enrolment ----------------------------------------------------------------------------
 
 
-def test_a_valid_enrolment_replaces_the_list_and_asks_for_a_reload(site: Site) -> None:
-    outcome = site.installer.install_enrolment(site.sign("enrolment", ENROLLED, 2))
-    assert outcome.installed and outcome.version == 2
-    assert site.config.access.enrolled.read_text() == ENROLLED and site.reloads == [1]
-    refused(site.installer.install_enrolment(site.sign("enrolment", ENROLLED, 2)), "rollback")
+def test_a_valid_enrolment_set_is_installed_into_the_store_without_a_reload(
+    site: Site,
+) -> None:
+    data, _ = enrolment_set(site, 2, {"E1": 4660})
+    outcome = site.installer.install_enrolment(data)
+    assert outcome.installed and outcome.version == 2, outcome
+    assert "1 people, 1 certificates" in outcome.reason and site.reloads == []
+    store = EnrolmentStore(site.config.state.dir / "enrolment.sqlite")
+    person = store.lookup(bytes.fromhex("aa" * 20), 4660)
+    assert person is not None and person.subject == "E1"
     assert site.installer.installed_versions() == {"config": 0, "enrolment": 2}
     reply = outcome.as_message(4)
     assert isinstance(reply, messages.InstallResult) and reply.installed and reply.version == 2
 
 
-def test_an_invalid_enrolment_is_refused_with_the_parsers_message(site: Site) -> None:
+def test_the_same_set_again_is_already_installed_and_an_older_one_a_rollback(
+    site: Site,
+) -> None:
+    older, _ = enrolment_set(site, 1, {"E1": 4660})
+    data, _ = enrolment_set(site, 2, {"E1": 4660})
+    assert site.installer.install_enrolment(data).installed
+    again = site.installer.install_enrolment(data)
+    assert again.installed and "already installed" in again.reason
+    refused(site.installer.install_enrolment(older), "rollback")
+
+
+def test_a_relink_arrives_as_a_delta_and_the_renewed_card_is_found(site: Site) -> None:
+    """Renewal: the person's new certificate (new serial) is linked by the next push."""
+    first, base = enrolment_set(site, 1, {"E1": 4660})
+    assert site.installer.install_enrolment(first).installed
+    store = EnrolmentStore(site.config.state.dir / "enrolment.sqlite")
+    issuer = bytes.fromhex("aa" * 20)
+    assert store.lookup(issuer, 9999) is None
+    relinked = {**base.credentials, (issuer, 9999): Credential(issuer, 9999, "E1")}
+    delta = encode_set(
+        EnrolmentContent(base.people, relinked),
+        version=2,
+        issued_at=datetime.fromtimestamp(NOW + 2, UTC),
+        valid_until=datetime.fromtimestamp(NOW + 86400, UTC),
+        signing_key=site.key,
+        base=(1, base),
+    )
+    assert site.installer.install_enrolment(delta).installed
+    person = store.lookup(issuer, 9999)  # the long-lived store sees it: no reload
+    assert person is not None and person.subject == "E1"
+
+
+def test_an_enrolment_set_signed_by_another_key_is_refused_and_creates_nothing(
+    site: Site,
+) -> None:
     before = site.files()
-    body = "[[card]]\nserial = 4660\n"
-    outcome = refused(site.installer.install_enrolment(site.sign("enrolment", body)), "invalid")
-    assert "card[0].issuer (serial 4660): missing" in outcome.reason
-    assert site.files() == before and site.reloads == []
-    reply = outcome.as_message(5)
-    assert messages.decode(messages.encode(reply)) == reply
+    data, _ = enrolment_set(site, 1, {"E1": 4660}, key=Ed25519PrivateKey.generate())
+    refused(site.installer.install_enrolment(data), "unknown_key")
+    assert site.files() == before
 
 
-def test_an_enrolment_under_any_card_is_kept_with_a_note(site: Site) -> None:
-    text = site.config_path.read_text().replace('policy = "enrolled"', 'policy = "any_card"')
-    site.config_path.write_text(text)
-    outcome = site.installer.install_enrolment(site.sign("enrolment", ENROLLED))
-    assert outcome.installed and "any_card" in outcome.notes[-1]
+def test_the_old_signed_enrolled_list_is_refused_as_malformed(site: Site) -> None:
+    before = site.files()
+    outcome = refused(
+        site.installer.install_enrolment(site.sign("enrolment", ENROLLED)), "malformed"
+    )
+    assert "not an enrolment set" in outcome.reason and site.files() == before
+
+
+def test_an_enrolment_under_another_policy_is_kept_with_a_note(site: Site) -> None:
+    data, _ = enrolment_set(site, 1, {"E1": 4660})
+    outcome = site.installer.install_enrolment(data)
+    assert outcome.installed and "enrolled" in outcome.notes[-1]
 
 
 VERSIONS = itertools.count(1)
@@ -195,19 +243,13 @@ TOML_ISH = st.lists(
 @pytest.mark.fuzz
 @FUZZ
 @given(
-    kind=st.sampled_from(["config", "enrolment"]),
     body=st.binary(max_size=200) | TOML_ISH.map(str.encode),
 )
-def test_a_signed_body_is_installed_whole_or_refused_as_invalid(
-    site: Site, kind: str, body: bytes
-) -> None:
+def test_a_signed_body_is_installed_whole_or_refused_as_invalid(site: Site, body: bytes) -> None:
     """Signed by the right key, so only validation stands between the bytes and the file."""
-    install = (
-        site.installer.install_config if kind == "config" else site.installer.install_enrolment
-    )
-    target = site.config_path if kind == "config" else site.config.access.enrolled
+    target = site.config_path
     before = site.files()
-    outcome = install(site.sign(kind, body, next(VERSIONS)))
+    outcome = site.installer.install_config(site.sign("config", body, next(VERSIONS)))
     if outcome.installed:
         assert target.read_bytes() == body
     else:
