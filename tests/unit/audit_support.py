@@ -32,8 +32,12 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-@functools.cache
 def root(cn: str = "audit test root") -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    return _root(cn)  # one key per name, however it is called (cache keys by arguments)
+
+
+@functools.cache
+def _root(cn: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = (
         x509.CertificateBuilder()
@@ -55,8 +59,12 @@ def trust(cn: str = "audit test root") -> TrustStore:
     return TrustStore([TrustAnchor(cert, key_identifier(cert), "test")])
 
 
-@functools.cache
 def card(serial: int = 4660, cn: str = "audit test root") -> Card:
+    return _card(serial, cn)
+
+
+@functools.cache
+def _card(serial: int, cn: str) -> Card:
     root_key, root_cert = root(cn)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = (
