@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from terminald.store.audit_aside import check_or_move_aside, move_aside
+from terminald.store.audit_aside import check_or_move_aside
 from terminald.store.audit_chain import append_chained
 from terminald.store.audit_cursor import (
     AuditPage,
@@ -67,15 +67,13 @@ from terminald.store.audit_rows import (
     QUEUE_ROWS,
     RETRY_FIRST_S,
     RETRY_MAX_S,
-    SCHEMA_VERSION,
     AuditEntry,
     AuditError,
     _Gap,
     _says_corrupt,
-    _uri,
     _Wait,
 )
-from terminald.store.audit_schema import prepare
+from terminald.store.audit_schema import open_for_writing
 
 __all__ = ["AUDIT_NAME", "KINDS", "AuditEntry", "AuditError", "AuditLog", "AuditReader"]
 
@@ -159,7 +157,13 @@ class AuditLog:
             elif room >= 1:
                 self._pending.append(entry)
             else:
-                self._gap = _Gap(entry.terminal, entry.at, entry.at, location=entry.location)
+                self._gap = _Gap(
+                    entry.terminal,
+                    entry.at,
+                    entry.at,
+                    location=entry.location,
+                    clock_trusted=entry.clock_trusted,
+                )
                 logger.error(
                     "event=audit_dropping file=%s queue=%d problem=%r",
                     self.path,
@@ -236,45 +240,16 @@ class AuditLog:
         """Open the trail for writing (creating it if absent); _Wait if it cannot be now."""
         if self._db is not None:
             return
-        path = self.path
-        if not self._checked and path.exists():
-            self._check_or_move_aside()
+        if not self._checked and self.path.exists():
+            check_or_move_aside(self.path)
+            self._checked = True
         try:
-            db = sqlite3.connect(
-                _uri(path, mode="rwc"),
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_S,
-            )
-        except sqlite3.Error as exc:
-            raise _Wait(f"cannot open: {exc}") from exc
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on the disk before flush() returns or the link acknowledges.
-            db.execute("PRAGMA synchronous=FULL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                db.close()
-                self._move_aside(f"schema-{version}", f"schema version {version}")
-                raise _Wait(f"moved aside a trail of schema version {version}")
-            if version != SCHEMA_VERSION:  # only a version change writes here
-                prepare(db, version)
-            db.execute("SELECT count(*) FROM events").fetchone()
-        except sqlite3.Error as exc:
-            db.close()
-            if _says_corrupt(exc):
+            self._db = open_for_writing(self.path)
+        except _Wait as exc:
+            if exc.corrupt:
                 self._checked = False  # let quick_check confirm before anything moves
-            raise _Wait(f"cannot open: {exc}") from exc
+            raise
         self._checked = True
-        self._db = db
-
-    def _check_or_move_aside(self) -> None:
-        check_or_move_aside(self.path)
-        self._checked = True
-
-    def _move_aside(self, label: str, why: str) -> None:
-        move_aside(self.path, label, why)
 
     def _write_pending(self) -> None:
         db = self._db

@@ -172,6 +172,7 @@ class _Gap:
     last: datetime
     count: int = 1
     location: str = ""
+    clock_trusted: bool = True  # the first lost record's: the gap's time is its time
 
     def entry(self, bound: int) -> AuditEntry:
         return AuditEntry(
@@ -185,12 +186,18 @@ class _Gap:
             f"{self.last.astimezone(UTC).isoformat()}: the file could not be written and "
             f"the memory queue ({bound} rows) was full",
             location=self.location,
+            clock_trusted=self.clock_trusted,
             attrs=(("lost", str(self.count)),),
         )
 
 
 class _Wait(Exception):
-    """The file cannot be written now; the rows stay queued."""
+    """The file cannot be written now; the rows stay queued. ``corrupt``: SQLite said so
+    (quick_check should look again before anything is moved)."""
+
+    def __init__(self, message: str, *, corrupt: bool = False) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 def _code(exc: sqlite3.Error) -> int | None:

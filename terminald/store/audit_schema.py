@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from pathlib import Path
 
+from terminald.store.audit_aside import move_aside
 from terminald.store.audit_chain import (
     ANCHOR_SCHEMA,
     GENESIS,
@@ -21,7 +23,13 @@ from terminald.store.audit_chain import (
     record_hash,
     set_anchor,
 )
-from terminald.store.audit_rows import SCHEMA_VERSION
+from terminald.store.audit_rows import (
+    BUSY_TIMEOUT_S,
+    SCHEMA_VERSION,
+    _says_corrupt,
+    _uri,
+    _Wait,
+)
 
 logger = logging.getLogger("terminald.store.audit")
 
@@ -67,6 +75,38 @@ _ADDED = (
     ("prev", "BLOB"),
     ("hash", "BLOB"),
 )
+
+
+def open_for_writing(path: Path) -> sqlite3.Connection:
+    """The writer's connection (creating the file if absent), WAL, synchronous=FULL, at
+    SCHEMA_VERSION (migrating an older file). A file of a newer schema is moved aside
+    (store/audit_aside.py). Raises _Wait when it cannot be opened now."""
+    try:
+        db = sqlite3.connect(
+            _uri(path, mode="rwc"),
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_S,
+        )
+    except sqlite3.Error as exc:
+        raise _Wait(f"cannot open: {exc}") from exc
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on the disk before flush() returns or the link acknowledges.
+        db.execute("PRAGMA synchronous=FULL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            db.close()
+            move_aside(path, f"schema-{version}", f"schema version {version}")
+            raise _Wait(f"moved aside a trail of schema version {version}")
+        if version != SCHEMA_VERSION:  # only a version change writes here
+            prepare(db, version)
+        db.execute("SELECT count(*) FROM events").fetchone()
+    except sqlite3.Error as exc:
+        db.close()
+        raise _Wait(f"cannot open: {exc}", corrupt=_says_corrupt(exc)) from exc
+    return db
 
 
 def columns(db: sqlite3.Connection) -> set[str]:
