@@ -40,8 +40,9 @@ def register(commands: Subparsers, groups: Groups) -> None:
         "--kind",
         metavar="KIND",
         help="only this kind: granted, refused, rex, door_opened, door_closed, alarm, mode, "
-        "revocation, console_login, console_login_failed, console_lockout, console_logout, "
-        "console_command or gap (rows lost or evicted unacknowledged)",
+        "revocation, attendance, vend_complete, vend_timeout, enrolment, console_login, "
+        "console_login_failed, console_lockout, console_logout, console_command or gap "
+        "(records lost or evicted unacknowledged)",
     )
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     audit.add_argument(

@@ -152,6 +152,19 @@ class AuditReader:
             "AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR at >= ?3) "
             f"ORDER BY {seq} LIMIT {_PAGE_ROWS}"
         )
+        try:
+            self._db.execute("BEGIN")  # one snapshot while the daemon appends and evicts
+        except sqlite3.Error as exc:
+            raise AuditError(f"audit log {self.path}: {exc}") from exc
+        try:
+            yield from self._pages(query, after, kind, at)
+        finally:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+
+    def _pages(
+        self, query: str, after: int, kind: str | None, at: str | None
+    ) -> Iterator[StoredRecord]:
         while True:
             try:
                 rows = self._db.execute(query, (after, kind, at)).fetchall()

@@ -101,8 +101,14 @@ def verify(path: Path, trust: TrustStore | None = None) -> VerifyReport:
                 "when it next opens the log)",
             )
             return report
+        db = reader.connection
         try:
-            _walk(reader.connection, report, trust)
+            # One snapshot: the daemon may append and evict while this reads page by page.
+            db.execute("BEGIN")
+            try:
+                _walk(db, report, trust)
+            finally:
+                db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise AuditError(f"audit log {path}: {exc}") from exc
         return report
