@@ -127,6 +127,9 @@ def test_a_version_1_trail_is_migrated_in_place_and_keeps_its_rows(
     assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     db.close()
     assert len(AuditLog(path)) == 2  # and opens again as version 3
+    from terminald.store.audit_verify import verify
+
+    assert verify(path).ok  # the old row was chained in place
     assert main(["audit", "--db", str(path)]) == 0
     out = capsys.readouterr().out
     assert "issuer unknown serial 4660  old row" in out

@@ -183,10 +183,13 @@ def test_every_record_evicted_then_seqs_go_on_from_the_anchor(tmp_path: Path) ->
     assert len(log) == 0
     log.append(refusal(1))
     assert log.flush(30)
-    assert [seq for seq, _ in log.page(0, 10).rows] == [1025]
+    page = log.page(0, 10)
+    assert [seq for seq, _ in page.rows] == [1025]
+    assert page.missing == (1, 1024) and page.last == 1025
     log.close()
     report = verify(path)
     assert report.ok and report.anchor[0] == 1024 and report.head[0] == 1025
+    assert page.hashes == (report.head[1],)  # what the back office keeps to compare
     reopened = AuditLog(path)
     assert reopened.acknowledge(10**6) == 1025  # an ack past the newest is clamped
     reopened.close()
