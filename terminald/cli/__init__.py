@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "terminald.cli.run_cmd",
     "terminald.cli.console_cmd",
     "terminald.cli.audit_cmd",
+    "terminald.cli.attendance_cmd",
     "terminald.cli.relay_safe_cmd",
     "terminald.cli.doctor_cmd",
     "terminald.cli.keys_cmd",
@@ -44,6 +45,7 @@ _GROUPS = {
     "revocation": "build, inspect and query signed revocation bundles",
     "keys": "this terminal's key pair for the back-office link",
     "host": "the back office's side of the serial link",
+    "attendance": "clock-in/out records from the audit log",
 }
 
 

@@ -1,33 +1,36 @@
-"""The audit trail: every decision, exit, alarm and mode change, in SQLite.
+"""The audit log: every decision, exit, alarm and mode change, in SQLite, hash-chained.
 
-``state/audit.sqlite``, one row per event: when (UTC), which terminal, what kind
-(``granted``, ``refused``, ``rex``, ``alarm``, ``mode``, ``door_opened``...), the reason
-code, the certificate's identity (issuer key id and serial: serials are unique per
-issuer only) and the enrolled label. Never a PIN, never the My Number.
+``state/audit.sqlite``, one record per event (docs/audit.md): ``seq`` (monotonic, never
+reused, the link's pull cursor), when (UTC) and whether the clock was trusted, which
+terminal and location, what kind (``granted``, ``refused``, ``attendance``, ``gap``...),
+the reason code, the certificate's identity (issuer key id and serial), the subject and
+label, attributes, whether the PIN was verified, a grant's evidence, and the hash that
+commits to the previous record (store/audit_chain.py). Never a PIN, a My Number or a
+birth date.
 
-Schema version 2 added ``issuer``; a version 1 file is migrated in place when opened
-(one ``ALTER TABLE``; its old rows keep ``issuer`` NULL, shown as unknown).
+Schema version 3; a version 1 or 2 file is migrated and chained in place when opened
+(store/audit_schema.py).
 
-SQLite in WAL mode with ``synchronous=NORMAL``: each batch of rows is one transaction, so
-a power cut loses at most the last rows, never the file's consistency, and ``terminald
-audit`` can read while the daemon writes. The table is trimmed to ``keep`` rows so an
-unattended terminal never fills its SD card.
+SQLite in WAL mode with ``synchronous=FULL``: each batch of records is one transaction,
+synced before ``flush`` returns, so a record the link has acknowledged survives a power
+cut. The log is bounded by count (``keep``) and age (``max_age_days``), evicted in whole
+chunks of acknowledged records (store/audit_evict.py).
 
-Writing (``AuditLog``): ``append`` only puts the row in a bounded memory queue and
+Writing (``AuditLog``): ``append`` only puts the record in a bounded memory queue and
 returns; one writer thread owns the file. So the daemon's event loop never waits on the
 disk, on SQLite's busy timeout or on a retry. When the file cannot be written (locked by
-another process, read-only, disk full, directory missing) the rows stay queued and the
+another process, read-only, disk full, directory missing) the records stay queued and the
 writer tries again with a growing pause (0.1 s doubling to 2 s); nothing is renamed or
-deleted. The queue holds ``QUEUE_ROWS`` rows: if it is full, further rows are counted, not
-kept, and a ``gap`` row records how many were lost and between which times.
+deleted. The queue holds ``QUEUE_ROWS`` records: if it is full, further ones are counted,
+not kept, and a ``gap`` record says how many were lost and between which times.
 
 Only a file that SQLite itself reports corrupt (``PRAGMA quick_check``, or the error codes
 SQLITE_CORRUPT / SQLITE_NOTADB) is moved aside, together with its ``-wal`` and ``-shm``,
-into the directory ``audit.sqlite.corrupt-<time>/``; a trail of a newer schema goes to
-``audit.sqlite.schema-<n>-<time>/`` the same way. Then a new trail is started.
+into the directory ``audit.sqlite.corrupt-<time>/``; a log of a newer schema goes to
+``audit.sqlite.schema-<n>-<time>/`` the same way. Then a new log is started.
 
-Reading (``AuditReader``, ``terminald audit``): read-only, never creates, renames or writes
-the trail (see its docstring for the read-only-copy case).
+Reading (``AuditReader``, ``terminald audit``, ``verify``): read-only, never creates,
+renames or writes the log (see its docstring for the read-only-copy case).
 """
 
 from __future__ import annotations
@@ -40,24 +43,22 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from terminald.store.audit_aside import check_or_move_aside, move_aside
+from terminald.store.audit_aside import check_or_move_aside
+from terminald.store.audit_chain import append_chained
 from terminald.store.audit_cursor import (
     AuditPage,
     ensure_ack_table,
     page_after,
     set_acknowledged,
-    trim_held,
 )
-from terminald.store.audit_reader import (
-    AuditReader,
-)
+from terminald.store.audit_evict import evict
+from terminald.store.audit_reader import AuditReader, newest_rows
 from terminald.store.audit_rows import (
     _BATCH,
-    _SCHEMA,
-    _SELECT,
     _TRIM_EVERY,
     AUDIT_NAME,
     BUSY_TIMEOUT_S,
@@ -66,18 +67,13 @@ from terminald.store.audit_rows import (
     QUEUE_ROWS,
     RETRY_FIRST_S,
     RETRY_MAX_S,
-    SCHEMA_VERSION,
     AuditEntry,
     AuditError,
-    _entry,
     _Gap,
-    _insert,
-    _migrate,
     _says_corrupt,
-    _trim,
-    _uri,
     _Wait,
 )
+from terminald.store.audit_schema import open_for_writing
 
 __all__ = ["AUDIT_NAME", "KINDS", "AuditEntry", "AuditError", "AuditLog", "AuditReader"]
 
@@ -100,15 +96,23 @@ class AuditLog:
         queue_rows: int = QUEUE_ROWS,
         hold: int | None = None,
         terminal: str = "",
+        max_age_days: int = 0,
+        location: str = "",
     ) -> None:
-        """``hold``: with a back-office link, rows beyond ``keep`` stay until acknowledged,
-        up to ``hold`` rows in all (see store/audit_cursor.py); None: plain trimming."""
+        """``keep``: records kept by count; ``max_age_days``: older acknowledged records go
+        (0: no age bound). ``hold``: with a back-office link, records stay until
+        acknowledged, up to ``hold`` in all; None: every record counts as acknowledged
+        (store/audit_evict.py). ``terminal``/``location`` go into the log's own gap records."""
         if keep < 1:
             raise ValueError("keep must be >= 1")
         if hold is not None and hold < keep:
             raise ValueError("hold must be >= keep")
         if queue_rows < 2:
             raise ValueError("queue_rows must be >= 2")
+        if max_age_days < 0:
+            raise ValueError("max_age_days must be >= 0")
+        self.max_age_days = max_age_days
+        self.location = location
         self.path = path
         self.keep = keep
         self.hold = hold
@@ -153,7 +157,13 @@ class AuditLog:
             elif room >= 1:
                 self._pending.append(entry)
             else:
-                self._gap = _Gap(entry.terminal, entry.at, entry.at)
+                self._gap = _Gap(
+                    entry.terminal,
+                    entry.at,
+                    entry.at,
+                    location=entry.location,
+                    clock_trusted=entry.clock_trusted,
+                )
                 logger.error(
                     "event=audit_dropping file=%s queue=%d problem=%r",
                     self.path,
@@ -230,46 +240,16 @@ class AuditLog:
         """Open the trail for writing (creating it if absent); _Wait if it cannot be now."""
         if self._db is not None:
             return
-        path = self.path
-        if not self._checked and path.exists():
-            self._check_or_move_aside()
+        if not self._checked and self.path.exists():
+            check_or_move_aside(self.path)
+            self._checked = True
         try:
-            db = sqlite3.connect(
-                _uri(path, mode="rwc"),
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_S,
-            )
-        except sqlite3.Error as exc:
-            raise _Wait(f"cannot open: {exc}") from exc
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                db.close()
-                self._move_aside(f"schema-{version}", f"schema version {version}")
-                raise _Wait(f"moved aside a trail of schema version {version}")
-            if version != SCHEMA_VERSION:  # only a version change writes here
-                db.executescript(_SCHEMA)
-                _migrate(db)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            db.execute("SELECT count(*) FROM events").fetchone()
-        except sqlite3.Error as exc:
-            db.close()
-            if _says_corrupt(exc):
+            self._db = open_for_writing(self.path)
+        except _Wait as exc:
+            if exc.corrupt:
                 self._checked = False  # let quick_check confirm before anything moves
-            raise _Wait(f"cannot open: {exc}") from exc
+            raise
         self._checked = True
-        self._db = db
-
-    def _check_or_move_aside(self) -> None:
-        check_or_move_aside(self.path)
-        self._checked = True
-
-    def _move_aside(self, label: str, why: str) -> None:
-        move_aside(self.path, label, why)
 
     def _write_pending(self) -> None:
         db = self._db
@@ -281,7 +261,7 @@ class AuditLog:
                 return
             try:
                 db.execute("BEGIN IMMEDIATE")
-                written = [(_insert(db, entry), entry) for entry in batch]
+                written = append_chained(db, batch)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -347,11 +327,17 @@ class AuditLog:
             logger.exception("event=audit_listener_failed")
 
     def _trim_now(self, db: sqlite3.Connection) -> None:
-        if self.hold is None:
-            _trim(db, self.keep)
-            return
-        ensure_ack_table(db)
-        evicted = trim_held(db, self.keep, self.hold, self.terminal)
+        if self.hold is not None:
+            ensure_ack_table(db)
+        evicted = evict(
+            db,
+            keep=self.keep,
+            hold=self.hold,
+            max_age_days=self.max_age_days,
+            now=datetime.now(UTC),
+            terminal=self.terminal,
+            location=self.location,
+        )
         if evicted:
             logger.error("event=audit_unacknowledged_evicted rows=%d", evicted)
 
@@ -382,8 +368,7 @@ class AuditLog:
             self._try_connect()
             rows: list[AuditEntry] = []
             if self._db is not None:
-                found = self._db.execute(_SELECT, (kind, limit)).fetchall()
-                rows = [_entry(r) for r in reversed(found)]
+                rows = newest_rows(self._db, limit, kind)
             with self._cond:
                 queued = [e for e in self._pending if kind is None or e.kind == kind]
         return (rows + queued)[-limit:]

@@ -1,4 +1,5 @@
-"""Reading the audit trail without ever creating, renaming or writing it (``terminald audit``)."""
+"""Reading the audit log without ever creating, renaming or writing it (``terminald audit``,
+``audit export``, ``attendance export``, ``audit_verify``)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import logging
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from terminald.store.audit_rows import (
-    _SELECT,
     BUSY_TIMEOUT_S,
     SCHEMA_VERSION,
     AuditEntry,
@@ -17,7 +20,38 @@ from terminald.store.audit_rows import (
     _companions,
     _entry,
     _uri,
+    select_list,
+    stored_time,
 )
+
+_FROM = " FROM events LEFT JOIN certificates ON sha256 = cert_sha256"
+_PAGE_ROWS = 512  # rows fetched per query while streaming: memory stays bounded
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One record as read back: its seq, the entry, its chain hash (None before version 3)."""
+
+    seq: int
+    entry: AuditEntry
+    hash: bytes | None
+
+
+def _columns(db: sqlite3.Connection) -> set[str]:
+    return {str(row[1]) for row in db.execute("PRAGMA table_info(events)")}
+
+
+def newest_rows(db: sqlite3.Connection, limit: int, kind: str | None) -> list[AuditEntry]:
+    """The newest ``limit`` rows (of ``kind``), oldest first, from any schema version."""
+    present = _columns(db)
+    seq = "seq" if "seq" in present else "id"
+    found = db.execute(
+        f"SELECT {select_list(present)}{_FROM} WHERE ?1 IS NULL OR kind = ?1 "
+        f"ORDER BY {seq} DESC LIMIT ?2",
+        (kind, limit),
+    ).fetchall()
+    return [_entry(tuple(r[1:])) for r in reversed(found)]
+
 
 logger = logging.getLogger("terminald.store.audit")
 
@@ -71,10 +105,14 @@ class AuditReader:
             raise
         return db
 
-    def _select(self) -> str:
-        # A version 1 trail the daemon has not migrated yet: no issuer column to read.
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
-        return _SELECT if "issuer" in columns else _SELECT.replace("issuer FROM", "NULL FROM")
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The read-only connection (``audit_verify`` reads the stored values through it)."""
+        return self._db
+
+    @property
+    def version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _open_copy(self) -> sqlite3.Connection:
         self._tmp = tempfile.TemporaryDirectory(prefix="terminald-audit-")
@@ -92,10 +130,53 @@ class AuditReader:
     def recent(self, limit: int = 50, kind: str | None = None) -> list[AuditEntry]:
         """The newest ``limit`` rows (of ``kind``), oldest first."""
         try:
-            rows = self._db.execute(self._select(), (kind, limit)).fetchall()
+            return newest_rows(self._db, limit, kind)
         except sqlite3.Error as exc:
             raise AuditError(f"audit log {self.path}: {exc}") from exc
-        return [_entry(row) for row in reversed(rows)]
+
+    def records(
+        self,
+        *,
+        since_seq: int | None = None,
+        since: datetime | None = None,
+        kind: str | None = None,
+    ) -> Iterator[StoredRecord]:
+        """Every record (seq ≥ ``since_seq``, at ≥ ``since``, of ``kind``), oldest first,
+        fetched in pages so memory stays bounded. Raises AuditError for the file."""
+        present = _columns(self._db)
+        seq = "seq" if "seq" in present else "id"
+        after = (since_seq - 1) if since_seq is not None else -1
+        at = stored_time(since) if since is not None else None
+        query = (
+            f"SELECT {select_list(present)}{_FROM} WHERE {seq} > ?1 "
+            "AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR at >= ?3) "
+            f"ORDER BY {seq} LIMIT {_PAGE_ROWS}"
+        )
+        try:
+            self._db.execute("BEGIN")  # one snapshot while the daemon appends and evicts
+        except sqlite3.Error as exc:
+            raise AuditError(f"audit log {self.path}: {exc}") from exc
+        try:
+            yield from self._pages(query, after, kind, at)
+        finally:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+
+    def _pages(
+        self, query: str, after: int, kind: str | None, at: str | None
+    ) -> Iterator[StoredRecord]:
+        while True:
+            try:
+                rows = self._db.execute(query, (after, kind, at)).fetchall()
+            except sqlite3.Error as exc:
+                raise AuditError(f"audit log {self.path}: {exc}") from exc
+            if not rows:
+                return
+            for r in rows:
+                yield StoredRecord(
+                    int(r[0]), _entry(tuple(r[1:])), None if r[-1] is None else bytes(r[-1])
+                )
+            after = int(rows[-1][0])
 
     def kinds(self) -> set[str]:
         """The kinds present in the file."""

@@ -1,10 +1,9 @@
-"""The audit trail's vocabulary and its rows in SQLite: the entry, the schema, insert,
-trim, migrate, decode; shared by the writer (``store/audit.py``) and the reader."""
+"""The audit log's vocabulary and its rows in SQLite: the entry, the columns, decode;
+shared by the writer (``store/audit.py``), the chain, the reader and ``verify``."""
 
 from __future__ import annotations
 
-import hashlib
-import logging
+import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -13,14 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-logger = logging.getLogger("terminald.store.audit")
-
-
 AUDIT_NAME = "audit.sqlite"
-SCHEMA_VERSION = 2
-_TRIM_EVERY = 100  # rows between trims: one DELETE per hundred inserts
+# 3: the hash chain, seq, location, clock_trusted, subject, attrs, pin_verified, anchor.
+SCHEMA_VERSION = 3
+_TRIM_EVERY = 100  # rows between evictions: one pass per hundred inserts
 
-# The memory queue's bound, in rows. A row is ~200 bytes, a grant with its evidence up to
+# The memory queue's bound, in rows. A row is ~250 bytes, a grant with its evidence up to
 # ~2 KB (a 1.6 KB certificate, 256-byte signature, challenge), so 4096 rows cost at most
 # ~8 MB, which even a 512 MB Pi Zero 2 can spare; at a busy gate (a tap every 3 s) it rides
 # out over three hours of an unwritable file, time for someone to free the disk.
@@ -33,6 +30,8 @@ CLOSE_WAIT_S = 3.0  # at shutdown, the queue's last chance to reach the file
 
 # The kinds the daemon writes (core/terminal.py, core/door.py, daemon/service.py) and the
 # writer's own ``gap``. ``terminald audit --kind`` checks against these and the file's own.
+# A certificate that is valid but not enrolled is a ``refused`` row with the reason
+# ``unknown_certificate``, not a kind of its own.
 KINDS = (
     "granted",
     "refused",
@@ -49,39 +48,53 @@ KINDS = (
     "console_lockout",
     "console_logout",
     "console_command",
+    # issue 11: attendance, vending, enrolment installs
+    "attendance",
+    "vend_complete",
+    "vend_timeout",
+    "enrolment",
 )
 
 # https://www.sqlite.org/rescode.html: the primary code is the low byte.
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id       INTEGER PRIMARY KEY,
-    at       TEXT NOT NULL,     -- UTC, ISO 8601 with microseconds
-    terminal TEXT NOT NULL,
-    kind     TEXT NOT NULL,
-    reason   TEXT,
-    serial   TEXT,              -- decimal: serials can exceed SQLite's 64-bit integers
-    label    TEXT,
-    detail   TEXT NOT NULL DEFAULT '',
-    -- a grant's evidence: the challenge message the card signed, its signature, and the
-    -- SHA-256 of its certificate (the DER is kept once, in certificates)
-    challenge BLOB,
-    signature BLOB,
-    cert_sha256 BLOB,
-    issuer   TEXT               -- the issuing root's key id, hex (version 2)
-);
-CREATE TABLE IF NOT EXISTS certificates (
-    sha256 BLOB PRIMARY KEY,
-    der    BLOB NOT NULL
-);
-"""
-
-_SELECT = (
-    "SELECT at, terminal, kind, reason, serial, label, detail, challenge, signature, "
-    "der, issuer FROM events LEFT JOIN certificates ON sha256 = cert_sha256 "
-    "WHERE ?1 IS NULL OR kind = ?1 ORDER BY id DESC LIMIT ?2"
+# What a reader selects, in this order (``_entry`` decodes it). A file of an older schema
+# lacks some columns; the reader puts each one's default in its place (``select_list``).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("seq", "NULL"),
+    ("at", "NULL"),
+    ("terminal", "NULL"),
+    ("kind", "NULL"),
+    ("reason", "NULL"),
+    ("serial", "NULL"),
+    ("label", "NULL"),
+    ("detail", "''"),
+    ("challenge", "NULL"),
+    ("signature", "NULL"),
+    ("der", "NULL"),
+    ("issuer", "NULL"),
+    ("location", "''"),
+    ("clock_trusted", "1"),
+    ("subject", "NULL"),
+    ("attrs", "'{}'"),
+    ("pin_verified", "0"),
+    ("prev", "NULL"),
+    ("hash", "NULL"),
 )
+
+
+def select_list(present: set[str]) -> str:
+    """The select list for a file whose ``events`` has the columns ``present`` (a version 1
+    or 2 file names its sequence number ``id``)."""
+    parts = []
+    for name, default in COLUMNS:
+        if name == "seq" and "seq" not in present:
+            parts.append("id")
+        elif name == "der" or name in present:
+            parts.append(name)
+        else:
+            parts.append(default)
+    return ", ".join(parts)
 
 
 class AuditError(Exception):
@@ -101,19 +114,53 @@ class AuditEntry:
     evidence: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
     # With ``serial``, the certificate's identity; None when no trusted root vouched for it.
     issuer_key_id: bytes | None = None
+    # Schema version 3 (issue 11); keyword use.
+    location: str = ""
+    clock_trusted: bool = True
+    subject: str | None = None
+    attrs: tuple[tuple[str, str], ...] = ()  # sorted by key in the file (attrs_json)
+    pin_verified: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
             "at": self.at.isoformat(),
             "terminal": self.terminal,
+            "location": self.location,
             "kind": self.kind,
             "reason": self.reason,
+            "clock_trusted": self.clock_trusted,
             "issuer": self.issuer_key_id.hex() if self.issuer_key_id is not None else None,
             "serial": self.serial,
+            "subject": self.subject,
             "label": self.label,
             "detail": self.detail,
+            "attrs": dict(self.attrs),
+            "pin_verified": self.pin_verified,
             "evidence": self.evidence is not None,
         }
+
+
+def attrs_json(attrs: tuple[tuple[str, str], ...]) -> str:
+    """Canonical JSON of a str→str map: keys sorted, no spaces, UTF-8 kept (what is hashed).
+
+    A key given twice keeps its last value, as ``dict`` does."""
+    return json.dumps(dict(attrs), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def attrs_of(text: str | None) -> tuple[tuple[str, str], ...]:
+    """The stored JSON back as sorted pairs; anything but a str→str object reads as ()."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return ()
+    if not isinstance(value, dict):
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+
+
+def stored_time(at: datetime) -> str:
+    """UTC ISO 8601 with microseconds always (so times compare as text)."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -124,6 +171,8 @@ class _Gap:
     first: datetime
     last: datetime
     count: int = 1
+    location: str = ""
+    clock_trusted: bool = True  # the first lost record's: the gap's time is its time
 
     def entry(self, bound: int) -> AuditEntry:
         return AuditEntry(
@@ -136,11 +185,19 @@ class _Gap:
             f"{self.count} rows lost from {self.first.astimezone(UTC).isoformat()} to "
             f"{self.last.astimezone(UTC).isoformat()}: the file could not be written and "
             f"the memory queue ({bound} rows) was full",
+            location=self.location,
+            clock_trusted=self.clock_trusted,
+            attrs=(("lost", str(self.count)),),
         )
 
 
 class _Wait(Exception):
-    """The file cannot be written now; the rows stay queued."""
+    """The file cannot be written now; the rows stay queued. ``corrupt``: SQLite said so
+    (quick_check should look again before anything is moved)."""
+
+    def __init__(self, message: str, *, corrupt: bool = False) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 def _code(exc: sqlite3.Error) -> int | None:
@@ -161,51 +218,6 @@ def _companions(path: Path) -> tuple[Path, Path]:
     return Path(f"{path}-wal"), Path(f"{path}-shm")
 
 
-def _insert(db: sqlite3.Connection, entry: AuditEntry) -> int:
-    """Insert the row; its id (the sequence number the back office pulls by)."""
-    challenge = signature = digest = None
-    if entry.evidence is not None:
-        challenge, signature, der = entry.evidence
-        digest = hashlib.sha256(der).digest()
-        db.execute(
-            "INSERT OR IGNORE INTO certificates (sha256, der) VALUES (?, ?)",
-            (digest, der),
-        )
-    cursor = db.execute(
-        "INSERT INTO events (at, terminal, kind, reason, issuer, serial, label, detail, "
-        "challenge, signature, cert_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            entry.at.astimezone(UTC).isoformat(),
-            entry.terminal,
-            entry.kind,
-            entry.reason,
-            None if entry.issuer_key_id is None else entry.issuer_key_id.hex(),
-            None if entry.serial is None else str(entry.serial),
-            entry.label,
-            entry.detail,
-            challenge,
-            signature,
-            digest,
-        ),
-    )
-    return int(cursor.lastrowid or 0)
-
-
-def _trim(db: sqlite3.Connection, keep: int) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?", (keep,))
-        db.execute(
-            "DELETE FROM certificates WHERE sha256 NOT IN "
-            "(SELECT cert_sha256 FROM events WHERE cert_sha256 IS NOT NULL)"
-        )
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -214,17 +226,10 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Version 1 → 2: add ``issuer``. Idempotent: a cut between the ALTER and the
-    version update leaves a file this completes on the next open."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
-    if "issuer" not in columns:
-        logger.info("audit log: adding the issuer column (schema version %d)", SCHEMA_VERSION)
-        db.execute("ALTER TABLE events ADD COLUMN issuer TEXT")
-
-
 def _entry(row: tuple[Any, ...]) -> AuditEntry:
-    at, terminal, kind, reason, serial, label, detail, challenge, signature, der, issuer = row
+    """A row selected with ``select_list`` (from ``at`` on: the caller takes ``seq``)."""
+    (at, terminal, kind, reason, serial, label, detail, challenge, signature, der, issuer,
+     location, clock_trusted, subject, attrs, pin_verified) = row[:16]  # fmt: skip
     evidence = (challenge, signature, der) if challenge and signature and der else None
     return AuditEntry(
         datetime.fromisoformat(at),
@@ -236,4 +241,9 @@ def _entry(row: tuple[Any, ...]) -> AuditEntry:
         detail,
         evidence,
         None if issuer is None else bytes.fromhex(issuer),
+        location=location or "",
+        clock_trusted=bool(clock_trusted),
+        subject=subject,
+        attrs=attrs_of(attrs),
+        pin_verified=bool(pin_verified),
     )

@@ -39,15 +39,16 @@ def test_rows_round_trip_oldest_first(tmp_path: Path) -> None:
     assert len(AuditLog(tmp_path / "audit.sqlite")) == 3
 
 
-def test_the_trail_is_trimmed_to_keep(tmp_path: Path) -> None:
+def test_the_trail_is_trimmed_to_keep_in_whole_chunks(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.sqlite", keep=150)
-    for i in range(1000):
+    for i in range(2500):
         log.append(entry(serial=i))
     assert log.flush(30)
-    assert len(log) <= 150 + 100  # trimmed every 100 rows
     log.trim()
-    assert len(log) == 150
-    assert log.recent(limit=1)[0].serial == 999  # the newest are kept
+    # Chunks 1-1024 and 1025-2048 lie wholly beyond the newest 150; 2049-3072 does not.
+    assert len(log) == 2500 - 2048
+    assert log.recent(limit=1)[0].serial == 2499  # the newest are kept
+    assert log.page(0, 1).rows[0][0] == 2049
 
 
 def test_a_corrupt_file_is_moved_aside_and_a_new_trail_started(tmp_path: Path) -> None:
@@ -123,9 +124,12 @@ def test_a_version_1_trail_is_migrated_in_place_and_keeps_its_rows(
     log.close()
     assert not list(tmp_path.glob("audit.sqlite.corrupt-*"))  # migrated, not moved aside
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     db.close()
-    assert len(AuditLog(path)) == 2  # and opens again as version 2
+    assert len(AuditLog(path)) == 2  # and opens again as version 3
+    from terminald.store.audit_verify import verify
+
+    assert verify(path).ok  # the old row was chained in place
     assert main(["audit", "--db", str(path)]) == 0
     out = capsys.readouterr().out
     assert "issuer unknown serial 4660  old row" in out
@@ -218,7 +222,10 @@ def test_a_grants_evidence_is_kept_and_can_be_checked_later(
     assert main(["audit", "--db", str(path), "--verify"]) == 0
     verdicts = [line.rsplit("[", 1)[1] for line in capsys.readouterr().out.splitlines()]
     assert verdicts == ["evidence valid]"] * 3 + ["evidence INVALID]", "no evidence]"]
+    log.close()
     # Once no row refers to a certificate, trimming drops it too.
     small = AuditLog(path, keep=1)
-    small.trim()
+    for i in range(2048):
+        small.append(entry("refused", i))
+    small.trim()  # rows 1-1024 (the grants among them) go
     assert db.execute("SELECT count(*) FROM certificates").fetchone() == (0,)

@@ -33,16 +33,21 @@ def test_pages_follow_the_cursor_and_say_where_the_file_ends(tmp_path: Path) -> 
 
 def test_unacknowledged_rows_outlive_keep_until_acknowledged(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.sqlite", keep=1000, hold=5000, terminal="gate-1")
-    fill(log, 1500)
+    fill(log, 2500)
     log.trim()
-    assert len(log) == 1500  # nothing acknowledged: nothing goes
-    assert log.acknowledge(200) == 200
+    assert len(log) == 2500  # nothing acknowledged: nothing goes
+    assert log.acknowledge(1500) == 1500
     log.trim()
-    assert log.page(0, 1).rows[0][0] == 201  # rows 1-200 were acknowledged and beyond keep
-    assert log.acknowledge(100) == 200  # the mark never moves back
-    assert log.acknowledge(10**9) == 1500  # nor past the newest row
+    # 1-1024 is acknowledged and beyond keep; 1025-2048 is beyond keep but not all acked.
+    assert log.page(0, 1).rows[0][0] == 1025
+    assert log.acknowledge(100) == 1500  # the mark never moves back
+    assert log.acknowledge(10**9) == 2500  # nor past the newest row
     log.trim()
-    assert len(log) == 1000
+    assert log.page(0, 1).rows[0][0] == 1025  # its end, 2048, is within the newest 1000
+    fill(log, 600, start=2500)
+    log.trim()
+    assert log.page(0, 1).rows[0][0] == 2049  # now wholly beyond keep, and acknowledged
+    assert len(log) == 3100 - 2048
     log.close()
 
 
@@ -62,23 +67,21 @@ def test_past_hold_the_oldest_go_with_a_gap_row_and_a_pull_is_told(tmp_path: Pat
     fill(log, 2100)
     log.trim()
     page = log.page(0, 10)
-    assert page.missing is not None and page.missing[0] == 1
-    first_kept = page.rows[0][0]
-    assert page.missing == (1, first_kept - 1)
-    assert len(log) <= 2000 + 1
+    assert page.missing == (1, 1024)  # one whole chunk, back down to keep (+ a chunk)
+    assert page.rows[0][0] == 1025
     (gap,) = log.recent(10, kind="gap")
-    # The writer trims every 100 rows, so the eviction ran when the trail first passed hold.
-    evicted = first_kept - 1
-    assert f"{evicted} unacknowledged rows evicted (sequence 1 to {evicted})" in gap.detail
+    assert "1024 unacknowledged records evicted (seq 1 to 1024)" in gap.detail
+    assert dict(gap.attrs) == {"count": "1024", "first": "1", "last": "1024"}
     assert gap.terminal == "gate-1"
     log.close()
 
 
-def test_without_a_link_trimming_is_as_before(tmp_path: Path) -> None:
+def test_without_a_link_every_record_counts_as_acknowledged(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.sqlite", keep=1000)
-    fill(log, 1200)
+    fill(log, 2100)
     log.trim()
-    assert len(log) == 1000
+    assert len(log) == 2100 - 1024
+    assert log.recent(10, kind="gap") == []  # nothing unacknowledged went
     log.close()
 
 
