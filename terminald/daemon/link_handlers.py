@@ -68,10 +68,9 @@ def _unix(moment: datetime | None) -> int | None:
 def _attrs_of(entry: AuditEntry) -> tuple[tuple[str, str], ...]:
     """The entry's policy attributes that fit the wire (m.ATTRS): an attribute the
     catalogue cannot carry is left out of the event rather than losing the whole event
-    (the pulled trail keeps it). ``getattr``: AuditEntry gains ``attrs`` in issue 11."""
-    pairs: tuple[tuple[str, str], ...] = getattr(entry, "attrs", ())
+    (the pulled trail keeps it)."""
     kept: list[tuple[str, str]] = []
-    for key, value in pairs:
+    for key, value in entry.attrs:
         try:
             m.ATTRS.check({key: value}, "attrs")
         except m.MessageError:
@@ -81,7 +80,7 @@ def _attrs_of(entry: AuditEntry) -> tuple[tuple[str, str], ...]:
 
 
 def _subject_of(entry: AuditEntry) -> str | None:
-    subject: str | None = getattr(entry, "subject", None)
+    subject = entry.subject
     if subject is None or not subject or len(subject) > 64 or not subject.isprintable():
         return None
     return subject
