@@ -224,3 +224,9 @@ def test_any_document_parses_or_names_its_problems(data: dict) -> None:  # type:
 def test_a_timezone_that_is_not_one_is_named(zone: str) -> None:
     (problem,) = problems_of(f"[set]\ntimezone = {json.dumps(zone)}\n")
     assert problem.startswith("set.timezone: not an IANA time zone")
+
+
+def test_a_country_the_holidays_library_does_not_know_is_named() -> None:
+    (problem,) = problems_of('[calendar]\ncountry = "XX"\n')
+    assert problem.startswith("calendar.country: must be a country code the holidays library")
+    assert parse_source_text('[calendar]\ncountry = "DE"\n').calendar.country == "DE"
