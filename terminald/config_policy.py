@@ -96,7 +96,7 @@ def timezone_of(s: Section, errors: list[str]) -> str:
     name = s.string("timezone", DEFAULT_TIMEZONE)
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory
         errors.append(f'terminal.timezone: unknown time zone {describe(name)} (e.g. "Asia/Tokyo")')
         return DEFAULT_TIMEZONE
     return name

@@ -372,6 +372,7 @@ def link_for(daemon: Daemon, operator: Operator, audit: AuditLog | None) -> Link
         config=lambda: daemon.config,
         config_path=lambda: daemon.config.source,
         store=lambda: daemon.runtime.revocation,
+        enrolment=lambda: daemon.runtime.enrolment_store,
         reload=daemon.request_reload,
         trusted_time=daemon.trusted_time,
         extra_checks=lambda c: relay_wiring_mismatches(

@@ -160,11 +160,16 @@ def open_audit(config: Config) -> AuditLog:
     ``event=audit_waiting``; the terminal works on either way (store/audit.py).
 
     With a back-office link, rows beyond ``audit_keep`` stay until the back office has
-    acknowledged them, up to ``AUDIT_HOLD_FACTOR`` times as many (store/audit_cursor.py)."""
+    acknowledged them, up to ``AUDIT_HOLD_FACTOR`` times as many (store/audit_evict.py)."""
     keep = config.state.audit_keep
     hold = keep * AUDIT_HOLD_FACTOR if config.link.port is not None else None
     return AuditLog(
-        config.state.dir / AUDIT_NAME, keep=keep, hold=hold, terminal=config.terminal.id
+        config.state.dir / AUDIT_NAME,
+        keep=keep,
+        hold=hold,
+        terminal=config.terminal.id,
+        max_age_days=config.state.audit_max_age_days,
+        location=config.terminal.location,
     )
 
 

@@ -38,9 +38,9 @@ from terminald.core.reasons import Reason
 from terminald.enrolment.memory import MemoryEnrolment
 from terminald.enrolment.model import Credential, Enrolment, EnrolmentContent, Person
 from terminald.store.enrolled import EnrolledFileError, load_enrolled
+from terminald.store.enrolment_db import FILE_NAME as ENROLMENT_NAME
 from terminald.store.enrolment_db import EnrolmentStore
 
-ENROLMENT_NAME: Final = "enrolment.sqlite"
 # The old enrolled-cards file has no validity of its own: it is valid until replaced.
 _FILE_ISSUED: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _FILE_VALID_UNTIL: Final = datetime(9000, 1, 1, tzinfo=UTC)

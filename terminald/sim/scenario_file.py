@@ -195,11 +195,13 @@ def _config(value: object, problems: list[str]) -> dict[str, dict[str, Any]]:
     return config
 
 
-def _config_value_problems(value: object) -> list[str]:
+def _config_value_problems(value: object, *, in_array: bool = False) -> list[str]:
     if isinstance(value, dict):
-        return ["must be a value, not a table"]
+        if not in_array:  # an array of tables ([[vending.product]]) is fine, not a sub-table
+            return ["must be a value, not a table"]
+        return [p for item in value.values() for p in _config_value_problems(item)]
     if isinstance(value, list):
-        return [p for item in value for p in _config_value_problems(item)]
+        return [p for item in value for p in _config_value_problems(item, in_array=True)]
     if isinstance(value, float) and not math.isfinite(value):
         return ["must be a finite number"]
     if not isinstance(value, str | bool | int | float):
@@ -276,6 +278,9 @@ def _all_strings(
             yield value
         elif isinstance(value, list | tuple):
             for item in value:
+                yield from flatten(item)
+        elif isinstance(value, dict):
+            for item in value.values():
                 yield from flatten(item)
 
     for section, table in config.items():

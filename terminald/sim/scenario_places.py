@@ -101,4 +101,6 @@ class Places:
             return self.expand(value)
         if isinstance(value, list | tuple):
             return [self.expand_value(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.expand_value(v) for k, v in value.items()}
         return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -12,8 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from terminald.card.connection import CountingConnection
 from terminald.core.auth import Authenticator, AuthResult, AuthSettings, PinRequest
+from terminald.core.policy import Policy, PolicySettings, Presence, Product, VendingSettings
 from terminald.core.reasons import Reason
 from terminald.core.revocation_check import RevocationState, RevocationVerdict
+from terminald.enrolment.memory import MemoryEnrolment
+from terminald.enrolment.model import AgeAttestation, Credential, EnrolmentContent, Person
 from terminald.pki.anchors import TrustStore
 from terminald.revocation.coverage import parse_name_text
 from terminald.sim.card import VirtualJpkiCard
@@ -257,19 +260,44 @@ def test_twins_both_cached_are_each_served_their_own_certificate(
         assert result.certificate == test_pki.load_profile(name).auth_cert
 
 
-def test_access_is_decided_on_the_pair_before_the_pin(test_pki: TestPkiManifest) -> None:
-    from terminald.core.access import EnrolledCard, EnrolledCards
-
-    one = test_pki.card("card-001")
+def _policy(pki: TestPkiManifest, purpose: str = "gate", **vending: object) -> Policy:
+    """card-001 enrolled as E1 (at least 20 from 2000-01-01), nobody else."""
+    one = pki.card("card-001")
     assert one.serial is not None
-    enrolled = EnrolledCards.of([EnrolledCard(one.serial, _issuer(test_pki, "card-001"), "a")])
-    auth = authenticator(test_pki, access=enrolled.refusal)
-    assert run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))[0].granted
+    issuer = _issuer(pki, "card-001")
+    person = Person("E1", ages=(AgeAttestation(20, date(2000, 1, 1)),))
+    content = EnrolmentContent(
+        people={"E1": person},
+        credentials={(issuer, one.serial): Credential(issuer, one.serial, "E1")},
+    )
+    enrolment = MemoryEnrolment.installed(
+        content, NOW - timedelta(days=1), NOW + timedelta(days=30)
+    )
+    settings = PolicySettings(purpose, vending=VendingSettings(**vending))  # type: ignore[arg-type]
+    return Policy(settings, enrolment, Presence(), None)
+
+
+def test_access_is_decided_on_the_pair_before_the_pin(test_pki: TestPkiManifest) -> None:
+    auth = authenticator(test_pki, access=_policy(test_pki).decide)
+    result, _ = run(auth, card(test_pki, "card-001"), pin_of(test_pki, "card-001"))
+    assert result.granted and result.subject == "E1" and result.pin_verified
     twin = card(test_pki, "twin")
     result, _ = run(auth, twin, pin_of(test_pki, "twin"))
-    assert result.reason is Reason.NOT_ENROLLED
+    assert result.reason is Reason.UNKNOWN_CERTIFICATE
     assert result.identity is not None and not result.identity.cached
     assert not any(cmd[1] == 0x20 for cmd in twin.commands())  # no VERIFY, not even a query
+
+
+def test_a_pin_less_product_grants_without_verify_and_says_so(test_pki: TestPkiManifest) -> None:
+    products = (Product("A", "beer", 20), Product("B", "cigarettes", 20, pin=False))
+    auth = authenticator(test_pki, access=_policy(test_pki, "vend", products=products).decide)
+    one = card(test_pki, "card-001")
+    step = auth.begin(InProcessConnection(one), NOW, "B")
+    assert isinstance(step, AuthResult) and step.granted and not step.pin_verified
+    assert ("product", "B") in step.attrs and step.signature is None
+    assert not any(cmd[1] == 0x20 for cmd in one.commands())  # the PIN never asked for
+    asked = auth.begin(InProcessConnection(card(test_pki, "card-001")), NOW, "A")
+    assert isinstance(asked, PinRequest)  # the beer needs the PIN
 
 
 def test_revocation_is_asked_for_the_twins_own_pair(test_pki: TestPkiManifest) -> None:
