@@ -65,6 +65,7 @@ CARD_BACKENDS: Final = ("pcsc",)
 GPIO_BACKENDS: Final = ("mock", "lgpio")
 # Pin maps live in hw/boards/<name>.toml; here only the name is checked.
 BOARDS: Final = ("rpi4", "rpi5", "rpizero2w")
+KEYPADS: Final = ("", "3x4", "4x4")
 FAIL_MODES: Final = ("fail_secure", "fail_safe")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 ACCESS_POLICIES: Final = ("enrolment", "enrolled", "any_card")
@@ -127,6 +128,9 @@ class RevocationSection:
 class GpioSection:
     board: str
     backend: str = "lgpio"
+    # The keypad fitted: "3x4" (digits, * and #) or "4x4" (A-D too: the product and
+    # attendance keys); empty: as the board's pin map says.
+    keypad: str = ""
 
 
 @dataclass(frozen=True)
@@ -372,7 +376,9 @@ def config_from_dict(
 
 def gpio_section(s: Section) -> GpioSection:
     return GpioSection(
-        s.string("board", choices=BOARDS), s.string("backend", "lgpio", GPIO_BACKENDS)
+        s.string("board", choices=BOARDS),
+        s.string("backend", "lgpio", GPIO_BACKENDS),
+        s.string("keypad", "", KEYPADS),
     )
 
 

@@ -132,8 +132,10 @@ def available_boards(hw_dir: Path | None = None) -> list[str]:
     return sorted(p.stem for p in ((hw_dir or default_hw_dir()) / "boards").glob("*.toml"))
 
 
-def load_board(name: str, hw_dir: Path | None = None) -> BoardPinMap:
-    """Load ``hw/boards/<name>.toml``; PinMapError names the file and key on any problem."""
+def load_board(name: str, hw_dir: Path | None = None, keypad: str | None = None) -> BoardPinMap:
+    """Load ``hw/boards/<name>.toml``; PinMapError names the file and key on any problem.
+    ``keypad`` ("3x4" / "4x4", ``[gpio] keypad``) overrides the file's layout: a 4x4 keypad
+    adds the file's ``keypad.col4`` pin as its fourth column (A-D)."""
     if not _BOARD_NAME.match(name):
         raise PinMapError(f"board name {name!r}: use lower-case letters, digits, - and _")
     path = (hw_dir or default_hw_dir()) / "boards" / f"{name}.toml"
@@ -144,29 +146,39 @@ def load_board(name: str, hw_dir: Path | None = None) -> BoardPinMap:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise PinMapError(f"{path}: not valid TOML: {e}") from e
-    return parse_pinmap(data, source=str(path))
+    return parse_pinmap(data, source=str(path), keypad=keypad)
 
 
-def parse_pinmap(data: dict[str, Any], source: str = "<pinmap>") -> BoardPinMap:
+def parse_pinmap(
+    data: dict[str, Any], source: str = "<pinmap>", keypad: str | None = None
+) -> BoardPinMap:
     r = _Reader(data, source)
     board = r.table("board")
     header = frozenset(r.pin_list(board, "board.header_gpios", allow_empty=False, check=False))
     r.header = header
     keypad_t = r.table("keypad")
     layout = r.choice(keypad_t, "keypad.layout", tuple(LAYOUTS), default="3x4")
-    keypad = KeypadPins(
+    cols = tuple(r.pin_list(keypad_t, "keypad.cols"))
+    col4 = r.optional_int(keypad_t, "keypad.col4")
+    if keypad == "4x4" and layout == "3x4":  # the vending or attendance keypad's A-D column
+        if col4 is None:
+            raise r.error("keypad.col4", "missing: [gpio] keypad = 4x4 needs the fourth column")
+        cols, layout = (*cols, col4), "4x4"
+    elif keypad == "3x4" and layout == "4x4":
+        cols, layout = cols[:3], "3x4"
+    keypad_pins = KeypadPins(
         rows=tuple(r.pin_list(keypad_t, "keypad.rows")),
-        cols=tuple(r.pin_list(keypad_t, "keypad.cols")),
+        cols=cols,
         layout=layout,
         debounce_ms=r.integer(keypad_t, "keypad.debounce_ms", 1, 500, default=20),
         scan_ms=r.integer(keypad_t, "keypad.scan_ms", 1, 100, default=5),
     )
     want_cols = 3 if layout == "3x4" else 4
-    if len(keypad.rows) != 4 or len(keypad.cols) != want_cols:
+    if len(keypad_pins.rows) != 4 or len(keypad_pins.cols) != want_cols:
         raise r.error(
             "keypad",
             f"a {layout} keypad needs 4 rows and {want_cols} cols, got "
-            f"{len(keypad.rows)} and {len(keypad.cols)}",
+            f"{len(keypad_pins.rows)} and {len(keypad_pins.cols)}",
         )
     pinmap = BoardPinMap(
         board=r.string(board, "board.name"),
@@ -181,7 +193,7 @@ def parse_pinmap(data: dict[str, Any], source: str = "<pinmap>") -> BoardPinMap:
             r.pin_list(board, "board.boot_pull_down", allow_empty=True, check=False)
         ),
         reserved=r.reserved(board),
-        keypad=keypad,
+        keypad=keypad_pins,
         leds=_leds(r),
         buzzer=OutputPin(
             pin=r.pin(r.table("buzzer"), "buzzer.pin"),

@@ -106,7 +106,7 @@ def board_problems(config: Config) -> list[str]:
     except ImportError:  # the GPIO layer is not in this build: nothing to check against
         return []
     try:
-        pinmap = load_board(config.gpio.board)
+        pinmap = load_board(config.gpio.board, keypad=config.gpio.keypad or None)
     except PinMapError as exc:
         return [f"gpio.board: {exc}"]
     relay = pinmap.relay

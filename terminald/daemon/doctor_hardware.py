@@ -146,7 +146,7 @@ def check_gpio(config: Config, env: Environment) -> list[Finding]:
     pinmap: BoardPinMap | None = None
     board = config.gpio.board
     try:
-        pinmap = load_board(board, env.hw_dir)
+        pinmap = load_board(board, env.hw_dir, config.gpio.keypad or None)
     except PinMapError as exc:
         findings.append(
             Finding("pinmap", "fail", str(exc), "set gpio.board to a board with a pin map")

@@ -77,7 +77,7 @@ def open_daemon(
         raise StartupError([f"{config_path}: {m}" for m in exc.messages], 2) from exc
     set_level(config.log.level, log_floor)
     try:
-        pinmap = load_board(config.gpio.board)
+        pinmap = load_board(config.gpio.board, keypad=config.gpio.keypad or None)
     except PinMapError as exc:
         raise StartupError([f"gpio.board: {exc}"], 2) from exc
     mismatches = relay_wiring_mismatches(

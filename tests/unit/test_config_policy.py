@@ -113,3 +113,32 @@ def test_clock_time() -> None:
 def test_an_attendance_clock_needs_enrolled_people() -> None:
     found = problems(terminal={"purpose": "attendance"}, access={"policy": "any_card"})
     assert any(m.startswith("access.policy: an attendance clock records people") for m in found)
+
+
+def test_a_4x4_keypad_adds_the_pin_maps_fourth_column() -> None:
+    from terminald.backends.pinmap import PinMapError, load_board
+
+    assert load_board("rpi4").keypad.layout == "3x4"
+    wide = load_board("rpi4", keypad="4x4")
+    assert wide.keypad.layout == "4x4" and wide.keypad.cols[-1] == 21
+    assert "A" in wide.keypad.keys
+    assert load_config_keypad("4x4") == "4x4"
+    with pytest.raises(ConfigError):
+        load_config_keypad("5x5")
+    bare = {**BASE}
+    assert config_from_dict(bare).gpio.keypad == ""
+    with pytest.raises(PinMapError):  # a board file without keypad.col4
+        import tomllib
+        from pathlib import Path
+
+        from terminald.backends.pinmap import parse_pinmap
+
+        data = tomllib.loads(
+            Path(__file__).resolve().parents[2] / "hw" / "boards" / "rpi4.toml".read_text()
+        )
+        del data["keypad"]["col4"]
+        parse_pinmap(data, keypad="4x4")
+
+
+def load_config_keypad(keypad: str) -> str:
+    return config_from_dict({**BASE, "gpio": {"board": "rpi4", "keypad": keypad}}).gpio.keypad
