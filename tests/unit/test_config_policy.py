@@ -3,7 +3,9 @@ mistake named by its key."""
 
 from __future__ import annotations
 
+import tomllib
 from datetime import time
+from pathlib import Path
 
 import pytest
 
@@ -116,7 +118,7 @@ def test_an_attendance_clock_needs_enrolled_people() -> None:
 
 
 def test_a_4x4_keypad_adds_the_pin_maps_fourth_column() -> None:
-    from terminald.backends.pinmap import PinMapError, load_board
+    from terminald.backends.pinmap import PinMapError, load_board, parse_pinmap
 
     assert load_board("rpi4").keypad.layout == "3x4"
     wide = load_board("rpi4", keypad="4x4")
@@ -127,16 +129,10 @@ def test_a_4x4_keypad_adds_the_pin_maps_fourth_column() -> None:
         load_config_keypad("5x5")
     bare = {**BASE}
     assert config_from_dict(bare).gpio.keypad == ""
+    board = Path(__file__).resolve().parents[2] / "hw" / "boards" / "rpi4.toml"
+    data = tomllib.loads(board.read_text())
+    del data["keypad"]["col4"]
     with pytest.raises(PinMapError):  # a board file without keypad.col4
-        import tomllib
-        from pathlib import Path
-
-        from terminald.backends.pinmap import parse_pinmap
-
-        data = tomllib.loads(
-            Path(__file__).resolve().parents[2] / "hw" / "boards" / "rpi4.toml".read_text()
-        )
-        del data["keypad"]["col4"]
         parse_pinmap(data, keypad="4x4")
 
 
