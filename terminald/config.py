@@ -338,6 +338,13 @@ def config_from_dict(
     s = section("attendance")
     attendance = attendance_section(s, errors)
     s.finish()
+    if terminal.purpose == "gate" and access.policy == "any_card":
+        for key, value in (("groups", gate.groups), ("anti_passback", gate.anti_passback != "off")):
+            if value:
+                errors.append(
+                    f'gate.{key}: needs enrolled people (access.policy "enrolment"), but '
+                    'access.policy is "any_card": it would be ignored'
+                )
     if terminal.purpose == "attendance" and access.policy == "any_card":
         errors.append(
             'access.policy: an attendance clock records people, so it needs "enrolment" or '

@@ -46,7 +46,9 @@ class GateSection:
 class ProductSection:
     key: str  # A-D on the keypad, pressed before the tap
     name: str
-    age: int | None = None  # the age threshold (20 for alcohol and tobacco); None: none
+    # The age threshold (20 for alcohol and tobacco); None: the machine's [vending] age
+    # (a forgotten age must not sell to minors); 0: no age check for this product.
+    age: int | None = None
     pin: bool = True  # false: no PIN asked (docs/policy.md says what that does not prove)
     hours: tuple[str, ...] = ()  # "05:00-23:00"...; empty: at any time
 
@@ -159,9 +161,9 @@ def _product(index: int, table: object, errors: list[str], seen: set[str]) -> Pr
         name = ""
     age = table.get("age")
     if age is not None and (
-        not isinstance(age, int) or isinstance(age, bool) or not 1 <= age <= MAX_AGE
+        not isinstance(age, int) or isinstance(age, bool) or not 0 <= age <= MAX_AGE
     ):
-        errors.append(f"{where}.age: must be an integer 1-{MAX_AGE}, got {describe(age)}")
+        errors.append(f"{where}.age: must be an integer 0-{MAX_AGE}, got {describe(age)}")
         age = None
     pin = table.get("pin", True)
     if not isinstance(pin, bool):

@@ -373,6 +373,11 @@ def _test(d: Daemon, output: Output) -> str:
     if output == "relay":
         if d.terminal.mode is Mode.EMERGENCY_OPEN or hw.relay.energised:
             raise OperatorError("not now: the relay is already energised")
+        if d.config.terminal.purpose == "vend":
+            raise OperatorError(
+                "refused on a vending machine: the relay is the vend-enable line, and a "
+                "test would be a free vend (test it with the machine's own service mode)"
+            )
         # Told to the door supervisor as a release, so the door opening is no forced-open alarm.
         d.terminal.door.released(time.monotonic())
         hw.relay.pulse(d.config.relay.open_ms)

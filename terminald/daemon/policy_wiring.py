@@ -72,9 +72,12 @@ def enrolment_path(config: Config) -> Path:
     return config.state.dir / ENROLMENT_NAME
 
 
-def _product(section: ProductSection) -> Product:
+def _product(section: ProductSection, machine_age: int) -> Product:
+    """A product without its own ``age`` takes the machine's: a forgotten key must not
+    sell alcohol to minors; ``age = 0`` says "no age check" explicitly."""
     hours = tuple(parse_period(text) for text in section.hours)
-    return Product(section.key, section.name, section.age, section.pin, hours)
+    age = machine_age if section.age is None else section.age
+    return Product(section.key, section.name, age or None, section.pin, hours)
 
 
 def policy_settings(config: Config) -> PolicySettings:
@@ -98,7 +101,7 @@ def policy_settings(config: Config) -> PolicySettings:
         enrolment_grace=timedelta(hours=config.access.grace_hours),
         gate=GateSettings(frozenset(gate.groups), passback),
         vending=VendingSettings(
-            tuple(_product(p) for p in vending.products),
+            tuple(_product(p, vending.age) for p in vending.products),
             vending.age or None,
         ),
         attendance=AttendanceSettings(

@@ -63,13 +63,13 @@ def test_product_mistakes_are_each_named() -> None:
     found = problems(
         vending={
             "product": [
-                {"key": "A", "name": "beer", "age": 0, "hours": ["5-23"], "colour": "red"},
+                {"key": "A", "name": "beer", "age": -1, "hours": ["5-23"], "colour": "red"},
                 {"key": "A", "name": "", "pin": "no"},
                 {"key": "E", "name": "x"},
             ]
         }
     )
-    assert any(m.startswith("vending.product[0].age: must be an integer 1-150") for m in found)
+    assert any(m.startswith("vending.product[0].age: must be an integer 0-150") for m in found)
     assert any(m.startswith('vending.product[0].hours[0]: must be "HH:MM-HH:MM"') for m in found)
     assert any(m.startswith("vending.product[0].colour: unknown key") for m in found)
     assert "vending.product[1].key: A is already another product's key" in found
@@ -138,3 +138,28 @@ def test_a_4x4_keypad_adds_the_pin_maps_fourth_column() -> None:
 
 def load_config_keypad(keypad: str) -> str:
     return config_from_dict({**BASE, "gpio": {"board": "rpi4", "keypad": keypad}}).gpio.keypad
+
+
+def test_a_product_without_an_age_takes_the_machines() -> None:
+    from terminald.daemon.policy_wiring import policy_settings
+
+    vending = {
+        "age": 20,
+        "product": [
+            {"key": "A", "name": "beer"},
+            {"key": "B", "name": "tea", "age": 0},
+            {"key": "C", "name": "wine", "age": 21},
+        ],
+    }
+    config = load(terminal={"purpose": "vend"}, vending=vending)
+    beer, tea, wine = policy_settings(config).vending.products
+    assert (beer.age, tea.age, wine.age) == (20, None, 21)
+
+
+def test_gate_rules_that_any_card_would_ignore_are_refused() -> None:
+    found = problems(access={"policy": "any_card"}, gate={"groups": ["hq"]})
+    assert any(m.startswith("gate.groups: needs enrolled people") for m in found)
+    found = problems(
+        access={"policy": "any_card"}, gate={"anti_passback": "entry", "passback_partner": "x"}
+    )
+    assert any(m.startswith("gate.anti_passback: needs enrolled people") for m in found)
