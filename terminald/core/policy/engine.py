@@ -105,10 +105,15 @@ class Policy:
                 Reason.UNKNOWN_CERTIFICATE,
                 f"{identity.describe()} is not linked to an enrolled person",
             )
+        # The person's display label travels as an attribute: the recorder writes it to
+        # the audit log's label column (the loop must not look the person up again).
+        label = (("label", person.label),) if person is not None and person.label else ()
         if person is not None and settings.enrolment_required:
             refusal = _validity_refusal(person, now)
             if refusal is not None:
-                return refusal
+                return PolicyDecision(
+                    refusal.reason, refusal.detail, refusal.subject, attrs=(*refusal.attrs, *label)
+                )
         subject = person.subject if person is not None else None
         local = now.astimezone(settings.timezone)
         if settings.purpose == "vend":
@@ -137,7 +142,11 @@ class Policy:
                 settings, person, now, self._schedule, self._calendar, self.presence
             )
         return PolicyDecision(
-            decision.reason, decision.detail, subject, decision.pin_required, decision.attrs
+            decision.reason,
+            decision.detail,
+            subject,
+            decision.pin_required,
+            (*decision.attrs, *label),
         )
 
     def _set_refusal(self, now: datetime) -> PolicyDecision | None:

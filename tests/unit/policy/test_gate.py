@@ -75,7 +75,7 @@ def gate(
 def test_an_enrolled_person_in_the_doors_group_is_admitted_as_their_subject() -> None:
     decision = gate().decide(card(1), WEEKDAY, None)
     assert decision.granted and decision.subject == "E1001" and decision.pin_required
-    assert decision.attrs == ()
+    assert decision.attrs == (("label", "Sato Hanako"),)  # for the audit log's label
 
 
 def test_no_store_or_no_set_is_enrolment_unavailable() -> None:
@@ -198,7 +198,7 @@ def test_anti_passback_through_the_engine() -> None:
     policy = gate(passback=entry, presence=presence)
     presence.partner_seen("gate-out", WEEKDAY)
     first = policy.decide(card(1), WEEKDAY, None)
-    assert first.granted and first.attrs == (("passback", "entry"),)
+    assert first.granted and first.attr("passback") == "entry"
     # A refused or unfinished tap (the PIN failed) leaves no passage.
     assert policy.decide(card(1), WEEKDAY, None).granted
     policy.granted(first, WEEKDAY)
