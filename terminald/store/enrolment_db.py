@@ -113,7 +113,10 @@ class EnrolmentStore:
         self._max_clock_skew = max_clock_skew
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()  # the connection list, the cache, installs
+        self._lock = threading.Lock()  # the cache and installs
+        # The connection list has its own lock: a thread's first connection is made while
+        # an install already holds ``_lock`` (a link's bulk thread), which deadlocked.
+        self._connections_lock = threading.Lock()
         self._cache: _Cached | None = None
         self._generation = 0  # bumped by our own installs (data_version ignores them)
         self._problem = ""
@@ -135,7 +138,7 @@ class EnrolmentStore:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._local.conn = conn
             self._local.seen = (-1, -1)
-            with self._lock:
+            with self._connections_lock:
                 self._connections.append(conn)
         return conn
 
@@ -157,7 +160,7 @@ class EnrolmentStore:
 
     def close(self) -> None:
         """Close every thread's connection (tests, shutdown)."""
-        with self._lock:
+        with self._connections_lock:
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
