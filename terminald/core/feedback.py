@@ -6,8 +6,10 @@ refusal, the light says which family (amber blink = something the holder can act
 the PIN, or a product / attendance key not chosen; red steady = the certificate, its
 status, or the site's policy about this person; red blink = the card or the terminal,
 including a back office or enrolment set it cannot use), and the beeps are a code:
-one long beep, then N short ones, N fixed per reason. The reason code itself always
-goes to the log.
+one long beep, then the reason's number N (fixed per reason) in tens and units: a
+medium beep per ten, a short beep per unit (31: three medium, one short). Tens keep the
+longest code to a dozen beeps; N short beeps in a row cannot be counted past ten or so.
+The reason code itself always goes to the log.
 
 Outside a verdict: a key that is ignored gives the error beep; a product or attendance
 key (A-D) chosen before the tap gives the "selected" beep and light; a key pressed after a
@@ -25,7 +27,7 @@ from terminald.core.hardware import BeepPattern, Color, LightPattern, LightStep
 from terminald.core.reasons import Reason
 
 GRANTED_MS = 3000
-LONG_BEEP, SHORT_BEEP, GAP = 400, 90, 110
+LONG_BEEP, TENS_BEEP, SHORT_BEEP, GAP = 400, 250, 90, 110
 
 _PIN_FAMILY = {
     Reason.PIN_WRONG,
@@ -88,8 +90,11 @@ def feedback_for(reason: Reason) -> Feedback:
         light = LightPattern.steady(Color.RED)
     else:
         light = LightPattern.blink(Color.RED, 150, 150)
-    shorts = tuple((SHORT_BEEP, GAP) for _ in range(_code(reason)))
-    return Feedback(light, BeepPattern.of((LONG_BEEP, 2 * GAP), *shorts))
+    tens, units = divmod(_code(reason), 10)
+    code = [(TENS_BEEP, GAP)] * tens + [(SHORT_BEEP, GAP)] * units
+    if tens and units:  # a wider pause between the tens and the units
+        code[tens - 1] = (TENS_BEEP, 2 * GAP)
+    return Feedback(light, BeepPattern.of((LONG_BEEP, 2 * GAP), *code))
 
 
 IDLE_LIGHT = LightPattern((LightStep(Color.GREEN, 60), LightStep(Color.OFF, 2940)), repeat=True)

@@ -190,8 +190,13 @@ def test_no_selection_is_amber_you_can_act() -> None:
 def test_every_reason_keeps_its_own_beep_code() -> None:
     beeps = [feedback_for(r).beeps for r in Reason]
     assert len(set(beeps)) == len(beeps)
-    # Appended codes leave the old ones where they were: tamper is still the 28th refusal.
-    assert len(feedback_for(Reason.TAMPER).beeps.beeps) == 1 + 28
+    # Appended codes leave the old ones where they were: tamper is still the 28th refusal,
+    # sounded as the long beep, two tens and eight units.
+    tamper = [b.on_ms for b in feedback_for(Reason.TAMPER).beeps.beeps]
+    assert tamper == [400, 250, 250, *[90] * 8]
+    # The longest code stays countable: at most 1 + 4 tens + 9 units.
+    assert max(len(feedback_for(r).beeps.beeps) for r in Reason) <= 14
+    assert [b.on_ms for b in feedback_for(Reason.PIN_WRONG).beeps.beeps] == [400, 250, *[90] * 9]
 
 
 def test_selected_and_vend_feedback_are_unlike_any_other() -> None:
