@@ -88,7 +88,8 @@ def push_enrolment(
     link: HostLink, address: int, signed_set: bytes, *, progress: Progress | None = None
 ) -> Outcome:
     """Push a signed enrolment set (``terminald enrolment build``) as a bulk transfer; the
-    terminal installs it with ``EnrolmentStore.install`` and answers with the transfer's ``bulk.result``."""
+    terminal installs it with ``EnrolmentStore.install`` and answers with the transfer's
+    ``bulk.result``."""
     link.connect(address)
     return link.push(address, "enrolment", signed_set, progress=progress)
 
