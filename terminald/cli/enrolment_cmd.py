@@ -92,7 +92,12 @@ def register(commands: Subparsers, groups: Groups) -> None:
     convert.add_argument("enrolled", type=Path, metavar="ENROLLED_TOML")
     convert.add_argument("-o", "--out", type=Path, required=True, metavar="SOURCE.toml")
     convert.add_argument(
-        "--group", action="append", default=[], metavar="G", help="a group for everyone"
+        "--group",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="G",
+        help="a group for everyone (several after one flag, or the flag repeated)",
     )
     convert.set_defaults(func=_import)
 

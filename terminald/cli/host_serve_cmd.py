@@ -34,7 +34,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
     parser.add_argument(
         "--address",
         type=_address,
-        action="append",
+        action="extend",
+        nargs="+",
         dest="serve_addresses",
         metavar="N",
         help="a terminal to serve (repeat; default: every terminal in the key directory)",
@@ -45,7 +46,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
     parser.add_argument(
         "--partner",
         type=_pair,
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="ENTRY_ID=EXIT_ID",
         help="an entry terminal and its exit terminal, by terminal id (repeat)",

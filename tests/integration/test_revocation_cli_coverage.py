@@ -99,7 +99,15 @@ MULTI_VALUE = [
     (("auth",), "--trust", ()),
     (("auth",), "--backoffice-key", ()),
     (("cert", "show"), "--trust", ("F",)),
+    (("host", "serve"), "--address", ()),
+    (("host", "serve"), "--partner", ()),
+    (("enrolment", "build"), "--base-pubkey", ("S", "--key", "k", "--version", "1", "-o", "o")),
+    (("enrolment", "apply"), "--backoffice-key", ("F",)),
+    (("enrolment", "import"), "--group", ("E", "-o", "o")),
 ]  # fmt: skip
+# Where an option's values are not numbers, or its destination is not its name.
+VALUES = {"--partner": ("a=b", "c=d", "e=f")}
+DEST = {("host", "serve", "--address"): "serve_addresses"}
 
 
 @pytest.mark.parametrize(
@@ -109,21 +117,24 @@ def test_a_multi_value_option_takes_values_after_one_flag_or_repeated(
     words: tuple[str, ...], option: str, rest: tuple[str, ...]
 ) -> None:
     parser = build_parser()
-    dest = option.removeprefix("--").replace("-", "_")
+    dest = DEST.get((*words, option), option.removeprefix("--").replace("-", "_"))
+    one, two, three = VALUES.get(option, ("1", "2", "3"))
     # Positionals first: a list option swallows what follows it, as argparse does.
     positional = [a for a in rest[:1] if not a.startswith("-")]
     tail = list(rest[len(positional) :])
     # Numbers: valid for every option (--revoke's serials are checked as they are parsed).
-    together = parser.parse_args([*words, *positional, *tail, option, "1", "2"])
-    repeated = parser.parse_args([*words, *positional, *tail, option, "1", option, "2"])
-    mixed = parser.parse_args([*words, *positional, *tail, option, "1", "2", option, "3"])
+    together = parser.parse_args([*words, *positional, *tail, option, one, two])
+    repeated = parser.parse_args([*words, *positional, *tail, option, one, option, two])
+    mixed = parser.parse_args([*words, *positional, *tail, option, one, two, option, three])
 
     def text(values: list[object]) -> list[str]:
+        if option == "--partner":  # (entry, exit) pairs
+            return ["=".join(v) for v in values]  # type: ignore[arg-type]
         return [str(v[0] if isinstance(v, tuple) else v) for v in values]
 
     as_text = text(getattr(together, dest))
-    assert as_text == text(getattr(repeated, dest)) == ["1", "2"]
-    assert text(getattr(mixed, dest)) == ["1", "2", "3"]
+    assert as_text == text(getattr(repeated, dest)) == [one, two]
+    assert text(getattr(mixed, dest)) == [one, two, three]
 
 
 def _walk(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
