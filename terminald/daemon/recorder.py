@@ -50,14 +50,14 @@ class Recorder:
         values: dict[str, object] = {}
         label = dict(record.attrs).get(LABEL_ATTR, "")
         attrs = tuple(item for item in record.attrs if item[0] != LABEL_ATTR)
-        if record.subject is not None:
-            values["subject"] = record.subject
         if record.reason is not None:
             values["reason"] = record.reason.value
             if record.serial is not None:  # a certificate is its issuer and serial
                 issuer = record.issuer_key_id
                 values["issuer"] = issuer.hex() if issuer is not None else "unknown"
             values["serial"] = record.serial
+            if record.subject is not None:
+                values["subject"] = record.subject
             if label:
                 values["label"] = label
             values["detail"] = record.detail or DESCRIPTIONS[record.reason]
@@ -69,6 +69,8 @@ class Recorder:
                 issuer = record.issuer_key_id
                 values["issuer"] = issuer.hex() if issuer is not None else "unknown"
                 values["serial"] = record.serial
+            if record.subject is not None:
+                values["subject"] = record.subject
             values["detail"] = record.detail
         values.update(attrs)
         if record.kind in ("granted", "attendance") and not record.pin_verified:
