@@ -5,8 +5,9 @@ A plan (JSON) names the case, the enrolment backend ("sqlite": the real
 into ``MemoryEnrolment``, the policy's own cost) and the probes: (issuer key id hex,
 serial, Unix time, selection key or None), in time order as a daemon sees taps. The child
 runs in a fresh process per plan (scripts/bench-policy re-executes itself with
-``--child``), warms up on probes of its own through a second ``Policy``, then times each
-``Policy.decide`` with perf_counter_ns and prints one JSON line.
+``--child``), times its first decision alone, warms up on probes of its own, then times
+each ``Policy.decide`` (wall and CPU time) and prints one JSON line, with the involuntary
+context switches and full garbage collections that fell in the run.
 
 What the daemon does around a decision and is not timed: ``Policy.granted`` after a
 grant (anti-passback and the attendance toggle learn of it), and, for anti-passback, the
@@ -18,7 +19,9 @@ from __future__ import annotations
 import gc
 import heapq
 import json
+import os
 import random
+import resource
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -39,6 +42,7 @@ from terminald.core.policy import (
     VendingSettings,
     parse_period,
 )
+from terminald.core.policy.attendance import AttendanceBook
 from terminald.enrolment.memory import MemoryEnrolment
 from terminald.enrolment.model import Enrolment, EnrolmentContent
 from terminald.store.enrolment_db import EnrolmentStore
@@ -149,11 +153,17 @@ def write_plan(
     seed: int,
 ) -> Path:
     rng = random.Random(seed)  # benchmark data, reproducible
+    warm_probes = probes(case, content, warm, rng)
+    # The first decision, timed on its own, is an enrolled person's (the whole path).
+    enrolled = next(
+        i for i, p in enumerate(warm_probes) if (bytes.fromhex(p[0]), p[1]) in content.credentials
+    )
+    warm_probes[0], warm_probes[enrolled] = warm_probes[enrolled], warm_probes[0]
     plan = {
         "case": case,
         "backend": backend,
         "db": str(db),
-        "warm": probes(case, content, warm, rng),
+        "warm": warm_probes,
         "probes": probes(case, content, count, rng),
         "seed": seed,
         "passages": seed_passages(content, rng) if case == "passback" else [],
@@ -212,61 +222,96 @@ def _identity(probe: list[Any]) -> tuple[CardIdentity, datetime, str | None]:
     return CardIdentity(serial, bytes.fromhex(issuer)), datetime.fromtimestamp(at, UTC), selection
 
 
-def _run(
-    policy: Policy, probes: list[list[Any]], partner: _Partner | None, timed: bool
-) -> tuple[list[int], Counter[str]]:
-    decide, timer = policy.decide, time.perf_counter_ns
+@dataclass
+class _Timed:
+    wall_ns: list[int]
+    cpu_ns: list[int]
+    reasons: Counter[str]
+
+
+def _run(policy: Policy, probes: list[list[Any]], partner: _Partner | None) -> _Timed:
+    """Decide every probe; wall time with perf_counter_ns, and around it the thread's CPU
+    time (thread_time_ns: a system call here, about 1 µs, in the CPU figure only), so a
+    decision the scheduler preempted shows as wall time, not CPU time."""
+    decide, wall, cpu = policy.decide, time.perf_counter_ns, time.thread_time_ns
     prepared = [(_identity(p), p[2]) for p in probes]
-    latencies: list[int] = []
-    reasons: Counter[str] = Counter()
+    out = _Timed([], [], Counter())
     for (identity, now, selection), at in prepared:
         if partner is not None:
             partner.until(at)
-        t0 = timer()
+        c0 = cpu()
+        t0 = wall()
         decision = decide(identity, now, selection)
-        t1 = timer()
-        if timed:
-            latencies.append(t1 - t0)
-        reasons[decision.reason.value] += 1
+        t1 = wall()
+        c1 = cpu()
+        out.wall_ns.append(t1 - t0)
+        out.cpu_ns.append(c1 - c0)
+        out.reasons[decision.reason.value] += 1
         if decision.granted:  # after the PIN, in the daemon: not part of the decision
             policy.granted(decision, now)
             if partner is not None and decision.subject is not None:
                 partner.entered(decision.subject, at)
-    return latencies, reasons
+    return out
+
+
+class _Collections:
+    """The garbage collector's full (generation 2) passes and their time, while on."""
+
+    def __init__(self) -> None:
+        self.full, self.full_ns, self._began = 0, 0, 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter_ns()
+        else:
+            self.full += 1
+            self.full_ns += time.perf_counter_ns() - self._began
 
 
 def child(plan_path: str) -> None:
     plan = json.loads(Path(plan_path).read_text())
     case = plan["case"]
     enrolment, store = _enrolment(plan["backend"], Path(plan["db"]))
-    settings = settings_for(case)
-
-    def policy_with_partner(rng_seed: int) -> tuple[Policy, _Partner | None]:
-        presence = _presence(plan["passages"])
-        partner = None
-        if case == "passback":
-            partner = _Partner(presence, random.Random(rng_seed), [])
-        return Policy(settings, enrolment, presence, None), partner
-
-    # Warm up through a policy of its own: code paths, SQLite's page cache, the holiday
-    # table, without touching the measured policy's presence and attendance state.
-    warm_policy, warm_partner = policy_with_partner(plan["seed"] + 1)
-    _run(warm_policy, plan["warm"], warm_partner, timed=False)
-    policy, partner = policy_with_partner(plan["seed"] + 2)
+    policy = Policy(settings_for(case), enrolment, _presence(plan["passages"]), None)
+    # The first decision of a process: the holidays library builds its year tables,
+    # SQLite reads its first pages (a daemon pays this once, at its first tap).
+    first = _run(policy, plan["warm"][:1], None).wall_ns[0]
+    # Warm up (code paths, SQLite's page cache), then start the measured run with the
+    # state a daemon would have: the morning's passages, no attendance yet.
+    _run(policy, plan["warm"][1:], None)
+    policy.presence = _presence(plan["passages"])
+    policy.attendance = AttendanceBook()
+    partner = None
+    if case == "passback":
+        partner = _Partner(policy.presence, random.Random(plan["seed"]), [])
     gc.collect()
-    latencies, reasons = _run(policy, plan["probes"], partner, timed=True)
+    collections = _Collections()
+    switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+    timed = _run(policy, plan["probes"], partner)
+    switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches
+    gc.callbacks.clear()
     empty = []
     timer = time.perf_counter_ns
-    for _ in range(len(latencies)):
+    for _ in range(len(timed.wall_ns)):
         t0 = timer()
         empty.append(timer() - t0)
     empty.sort()
     store.close()
-    print(
-        json.dumps(
-            {"latencies_ns": latencies, "reasons": reasons, "timer_ns": empty[len(empty) // 2]}
-        )
-    )
+    result = {
+        "wall_ns": timed.wall_ns,
+        "cpu_ns": timed.cpu_ns,
+        "reasons": timed.reasons,
+        "timer_ns": empty[len(empty) // 2],
+        "first_ns": first,
+        "preempted": switches,
+        "gc_full": collections.full,
+        "gc_full_ns": collections.full_ns,
+        "load": os.getloadavg()[0],
+    }
+    print(json.dumps(result))
 
 
 def outcome_mix(reasons: dict[str, int]) -> str:
