@@ -124,6 +124,13 @@ class EnrolmentStore:
             self._create()
         except (sqlite3.Error, OSError) as exc:
             self._report(f"{path}: {exc}")
+            return
+        # Performance only: read the installed set's header, schedules and calendar now,
+        # not at the first tap. The calendar's first decode makes the holidays library
+        # import its country modules, 120-190 ms on the benchmark VM and more on a Pi
+        # (docs/benchmarks.md, "Policy": "first decision").
+        with suppress(_Unreadable):
+            self._current()
 
     # -- connections -------------------------------------------------------------------
 

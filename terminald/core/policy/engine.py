@@ -11,6 +11,7 @@ validity → the purpose's rules (gate, vend, attendance).
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from datetime import datetime
 
 from terminald.core.auth import CardIdentity
@@ -51,6 +52,13 @@ class Policy:
         self.attendance = AttendanceBook()
         self.ages = AgeCheck(age_oracle)
         self._calendars = CalendarCache()
+        # Performance only: build the holiday calendar now, not at the first tap. The
+        # holidays library imports a country's module on first use: 0.1-0.5 s on the
+        # benchmark VM (docs/benchmarks.md, "Policy"), more on a Pi. A store that cannot
+        # be read, or an unknown country, is left for decide to refuse, as before.
+        if enrolment is not None:
+            with suppress(_Unavailable, ValueError):
+                self._calendar()
 
     def decide(
         self, identity: CardIdentity, now: datetime, selection: str | None
