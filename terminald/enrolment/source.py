@@ -31,8 +31,6 @@ from datetime import date, datetime, time
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 from terminald.enrolment.codec import (
     MAX_CARDS,
     MAX_KEY_ID,
@@ -56,6 +54,7 @@ from terminald.enrolment.model import (
     Person,
     WeeklySchedule,
 )
+from terminald.enrolment.shape import known_country
 
 DEFAULT_TIMEZONE: Final = "Asia/Tokyo"
 MAX_PEOPLE_PROBLEMS: Final = 50  # a file wrong throughout says so without a million lines
@@ -185,7 +184,7 @@ def _calendar(raw: object, problems: _Problems) -> Calendar:
     if extra:
         problems.add("calendar", f"unknown key(s) {_keys(extra)} (country, dates)")
     country = raw.get("country", "JP")
-    if not (isinstance(country, str) and country in holidays.list_supported_countries()):
+    if not (isinstance(country, str) and known_country(country)):
         # Checked here: the policy asks `holidays` for this country on every decision.
         problems.add(
             "calendar.country",
