@@ -1,0 +1,73 @@
+"""BREAK2: what an enrolment set can put into a spreadsheet through the exports.
+
+A subject or label is any printable text (docs/enrolment.md), so "=HYPERLINK(...)" or
+"=cmd|' /C calc'!A0" passes the enrolment and reaches the audit log; a CSV opened in a
+spreadsheet would run it as a formula (CWE-1236). The CSV exports must neutralise it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from terminald.cli import main
+from terminald.enrolment.source import parse_source_text
+from terminald.store.audit import AuditEntry, AuditLog
+from tests.unit.audit_support import AT
+
+FORMULAS = ("=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1")
+
+
+def clock(subject: str, label: str, minutes: int) -> AuditEntry:
+    return AuditEntry(
+        AT + timedelta(minutes=minutes),
+        "=clock-1",
+        "attendance",
+        "ok",
+        4660,
+        label,
+        "-detail",
+        issuer_key_id=bytes.fromhex("1ac1"),
+        subject=subject,
+        attrs=(("attendance", "clock_in"),),
+        location="+lobby",
+    )
+
+
+def test_a_formula_subject_passes_the_enrolment_source() -> None:
+    # Why the export must defend: the source format lets it through (printable text).
+    text = '[[person]]\nsubject = "=HYPERLINK(\\"http://x\\")"\nlabel = "@evil"\ncards = []\n'
+    content = parse_source_text(text)
+    assert '=HYPERLINK("http://x")' in content.people
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path)
+    for i, formula in enumerate(FORMULAS[:4]):
+        log.append(clock(formula, formula, i))
+    assert log.flush(30)
+    log.close()
+    return path
+
+
+def test_csv_exports_neutralise_formula_cells(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["audit", "export"], ["attendance", "export"]):
+        assert main([*argv, "--file", str(path), "--format", "csv"]) == 0
+        rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))[1:]
+        assert rows
+        for row in rows:
+            for cell in row:
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (argv, cell)
+    # The JSON lines keep the values as they are (data, not a spreadsheet).
+    assert main(["attendance", "export", "--file", str(path), "--format", "jsonl"]) == 0
+    subjects = [json.loads(line)["subject"] for line in capsys.readouterr().out.splitlines()]
+    assert subjects == list(FORMULAS[:4])
