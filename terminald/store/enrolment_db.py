@@ -393,7 +393,15 @@ class EnrolmentStore:
         )  # fmt: skip
         check_acceptable(installed, header, now, self._max_clock_skew)
         mark = read_high_water(self.high_path)
-        if mark is not None:
+        if mark is not None and not (
+            # The database was lost (moved aside when damaged): the very set the mark
+            # records — same version, same issue time — is not older, and taking it
+            # back is how a technician recovers without a new version from the back
+            # office. Anything older, or that version issued at another time, still is.
+            current is None
+            and header.version == mark.version
+            and header.issued_at == mark.issued_at
+        ):
             check_floor(
                 Installed(mark.version, mark.issued_at, b""),
                 header,

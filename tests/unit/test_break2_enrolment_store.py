@@ -1,0 +1,61 @@
+"""BREAK2: the enrolment store under a technician's and an attacker's hands."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from terminald.enrolment.errors import EnrolmentRejected, RejectReason
+from terminald.revocation.keys import TrustedKeys
+from terminald.store.enrolment_db import EnrolmentStore
+from tests.unit.enrolment_support import NOW, signed, small_content
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes([11]) * 32)
+TRUSTED = TrustedKeys([KEY.public_key()])
+LATER = NOW + timedelta(hours=1)
+
+
+def lose(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def test_the_same_set_goes_back_in_after_the_database_was_lost(tmp_path: Path) -> None:
+    """Found: a damaged enrolment.sqlite moved aside could not get the newest set back:
+    the mark refused its own version as a rollback, so every card stayed refused until
+    the back office built a new version. The very set the mark records is not older."""
+    path = tmp_path / "enrolment.sqlite"
+    newest = signed(small_content(), KEY, 7)
+    store = EnrolmentStore(path)
+    store.install(newest, TRUSTED, LATER)
+    store.close()
+    lose(path)
+    fresh = EnrolmentStore(path)
+    assert fresh.install(newest, TRUSTED, LATER).version == 7
+    fresh.close()
+    lose(path)
+    fresh = EnrolmentStore(path)
+    # Still refused: an older version, and the same version issued at another time
+    # (another set the back office signed with that number).
+    for bundle in (
+        signed(small_content(), KEY, 6),
+        signed(small_content(), KEY, 7, issued=NOW - timedelta(minutes=1)),
+        signed(small_content({"E9": 9}), KEY, 7, issued=NOW - timedelta(minutes=1)),
+    ):
+        with pytest.raises(EnrolmentRejected) as caught:
+            fresh.install(bundle, TRUSTED, LATER)
+        assert caught.value.reason is RejectReason.ROLLBACK
+    fresh.close()
+
+
+def test_the_same_version_is_still_refused_over_an_installed_set(tmp_path: Path) -> None:
+    path = tmp_path / "enrolment.sqlite"
+    store = EnrolmentStore(path)
+    store.install(signed(small_content(), KEY, 7), TRUSTED, LATER)
+    with pytest.raises(EnrolmentRejected) as caught:
+        store.install(signed(small_content({"E9": 9}), KEY, 7), TRUSTED, LATER)
+    assert caught.value.reason is RejectReason.ROLLBACK
+    store.close()
