@@ -71,3 +71,38 @@ def test_csv_exports_neutralise_formula_cells(
     assert main(["attendance", "export", "--file", str(path), "--format", "jsonl"]) == 0
     subjects = [json.loads(line)["subject"] for line in capsys.readouterr().out.splitlines()]
     assert subjects == list(FORMULAS[:4])
+
+
+# -- a damaged record: one line naming it, never a traceback -----------------------------
+
+DAMAGE = {
+    "at": "UPDATE events SET at = 'not a time' WHERE seq = 2",
+    "serial": "UPDATE events SET serial = 'abc' WHERE seq = 2",
+    "serial blob": "UPDATE events SET serial = x'00ff' WHERE seq = 2",
+    "issuer": "UPDATE events SET issuer = 'zz' WHERE seq = 2",
+    "subject": "UPDATE events SET subject = x'ff' WHERE seq = 2",
+}
+
+
+@pytest.mark.parametrize("sql", DAMAGE.values(), ids=DAMAGE.keys())
+def test_exports_name_a_damaged_record_without_a_traceback(
+    path: Path, sql: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found: a record whose stored value no longer decodes (an edited file, a bad
+    sector) made ``audit export`` and ``attendance export`` end in a traceback."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute(sql)
+    db.close()
+    for argv in (
+        ["audit", "export", "--format", "csv"],
+        ["audit", "export", "--format", "jsonl"],
+        ["attendance", "export", "--format", "csv"],
+        ["attendance", "export", "--format", "jsonl"],
+        ["audit", "--db"],
+    ):
+        option = [] if argv[-1] == "--db" else ["--file"]
+        assert main([*argv, *option, str(path)]) == 2, argv
+        err = capsys.readouterr().err
+        assert "record 2" in err and "damaged" in err and "Traceback" not in err, err
