@@ -127,16 +127,43 @@ class EnrolmentStore:
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                check_same_thread=False,
-            )  # fmt: skip
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._local.conn = conn
-            self._local.seen = (-1, -1)
-            with self._lock:
-                self._connections.append(conn)
+            return self._connect_new()
+        if self._file_id() == self._local.file_id:
+            return conn
+        # The file was replaced or removed under us (a damaged database moved aside and
+        # the set applied again by `enrolment apply`): a connection keeps reading the old
+        # inode, so this thread reconnects to what is at the path now, with WAL and the
+        # schema (IF NOT EXISTS: a race with the installer is harmless). One stat a call,
+        # about 1 µs beside a 30-45 µs lookup.
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+        self._local.conn = None
+        conn = self._connect_new()
+        self._create()
+        self._local.file_id = self._file_id()
+        return conn
+
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _connect_new(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+        self._local.conn = conn
+        self._local.seen = (-1, -1)
+        self._local.file_id = self._file_id()
+        with self._lock:
+            self._connections.append(conn)
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return conn
 
     def _create(self) -> None:

@@ -59,3 +59,32 @@ def test_the_same_version_is_still_refused_over_an_installed_set(tmp_path: Path)
         store.install(signed(small_content({"E9": 9}), KEY, 7), TRUSTED, LATER)
     assert caught.value.reason is RejectReason.ROLLBACK
     store.close()
+
+
+def test_a_running_store_follows_a_database_replaced_under_it(tmp_path: Path) -> None:
+    """Found: the daemon's store keeps one connection per thread on the file it opened.
+    A technician who moves a damaged enrolment.sqlite aside and applies the set again
+    (another process, a new file at the same path) left the daemon reading the old,
+    damaged inode: every card refused ``enrolment_unavailable`` until a restart — a
+    reload keeps the store too."""
+    path = tmp_path / "enrolment.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + b"\x5a" * 8192)
+    daemon = EnrolmentStore(path)
+    assert daemon.info() is None and daemon.problem()
+    for suffix in ("", "-wal", "-shm"):  # the technician moves it aside...
+        if Path(f"{path}{suffix}").exists():
+            Path(f"{path}{suffix}").rename(tmp_path / f"bad{suffix}")
+    cli = EnrolmentStore(path)  # ... and applies the set again
+    cli.install(signed(small_content(), KEY, 7), TRUSTED, LATER)
+    cli.close()
+    info = daemon.info()
+    assert info is not None and info.version == 7 and daemon.problem() == ""
+    assert daemon.lookup(bytes.fromhex("1ac1" * 10), 4660) is not None
+    # And a healthy database replaced by another healthy one is followed too.
+    lose(path)
+    again = EnrolmentStore(path)
+    again.install(signed(small_content({"E9": 9}), KEY, 8), TRUSTED, LATER)
+    again.close()
+    info = daemon.info()
+    assert info is not None and info.version == 8
+    daemon.close()
