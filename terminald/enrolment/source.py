@@ -31,8 +31,6 @@ from datetime import date, datetime, time
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 from terminald.enrolment.codec import (
     MAX_CARDS,
     MAX_KEY_ID,
@@ -40,6 +38,7 @@ from terminald.enrolment.codec import (
     MAX_SERIAL_BYTES,
     content_problems,
 )
+from terminald.enrolment.countries import known_country
 from terminald.enrolment.errors import EnrolmentFormatError
 from terminald.enrolment.model import (
     MAX_GROUPS,
@@ -185,7 +184,7 @@ def _calendar(raw: object, problems: _Problems) -> Calendar:
     if extra:
         problems.add("calendar", f"unknown key(s) {_keys(extra)} (country, dates)")
     country = raw.get("country", "JP")
-    if not (isinstance(country, str) and country in holidays.list_supported_countries()):
+    if not (isinstance(country, str) and known_country(country)):
         # Checked here: the policy asks `holidays` for this country on every decision.
         problems.add(
             "calendar.country",
