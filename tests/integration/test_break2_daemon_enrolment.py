@@ -145,5 +145,6 @@ def test_a_damaged_database_starts_and_refuses_enrolment_unavailable(
         assert refuse(rig, "card-001") is Reason.ENROLMENT_UNAVAILABLE
         view = DaemonOperator(rig.daemon, list_readers=list).enrolment()
         assert view.version is None and view.problem
+        assert "ENROLMENT UNAVAILABLE" in rig.daemon._status()  # systemctl status says it
     finally:
         rig.stop()

@@ -93,3 +93,19 @@ def test_console_enrolment_view_says_why_a_damaged_set_refuses(tmp_path: Path) -
     assert "unreadable" in text and store.problem() in text
     healthy = "\n".join(enrolment_lines(EnrolmentView("enrolment", path, None)))
     assert "none installed" in healthy
+
+
+def test_the_status_line_says_the_enrolment_is_unavailable() -> None:
+    """systemctl status said "idle; mode normal" while a damaged set refused every card."""
+    from types import SimpleNamespace
+
+    from terminald.daemon.health import status_text
+
+    terminal = SimpleNamespace(
+        state=SimpleNamespace(value="idle"),
+        mode=SimpleNamespace(value="normal"),
+        door=SimpleNamespace(alarms=()),
+    )
+    text = status_text(terminal, None, None, None, enrolment="file is not a database")  # type: ignore[arg-type]
+    assert "ENROLMENT UNAVAILABLE: file is not a database" in text
+    assert "ENROLMENT" not in status_text(terminal, None, None, None)  # type: ignore[arg-type]
