@@ -106,3 +106,19 @@ def test_exports_name_a_damaged_record_without_a_traceback(
         assert main([*argv, *option, str(path)]) == 2, argv
         err = capsys.readouterr().err
         assert "record 2" in err and "damaged" in err and "Traceback" not in err, err
+
+
+def test_a_japanese_label_with_an_ideographic_space_is_enrolled() -> None:
+    """Found: "佐藤\\u3000花子" (the full-width space Japanese HR systems put between the
+    family and given names) was refused as "not printable" (U+3000 is a space separator,
+    which str.isprintable rejects), so a set could not be built from such an export.
+    A label's spaces are now plain spaces; control and format characters (an RTL
+    override) are still refused."""
+    text = '[[person]]\nsubject = "E1"\nlabel = "佐藤\\u3000花子\\u00a0様"\ncards = []\n'
+    content = parse_source_text(text)
+    assert content.people["E1"].label == "佐藤 花子 様"
+    from terminald.enrolment.errors import EnrolmentFormatError
+
+    for bad in ("\\u202e", "\\u200d", "\\u0007", "\\u2028"):
+        with pytest.raises(EnrolmentFormatError):
+            parse_source_text(f'[[person]]\nsubject = "E1"\nlabel = "a{bad}b"\ncards = []\n')
