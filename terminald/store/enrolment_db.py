@@ -249,6 +249,10 @@ class EnrolmentStore:
         return None if cached is None else cached.info
 
     def lookup(self, issuer_key_id: bytes, serial: int) -> Person | None:
+        """The person, or None when the certificate is not in the set. Raises
+        EnrolmentStoreError when the rows cannot be read (reported): None would make the
+        policy refuse ``unknown_certificate`` — "relink this card" — for a damaged row;
+        it refuses ``enrolment_unavailable`` for an exception (core/policy/engine.py)."""
         try:
             with self._reading() as conn:
                 row = conn.execute(
@@ -258,7 +262,7 @@ class EnrolmentStore:
                 ).fetchone()
                 return None if row is None else decode_person_record(row[0])
         except _Unreadable:
-            return None
+            raise EnrolmentStoreError(self._problem or f"{self.path}: unreadable") from None
 
     def schedule(self, name: str) -> WeeklySchedule | None:
         try:

@@ -88,3 +88,39 @@ def test_a_running_store_follows_a_database_replaced_under_it(tmp_path: Path) ->
     info = daemon.info()
     assert info is not None and info.version == 8
     daemon.close()
+
+
+def test_a_damaged_person_is_unavailable_not_an_unknown_certificate(tmp_path: Path) -> None:
+    """Found: with the set's header readable but a person's row damaged (or the person
+    table gone), ``lookup`` answered None, so the policy refused ``unknown_certificate``:
+    the card was recorded as one the back office must relink, for every holder whose row
+    does not read. A read that fails now raises (the policy refuses
+    ``enrolment_unavailable``, as the protocol allows); a certificate really not in the set
+    is still None."""
+    import sqlite3
+
+    from terminald.core.auth import CardIdentity
+    from terminald.core.policy import Policy, PolicySettings, Presence
+    from terminald.core.reasons import Reason
+    from terminald.store.enrolment_rows import EnrolmentStoreError
+    from tests.unit.enrolment_support import ROOT_A
+
+    path = tmp_path / "enrolment.sqlite"
+    store = EnrolmentStore(path)
+    store.install(signed(small_content(), KEY, 7), TRUSTED, LATER)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE person SET record = x'c1c1' WHERE subject = 'E1'")
+    db.close()
+    assert store.lookup(ROOT_A, 999) is None  # not enrolled: still None
+    with pytest.raises(EnrolmentStoreError):
+        store.lookup(ROOT_A, 4660)
+    assert store.problem()
+    from zoneinfo import ZoneInfo
+
+    settings = PolicySettings(
+        purpose="gate", timezone=ZoneInfo("Asia/Tokyo"), enrolment_required=True
+    )
+    policy = Policy(settings, store, Presence(), None)
+    decision = policy.decide(CardIdentity(4660, ROOT_A), LATER, None)
+    assert decision.reason is Reason.ENROLMENT_UNAVAILABLE, decision
+    store.close()
