@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -58,6 +58,10 @@ def attained(birth: date, years: int) -> date:
         return birth.replace(year=birth.year + years)
     except ValueError:  # 29 February in a common year
         return date(birth.year + years, 3, 1)
+
+
+# A terminal's local date is the UTC date or the day either side (zones UTC-12..UTC+14).
+MAX_DAY_SKEW: Final = timedelta(days=1)
 
 
 class AgeBook:
@@ -98,15 +102,21 @@ class AgeBook:
             holders[key] = holder
         return cls(holders)
 
-    def answer(self, issuer: bytes, serial: int, age: int, on: date) -> AgeAnswer:
+    def answer(
+        self, issuer: bytes, serial: int, age: int, on: date, *, today: date | None = None
+    ) -> AgeAnswer:
         """Whether the holder is at least ``age`` on ``on`` (the terminal's local date),
         with the certificate's state; yes/no only for a valid certificate with a known
-        birth date."""
+        birth date. With ``today`` (the back office's own UTC date), ``on`` more than
+        MAX_DAY_SKEW from it gets no yes/no: questions about other days would let the
+        asker bisect the birth date, which never leaves the back office."""
         holder = self._holders.get((issuer, serial))
         if holder is None:
             return UNKNOWN
         if holder.certificate != "valid" or holder.birth_date is None:
             return AgeAnswer(holder.certificate, None)
+        if today is not None and abs(on - today) > MAX_DAY_SKEW:
+            return AgeAnswer("valid", None)
         return AgeAnswer("valid", on >= attained(holder.birth_date, age))
 
 

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
 from terminald.backoffice.age_book import UNKNOWN, AgeBook
@@ -71,6 +71,11 @@ def presence_of(row: m.AuditRow, source: str) -> m.PresenceRelay | None:
         at=max(0, (at - EPOCH) // timedelta(microseconds=1)),
         terminal=source,
     )
+
+
+def today_utc() -> date:
+    """The back office's own date (UTC), which an age question's date must be near."""
+    return datetime.now(UTC).date()
 
 
 class Server:
@@ -115,7 +120,11 @@ class Server:
             return  # no other terminal request exists
         answer = UNKNOWN
         if self.ages is not None:
-            answer = self.ages.answer(message.issuer, message.serial, message.age, message.date)
+            # Only about today (the back office's clock): no date bisection (age_book.py).
+            today = today_utc()
+            answer = self.ages.answer(
+                message.issuer, message.serial, message.age, message.date, today=today
+            )
         reply = m.AgeReply(id=message.id, certificate=answer.certificate, over=answer.over)
         try:
             self.link.send(address, reply)

@@ -88,6 +88,8 @@ def enrolment_lines(v: EnrolmentView) -> list[str]:
     if v.policy == "enrolment":
         lines.append(f"database   {v.file}")
         if v.version is None:
+            if v.problem:  # the store could not be read: say why (enrolment_unavailable)
+                return [*lines, f"set        unreadable: every card is refused ({v.problem})"]
             return [*lines, "set        none installed: every card is refused"]
         return [
             *lines,

@@ -32,6 +32,7 @@ from terminald.config_files import check_files
 if TYPE_CHECKING:
     from terminald.store.revocation_store import RevocationStoreConfig, StoreStatus
 
+from terminald.daemon.doctor_enrolment import check_enrolment
 from terminald.daemon.doctor_env import (
     ANCHOR_WARN,
     MIN_FREE_BYTES,
@@ -365,6 +366,7 @@ def run_checks(config_path: Path, env: Environment | None = None) -> Report:
                 label = f"revocation data version {revocation.version}'s issue time"
                 signed = SignedTime(revocation.issued_at, label)
         findings.append(check_trusted_time(config, env.now(), signed))
+        findings.append(check_enrolment(config, env.now()))
         findings.append(check_state_dir(config, env))
     return Report(config_path, tuple(findings), loaded.unreadable)
 
@@ -394,6 +396,7 @@ __all__ = [
     "Report",
     "check_clock",
     "check_config",
+    "check_enrolment",
     "check_gpio",
     "check_pcsc",
     "check_revocation",

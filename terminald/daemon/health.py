@@ -48,9 +48,14 @@ def health_problem(
 
 
 def status_text(
-    terminal: Terminal, reader_problem: str | None, clock: str | None, withheld: str | None
+    terminal: Terminal,
+    reader_problem: str | None,
+    clock: str | None,
+    withheld: str | None,
+    enrolment: str | None = None,
 ) -> str:
-    """The one line systemd shows (`systemctl status terminald`): state, mode, what is wrong."""
+    """The one line systemd shows (`systemctl status terminald`): state, mode, what is wrong.
+    ``enrolment``: why the signed set cannot be read (every card is refused)."""
     text = f"{terminal.state.value}; mode {terminal.mode.value}"
     if terminal.door.alarms:
         text += "; alarms " + ",".join(sorted(a.value for a in terminal.door.alarms))
@@ -60,4 +65,6 @@ def status_text(
         text += f"; CLOCK UNTRUSTED: {clock}"
     if withheld:
         text += f"; UNHEALTHY: {withheld}"
+    if enrolment:
+        text += f"; ENROLMENT UNAVAILABLE: {enrolment}"
     return text

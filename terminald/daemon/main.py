@@ -27,6 +27,7 @@ from terminald.backends.reader_profiles import (
 from terminald.config import Config, ConfigError, load_config, relay_wiring_mismatches
 from terminald.console.driver import console_for
 from terminald.core.policy import AgeAnswer
+from terminald.daemon.attendance_seed import seed_attendance
 from terminald.daemon.logfmt import configure_daemon_logging, log_event, set_level
 from terminald.daemon.reload import Reload
 from terminald.daemon.runtime import build_runtime
@@ -99,6 +100,10 @@ def open_daemon(
         )
     except ConfigError as exc:
         raise StartupError(exc.messages, 2) from exc
+    if config.terminal.purpose == "attendance":
+        # The toggle's memory from the audit log, before the loop runs and before the
+        # audit writer opens the file (a reload keeps it in PolicyShared).
+        seed_attendance(runtime.policy, config.state.dir / AUDIT_NAME, clock())
     try:
         hardware = open_gpio(pinmap, config.gpio.backend)
     except GpioBackendError as exc:

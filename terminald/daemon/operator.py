@@ -31,6 +31,7 @@ from terminald.daemon.live_revocation import signed_floor
 from terminald.daemon.policy_wiring import enrolment_path
 from terminald.enrolment.model import Enrolment
 from terminald.store.audit import AUDIT_NAME, AuditEntry, AuditError, AuditReader
+from terminald.store.enrolment_db import EnrolmentStore
 
 if TYPE_CHECKING:
     from terminald.daemon.service import Daemon
@@ -98,6 +99,8 @@ class EnrolmentView:
     people: int | None = None  # the signed set's people (None: not the signed set)
     version: int | None = None  # the installed set's version (None: none installed)
     valid_until: datetime | None = None
+    # Why the signed set's store reads as no set (damaged, unreadable); "" when it reads.
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -293,7 +296,10 @@ class DaemonOperator:
         # The set's summary is read here, off the loop: it may be a database query.
         info = enrolment.info() if enrolment is not None else None
         if info is None:
-            return EnrolmentView(policy, path, None)
+            # The store's reason (a damaged file...), so the console says why every
+            # card is refused, not only that no set is there.
+            problem = enrolment.problem() if isinstance(enrolment, EnrolmentStore) else ""
+            return EnrolmentView(policy, path, None, problem=problem)
         if policy == "enrolled":
             return EnrolmentView(policy, path, info.credentials)
         return EnrolmentView(

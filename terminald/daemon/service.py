@@ -485,6 +485,11 @@ class Daemon:
             self._last_ping = now
 
     def _status(self) -> str:
+        store = self.runtime.enrolment_store  # its problem is memory: no I/O on the loop
         return status_text(
-            self.terminal, self.monitor.problem, self.untrusted_clock(), self._withheld
+            self.terminal,
+            self.monitor.problem,
+            self.untrusted_clock(),
+            self._withheld,
+            store.problem() if store is not None else None,
         )

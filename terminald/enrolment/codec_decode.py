@@ -13,6 +13,7 @@ from typing import Any
 import msgpack
 
 from terminald.enrolment import shape as c
+from terminald.enrolment.countries import known_country
 from terminald.enrolment.errors import EnrolmentFormatError
 from terminald.enrolment.model import (
     MAX_GROUPS,
@@ -174,7 +175,7 @@ def _schedules(raw: object, where: str) -> dict[str, WeeklySchedule]:
 def _calendar(raw: object, where: str) -> Calendar:
     country, dates = _list(raw, where, 2, 2)
     country = _text(country, f"{where}.country", c.MAX_NAME)
-    if not c.known_country(country):  # the policy asks holidays for it
+    if not known_country(country):  # the policy asks holidays for it
         raise _fail(f"{where}.country", f"{country!r} is not a country the holidays library knows")
     if dates is None:
         return Calendar(None, country)

@@ -9,22 +9,6 @@ from typing import Final
 
 from terminald.enrolment.model import Calendar, Credential, Person, WeeklySchedule
 
-# The countries the ``holidays`` library knows, by code, from its registry: a dict it
-# imports in ~0.1 s. ``holidays.list_supported_countries()`` imports all ~250 country
-# modules (~0.2 s and 8 MB), which a forked installer paid on its first set.
-_COUNTRY_CODES: frozenset[str] | None = None
-
-
-def known_country(code: str) -> bool:
-    """Whether ``holidays.country_holidays(code)`` knows ``code`` (e.g. "JP")."""
-    global _COUNTRY_CODES
-    if _COUNTRY_CODES is None:
-        from holidays.registry import COUNTRIES
-
-        _COUNTRY_CODES = frozenset(c for entry in COUNTRIES.values() for c in entry[1:3])
-    return code in _COUNTRY_CODES
-
-
 FORMAT: Final = 1
 MAX_PEOPLE: Final = 2_000_000
 MAX_ISSUERS: Final = 4096

@@ -27,6 +27,7 @@ Pure: the caller reads the file.
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from datetime import date, datetime, time
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,6 +39,7 @@ from terminald.enrolment.codec import (
     MAX_SERIAL_BYTES,
     content_problems,
 )
+from terminald.enrolment.countries import known_country
 from terminald.enrolment.errors import EnrolmentFormatError
 from terminald.enrolment.model import (
     MAX_GROUPS,
@@ -54,7 +56,6 @@ from terminald.enrolment.model import (
     Person,
     WeeklySchedule,
 )
-from terminald.enrolment.shape import known_country
 
 DEFAULT_TIMEZONE: Final = "Asia/Tokyo"
 MAX_PEOPLE_PROBLEMS: Final = 50  # a file wrong throughout says so without a million lines
@@ -82,6 +83,15 @@ def _text(value: object, limit: int, empty_ok: bool = False) -> str:
     if len(value) > limit or not value.isprintable():
         raise ValueError(f"must be at most {limit} printable characters")
     return value
+
+
+def _plain_spaces(value: object) -> object:
+    """A label's space separators (U+3000 between a Japanese family and given name, a
+    no-break space) as U+0020: str.isprintable refuses them, and a log reader sees the
+    same blank. Control and format characters (an RTL override) are still refused."""
+    if not isinstance(value, str):
+        return value
+    return "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in value)
 
 
 def parse_issuer(value: object) -> bytes:
@@ -286,7 +296,7 @@ def _person(
     fields: dict[str, Any] = {}
     for key, parse in (
         ("subject", lambda v: _text(v, MAX_SUBJECT)),
-        ("label", lambda v: _text(v, MAX_LABEL, empty_ok=True)),
+        ("label", lambda v: _text(_plain_spaces(v), MAX_LABEL, empty_ok=True)),
         ("schedule", lambda v: _text(v, MAX_NAME)),
         ("valid_from", lambda v: _moment(v, zone)),
         ("valid_until", lambda v: _moment(v, zone)),

@@ -64,7 +64,7 @@ def page_after(db: sqlite3.Connection, cursor: int, limit: int) -> AuditPage:
     last = newest(db)
     # The link's cursor is a u64; SQLite's integers stop at 2^63 - 1 (no row is above it).
     found = db.execute(_PAGE, (min(cursor, SQLITE_MAX), limit)).fetchall()
-    rows = [(int(r[0]), _entry(tuple(r[1:]))) for r in found]
+    rows = [(int(r[0]), _entry(tuple(r[1:]), r[0])) for r in found]
     hashes = tuple(bytes(r[-1] or b"") for r in found)
     oldest = last + 1 if first is None else int(first)  # every record evicted: none left
     missing = (cursor + 1, oldest - 1) if cursor + 1 < oldest else None

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Final, TextIO, cast
 
 from terminald.store.atomic_file import fsync_directory
 from terminald.store.audit_reader import StoredRecord
@@ -96,6 +96,12 @@ def attendance_row(record: StoredRecord) -> Row:
     }
 
 
+# A cell a spreadsheet would read as a formula (CWE-1236, OWASP "CSV Injection"): a
+# subject or label is any printable text from the enrolment set, so "=cmd|..." can reach
+# here. Such a cell gets a leading apostrophe in CSV (JSON lines keep the value as is).
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
@@ -103,7 +109,8 @@ def _cell(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, dict):
         return attrs_json(tuple(value.items()))
-    return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def write_rows(rows: Iterable[Row], columns: tuple[str, ...], fmt: str, out: TextIO) -> int:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import sqlite3
@@ -50,7 +51,7 @@ def newest_rows(db: sqlite3.Connection, limit: int, kind: str | None) -> list[Au
         f"ORDER BY {seq} DESC LIMIT ?2",
         (kind, limit),
     ).fetchall()
-    return [_entry(tuple(r[1:])) for r in reversed(found)]
+    return [_entry(tuple(r[1:]), r[0]) for r in reversed(found)]
 
 
 logger = logging.getLogger("terminald.store.audit")
@@ -131,7 +132,7 @@ class AuditReader:
         """The newest ``limit`` rows (of ``kind``), oldest first."""
         try:
             return newest_rows(self._db, limit, kind)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, AuditError) as exc:
             raise AuditError(f"audit log {self.path}: {exc}") from exc
 
     def records(
@@ -159,8 +160,11 @@ class AuditReader:
         try:
             yield from self._pages(query, after, kind, at)
         finally:
-            if self._db.in_transaction:
-                self._db.execute("COMMIT")
+            # A consumer that failed may have closed the reader before this generator
+            # is collected: nothing is left to end then.
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
 
     def _pages(
         self, query: str, after: int, kind: str | None, at: str | None
@@ -173,9 +177,11 @@ class AuditReader:
             if not rows:
                 return
             for r in rows:
-                yield StoredRecord(
-                    int(r[0]), _entry(tuple(r[1:])), None if r[-1] is None else bytes(r[-1])
-                )
+                try:
+                    entry = _entry(tuple(r[1:]), r[0])
+                except AuditError as exc:
+                    raise AuditError(f"audit log {self.path}: {exc}") from None
+                yield StoredRecord(int(r[0]), entry, None if r[-1] is None else bytes(r[-1]))
             after = int(rows[-1][0])
 
     def kinds(self) -> set[str]:

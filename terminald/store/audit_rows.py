@@ -226,21 +226,45 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _entry(row: tuple[Any, ...]) -> AuditEntry:
-    """A row selected with ``select_list`` (from ``at`` on: the caller takes ``seq``)."""
+def _entry(row: tuple[Any, ...], seq: object = None) -> AuditEntry:
+    """A row selected with ``select_list`` (from ``at`` on: the caller takes ``seq``).
+
+    AuditError naming record ``seq`` and the field when a stored value no longer decodes
+    (an edited file, a bad sector): the readers say so in one line, never a traceback;
+    ``terminald audit verify`` names every such problem."""
     (at, terminal, kind, reason, serial, label, detail, challenge, signature, der, issuer,
      location, clock_trusted, subject, attrs, pin_verified) = row[:16]  # fmt: skip
     evidence = (challenge, signature, der) if challenge and signature and der else None
+    texts = {"terminal": terminal, "kind": kind, "reason": reason, "label": label,
+             "detail": detail, "location": location, "subject": subject}  # fmt: skip
+    field = next((k for k, v in texts.items() if v is not None and not isinstance(v, str)), "")
+    try:
+        if field:
+            raise TypeError(field)
+        field = "at"
+        when = datetime.fromisoformat(at)
+        field = "serial"
+        if serial is not None and not isinstance(serial, int | str):
+            raise TypeError(field)
+        number = None if serial is None else int(serial)
+        field = "issuer"
+        issuer_id = None if issuer is None else bytes.fromhex(issuer)
+    except (ValueError, TypeError):
+        value = texts.get(field, {"at": at, "serial": serial, "issuer": issuer}.get(field))
+        raise AuditError(
+            f"record {seq} is damaged: its {field} ({str(value)[:40]!r}) does not decode; "
+            "`terminald audit verify` names every problem"
+        ) from None
     return AuditEntry(
-        datetime.fromisoformat(at),
+        when,
         terminal,
         kind,
         reason,
-        None if serial is None else int(serial),
+        number,
         label,
         detail,
         evidence,
-        None if issuer is None else bytes.fromhex(issuer),
+        issuer_id,
         location=location or "",
         clock_trusted=bool(clock_trusted),
         subject=subject,

@@ -137,16 +137,43 @@ class EnrolmentStore:
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                check_same_thread=False,
-            )  # fmt: skip
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._local.conn = conn
-            self._local.seen = (-1, -1)
-            with self._connections_lock:
-                self._connections.append(conn)
+            return self._connect_new()
+        if self._file_id() == self._local.file_id:
+            return conn
+        # The file was replaced or removed under us (a damaged database moved aside and
+        # the set applied again by `enrolment apply`): a connection keeps reading the old
+        # inode, so this thread reconnects to what is at the path now, with WAL and the
+        # schema (IF NOT EXISTS: a race with the installer is harmless). One stat a call,
+        # about 1 µs beside a 30-45 µs lookup.
+        with self._connections_lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+        self._local.conn = None
+        conn = self._connect_new()
+        self._create()
+        self._local.file_id = self._file_id()
+        return conn
+
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _connect_new(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+        self._local.conn = conn
+        self._local.seen = (-1, -1)
+        self._local.file_id = self._file_id()
+        with self._connections_lock:
+            self._connections.append(conn)
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return conn
 
     def _create(self) -> None:
@@ -232,6 +259,10 @@ class EnrolmentStore:
         return None if cached is None else cached.info
 
     def lookup(self, issuer_key_id: bytes, serial: int) -> Person | None:
+        """The person, or None when the certificate is not in the set. Raises
+        EnrolmentStoreError when the rows cannot be read (reported): None would make the
+        policy refuse ``unknown_certificate`` — "relink this card" — for a damaged row;
+        it refuses ``enrolment_unavailable`` for an exception (core/policy/engine.py)."""
         try:
             with self._reading() as conn:
                 row = conn.execute(
@@ -241,7 +272,7 @@ class EnrolmentStore:
                 ).fetchone()
                 return None if row is None else decode_person_record(row[0])
         except _Unreadable:
-            return None
+            raise EnrolmentStoreError(self._problem or f"{self.path}: unreadable") from None
 
     def schedule(self, name: str) -> WeeklySchedule | None:
         try:
@@ -403,7 +434,15 @@ class EnrolmentStore:
         )  # fmt: skip
         check_acceptable(installed, header, now, self._max_clock_skew)
         mark = read_high_water(self.high_path)
-        if mark is not None:
+        if mark is not None and not (
+            # The database was lost (moved aside when damaged): the very set the mark
+            # records — same version, same issue time — is not older, and taking it
+            # back is how a technician recovers without a new version from the back
+            # office. Anything older, or that version issued at another time, still is.
+            current is None
+            and header.version == mark.version
+            and header.issued_at == mark.issued_at
+        ):
             check_floor(
                 Installed(mark.version, mark.issued_at, b""),
                 header,

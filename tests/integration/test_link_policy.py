@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from terminald.backoffice import host_serve
 from terminald.cli import main
 from terminald.core.reasons import Reason
 from terminald.daemon.link_service import LinkService
@@ -24,6 +25,12 @@ from tests.integration.test_daemon_live_revocation import grant
 pytestmark = pytest.mark.pcscd
 
 ISSUER = bytes.fromhex("1a" * 20)
+
+
+@pytest.fixture(autouse=True)
+def back_office_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    """host serve answers yes/no only about its own date (+-1 day): pin it (BREAK2)."""
+    monkeypatch.setattr(host_serve, "today_utc", lambda: date(2026, 12, 1))
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:

@@ -16,6 +16,7 @@ from terminald.enrolment.errors import EnrolmentRejected, RejectReason
 from terminald.enrolment.model import AgeAttestation, Credential, EnrolmentContent
 from terminald.revocation.keys import TrustedKeys
 from terminald.store.enrolment_db import EnrolmentStore
+from terminald.store.enrolment_rows import EnrolmentStoreError
 
 from .enrolment_support import NOW, OFFICE, ROOT_A, ROOT_B, contents, signed, small_content
 
@@ -159,7 +160,9 @@ def test_a_damaged_database_answers_nothing_and_says_why(tmp_path: Path) -> None
     path = tmp_path / "enrolment.sqlite"
     path.write_bytes(b"not a database " * 1000)
     store = EnrolmentStore(path)
-    assert store.info() is None and store.lookup(ROOT_A, 4660) is None
+    assert store.info() is None
+    with pytest.raises(EnrolmentStoreError):  # the policy: enrolment_unavailable (BREAK2)
+        store.lookup(ROOT_A, 4660)
     assert store.schedule("office-hours") is None and store.age_yes(ROOT_A, 4660) == ()
     store.remember_age_yes(ROOT_A, 4660, AgeAttestation(20, date(2026, 6, 1)))  # no raise
     assert "not a database" in store.problem()
@@ -170,7 +173,9 @@ def test_a_damaged_row_answers_nothing(store: EnrolmentStore) -> None:
     with sqlite3.connect(store.path) as conn:
         conn.execute("UPDATE person SET record = x'c1' WHERE subject = 'E1'")
         conn.execute("UPDATE meta SET value = x'c1' WHERE key = 'set'")
-    assert store.lookup(ROOT_A, 4660) is None and store.info() is None
+    with pytest.raises(EnrolmentStoreError):  # not None: that reads as unknown_certificate
+        store.lookup(ROOT_A, 4660)
+    assert store.info() is None
     assert "damaged" in store.problem()
     assert store.lookup(ROOT_A, 4661) is not None  # an intact row still reads
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from terminald.backoffice import host_serve
 from terminald.cli import main
 from terminald.link.keys import TerminalKey
 from terminald.link.messages import AgeAnswer
@@ -20,6 +21,12 @@ from terminald.sim.link_bench import bench_terminal
 from terminald.store.link_keys import add_terminal_key, init_host_keys
 
 ISSUER = "1a" * 20
+
+
+@pytest.fixture(autouse=True)
+def back_office_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    """host serve answers yes/no only about its own date (+-1 day): pin it (BREAK2)."""
+    monkeypatch.setattr(host_serve, "today_utc", lambda: date(2020, 2, 29))
 
 
 def test_serve_answers_an_age_question_from_the_book(

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 
+import pytest
+
+from terminald.backoffice import host_serve
 from terminald.backoffice.age_book import AgeBook
 from terminald.backoffice.host_link import HostLink
 from terminald.backoffice.host_serve import ServeStats, serve
@@ -36,6 +39,12 @@ BOOK = AgeBook.from_document(
         ]
     }
 )
+
+
+@pytest.fixture(autouse=True)
+def back_office_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    """host serve answers yes/no only about its own date (+-1 day): pin it (BREAK2)."""
+    monkeypatch.setattr(host_serve, "today_utc", lambda: TODAY)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
