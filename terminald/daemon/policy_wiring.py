@@ -158,7 +158,11 @@ def build_policy(
         except EnrolledFileError as exc:
             return None, [f"access.enrolled: {exc}"]
         policy_class = FilePolicy
-    elif config.access.policy == "enrolment" and not check_only:
+    elif not check_only and (
+        config.access.policy == "enrolment" or config.terminal.purpose == "vend"
+    ):
+        # A vending machine open to any card still keeps the back office's age yeses (and
+        # reads attestations of a set, when one is installed) in the store.
         path = enrolment_path(config)
         store = previous if previous is not None and previous.path == path else EnrolmentStore(path)
         enrolment = store
