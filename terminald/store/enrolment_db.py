@@ -386,8 +386,10 @@ class EnrolmentStore:
         except EnrolmentFormatError as exc:
             raise EnrolmentRejected(RejectReason.MALFORMED, str(exc)[:1000]) from None
         header = opened.header
+        # Before the lock: a thread's first connection takes it too (to list the connection),
+        # and a thread that never read the store (the link's bulk worker) would wait forever.
+        conn = self._connect_or_raise()
         with self._lock:
-            conn = self._connect_or_raise()
             try:
                 info = self._install(conn, opened, now)
             except sqlite3.Error as exc:
