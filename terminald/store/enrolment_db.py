@@ -386,8 +386,8 @@ class EnrolmentStore:
         except EnrolmentFormatError as exc:
             raise EnrolmentRejected(RejectReason.MALFORMED, str(exc)[:1000]) from None
         header = opened.header
-        # Before the lock: a thread's first connection takes it too (to list the connection),
-        # and a thread that never read the store (the link's bulk worker) would wait forever.
+        # Connected before the install lock: a thread that never read the store (the link's
+        # bulk worker) makes its first connection here (see ``_connections_lock``).
         conn = self._connect_or_raise()
         with self._lock:
             try:

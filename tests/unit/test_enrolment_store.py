@@ -274,18 +274,3 @@ def test_a_damaged_age_row_answers_no_yes(store: EnrolmentStore) -> None:
     with sqlite3.connect(store.path) as conn:
         conn.execute("UPDATE age_yes SET since = -5")
     assert store.age_yes(ROOT_A, 4660) == () and "ordinal" in store.problem()
-
-
-def test_a_thread_that_never_used_the_store_can_install(store: EnrolmentStore) -> None:
-    # The link's bulk thread installs into the daemon's long-lived store: its first
-    # connection is made inside install. It deadlocked on the store's own lock.
-    results: list[int] = []
-    worker = threading.Thread(
-        target=lambda: results.append(
-            store.install(signed(small_content(), KEY, 1), TRUSTED, LATER).version
-        ),
-        daemon=True,
-    )
-    worker.start()
-    worker.join(10)
-    assert not worker.is_alive() and results == [1]
