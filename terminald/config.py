@@ -41,6 +41,8 @@ from terminald.config_policy import (
     VendingSection,
     attendance_section,
     gate_section,
+    location_of,
+    purpose_problems,
     timezone_of,
     vending_section,
 )
@@ -239,14 +241,11 @@ def config_from_dict(
             f"terminal.id: must be 1-64 letters, digits, '.', '_' or '-' (starting with a "
             f"letter or digit), got {describe(terminal_id)}"
         )
-    location = s.string("location", "")
-    if len(location) > 128 or not location.isprintable():
-        errors.append("terminal.location: must be at most 128 printable characters")
     terminal = TerminalSection(
         terminal_id,
         s.string("purpose", "gate", PURPOSES),
         s.string("mode", "normal", MODES),
-        location,
+        location_of(s, errors),
         timezone_of(s, errors),
     )
     s.finish()
@@ -338,18 +337,7 @@ def config_from_dict(
     s = section("attendance")
     attendance = attendance_section(s, errors)
     s.finish()
-    if terminal.purpose == "gate" and access.policy == "any_card":
-        for key, value in (("groups", gate.groups), ("anti_passback", gate.anti_passback != "off")):
-            if value:
-                errors.append(
-                    f'gate.{key}: needs enrolled people (access.policy "enrolment"), but '
-                    'access.policy is "any_card": it would be ignored'
-                )
-    if terminal.purpose == "attendance" and access.policy == "any_card":
-        errors.append(
-            'access.policy: an attendance clock records people, so it needs "enrolment" or '
-            '"enrolled", not "any_card"'
-        )
+    errors += purpose_problems(terminal.purpose, access.policy, gate)
 
     s = section("link")
     link = link_section(s, errors, state.dir)

@@ -104,6 +104,32 @@ def timezone_of(s: Section, errors: list[str]) -> str:
     return name
 
 
+def location_of(s: Section, errors: list[str]) -> str:
+    location = s.string("location", "")
+    if len(location) > 128 or not location.isprintable():
+        errors.append("terminal.location: must be at most 128 printable characters")
+    return location
+
+
+def purpose_problems(purpose: str, access_policy: str, gate: GateSection) -> list[str]:
+    """What a purpose cannot do with ``access.policy = "any_card"``: rules about people
+    it would silently ignore."""
+    if access_policy != "any_card":
+        return []
+    if purpose == "attendance":
+        return [
+            'access.policy: an attendance clock records people, so it needs "enrolment" or '
+            '"enrolled", not "any_card"'
+        ]
+    rules = (("groups", gate.groups), ("anti_passback", gate.anti_passback != "off"))
+    return [
+        f'gate.{key}: needs enrolled people (access.policy "enrolment"), but '
+        'access.policy is "any_card": it would be ignored'
+        for key, value in rules
+        if purpose == "gate" and value
+    ]
+
+
 def _names(s: Section, errors: list[str], key: str) -> tuple[str, ...]:
     value = s.raw(key, [])
     if not isinstance(value, list):
