@@ -33,15 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from terminald.enrolment.acceptance import (
-    Installed,
-    check_acceptable,
-    check_floor,
     resulting_content,
 )
 from terminald.enrolment.bundle import (
     DEFAULT_MAX_SIZE,
     EnrolmentBundle,
-    SetHeader,
     SetKind,
     open_set,
     parse_header,
@@ -68,6 +64,7 @@ from terminald.enrolment.model import (
 )
 from terminald.revocation.acceptance import DEFAULT_MAX_CLOCK_SKEW
 from terminald.revocation.keys import TrustedKeys
+from terminald.store.enrolment_marks import after_install, check_install
 from terminald.store.enrolment_rows import (
     SCHEMA_SQL,
     EnrolmentStoreError,
@@ -81,12 +78,8 @@ from terminald.store.enrolment_rows import (
     write_prepared,
 )
 from terminald.store.high_water import (
-    HighWater,
     high_water_path,
-    read_high_water,
-    write_high_water,
 )
-from terminald.store.revocation_types import owner_for
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +388,7 @@ class EnrolmentStore:
             except sqlite3.Error as exc:
                 raise EnrolmentStoreError(f"{self.path}: {exc}") from None
             self._generation += 1
-        self._after_install(header)
+        after_install(self.path, self.high_path, header)
         log.info(
             "event=enrolment_installed kind=%s version=%d people=%d credentials=%d",
             header.kind.label, info.version, info.people, info.credentials,
@@ -411,7 +404,7 @@ class EnrolmentStore:
             conn.execute("BEGIN")
             try:
                 current = installed_info(conn)
-                self._check(current, header, now)
+                check_install(current, header, now, self._max_clock_skew, self.high_path)
                 base = read_content(conn, self.path) if header.kind == SetKind.DELTA else None
             finally:
                 conn.execute("COMMIT")
@@ -429,39 +422,6 @@ class EnrolmentStore:
                     conn.execute("ROLLBACK")
                 raise
         raise EnrolmentStoreError(f"{self.path}: other installs kept coming; try again")
-
-    def _check(self, current: SetInfo | None, header: SetHeader, now: datetime) -> None:
-        installed = None if current is None else Installed(
-            current.version, current.issued_at, current.digest
-        )  # fmt: skip
-        check_acceptable(installed, header, now, self._max_clock_skew)
-        mark = read_high_water(self.high_path)
-        if mark is not None and not (
-            # The database was lost (moved aside when damaged): the very set the mark
-            # records — same version, same issue time — is not older, and taking it
-            # back is how a technician recovers without a new version from the back
-            # office. Anything older, or that version issued at another time, still is.
-            current is None
-            and header.version == mark.version
-            and header.issued_at == mark.issued_at
-        ):
-            check_floor(
-                Installed(mark.version, mark.issued_at, b""),
-                header,
-                f"installed before (the mark {self.high_path}: remove it only if the back "
-                "office really started its versions over)",
-            )
-
-    def _after_install(self, header: SetHeader) -> None:
-        owner = owner_for(self.path.parent)
-        try:
-            write_high_water(self.high_path, HighWater(header.version, header.issued_at), owner)
-        except OSError as exc:  # the database holds the version; only a deleted one is exposed
-            log.warning("enrolment: rollback mark %s not written (%s)", self.high_path, exc)
-        if owner is not None:  # a root-run apply must leave files the daemon can open
-            for suffix in ("", "-wal", "-shm"):
-                with suppress(OSError):
-                    os.chown(f"{self.path}{suffix}", *owner)
 
 
 if TYPE_CHECKING:  # the store is what the policies read
