@@ -24,7 +24,7 @@ from terminald.sim.pcscd import Pcscd
 pytestmark = pytest.mark.pcscd
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kill-daemon"
-RUNS = 7  # about 5 s a run (a daemon start, a driver, a kill, the checks)
+RUNS = 10  # about 3.5 s a run (a daemon start, a driver, a kill, the checks)
 
 
 def table_row(markdown: str) -> dict[str, str]:
