@@ -73,15 +73,17 @@ def test_eviction_keeps_its_promises(
             continue
         mark = acknowledged(db) if hold is not None else (newest or 0)
         before_anchor = anchor(db)[0]
-        gaps_before = db.execute("SELECT count(*) FROM events WHERE kind = 'gap'").fetchone()[0]
+        # The newest gap record's seq, not a count: a forced eviction may take an older
+        # gap record with the chunk it sat in.
+        gaps_before = db.execute("SELECT max(seq) FROM events WHERE kind = 'gap'").fetchone()[0]
         forced = evict(db, keep=keep, hold=hold, max_age_days=0, now=NOW, terminal="gate-1")
         after_anchor = anchor(db)[0]
         assert after_anchor % CHUNK == 0 or after_anchor == before_anchor, "whole chunks only"
         gaps = db.execute(
-            "SELECT attrs FROM events WHERE kind = 'gap' ORDER BY seq DESC"
+            "SELECT attrs, seq FROM events WHERE kind = 'gap' ORDER BY seq DESC"
         ).fetchall()
         if forced:
-            assert len(gaps) == gaps_before + 1
+            assert gaps and gaps[0][1] > (gaps_before or 0), "a new gap record"
             named = dict(attrs_of(gaps[0][0]))
             assert first is not None
             low = max(mark + 1, first)
@@ -93,7 +95,8 @@ def test_eviction_keeps_its_promises(
             assert forced == after_anchor - low + 1
             assert newest is not None and newest - first + 1 > (hold or 0)
         else:
-            assert len(gaps) == gaps_before
+            # No new gap record (an old one may have gone with an acknowledged chunk).
+            assert (gaps[0][1] if gaps else None) in (gaps_before, None)
             assert after_anchor <= max(mark, before_anchor), "nothing unacknowledged went"
         first, newest = span(db)
         if first is not None and newest is not None:
@@ -103,6 +106,8 @@ def test_eviction_keeps_its_promises(
             end = chunk_end(first)
             assert not (end <= mark and end <= newest - keep)
             if hold is not None and newest - first + 1 > hold:
-                assert end > newest - keep
+                # The gap record just written may itself tip one more chunk past keep:
+                # it goes at the next pass (every ~100 appends), not in this one.
+                assert end > newest - keep - (1 if forced else 0)
         chain_verifies(db)
     assert anchor(db)[1] != GENESIS or anchor(db)[0] == 0
