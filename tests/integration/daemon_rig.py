@@ -250,6 +250,9 @@ class HeldCard(VirtualJpkiCard):
 def open_rig(
     config: Path, pki: TestPkiManifest, clock: Callable[[], datetime] | None = None
 ) -> GateRig:
+    # A card another test left on the session's reader would be this daemon's first tap
+    # (seen at start, then gone): wait until the reader is empty.
+    wait_for_card_state(READER_0, False, 10)
     rig = GateRig(open_daemon(config, clock=clock) if clock else open_daemon(config), pki)
     rig.start()
     return rig
