@@ -33,7 +33,7 @@ def register(commands: Subparsers, groups: Groups) -> None:
     )
     host.add_argument(
         "--address",
-        type=_address,
+        type=address_arg,
         default=1,
         metavar="A",
         help="the terminal's address on the line (default 1)",
@@ -107,7 +107,8 @@ def register(commands: Subparsers, groups: Groups) -> None:
     command("restart", "restart the terminal's daemon", _restart)
 
 
-def _address(text: str) -> int:
+def address_arg(text: str) -> int:
+    """An RS-485 terminal address, 1-126 (decimal or 0x..), for argparse."""
     try:
         value = int(text, 0)
     except ValueError:

@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 from terminald.cli.common import CliError, Groups, Subparsers, print_json
+from terminald.cli.host_cmd import address_arg
 
 # The terminal id's shape (terminald.config.TERMINAL_ID_PATTERN, not imported: the parser
 # is built without importing the configuration's dependencies).
@@ -33,7 +34,7 @@ def register(commands: Subparsers, groups: Groups) -> None:
     parser.set_defaults(func=_serve)
     parser.add_argument(
         "--address",
-        type=_address,
+        type=address_arg,
         action="extend",
         nargs="+",
         dest="serve_addresses",
@@ -79,16 +80,6 @@ def _path(text: str) -> Any:
     from pathlib import Path
 
     return Path(text)
-
-
-def _address(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= 0x7E:
-        raise argparse.ArgumentTypeError("an address is 1-126")
-    return value
 
 
 def _pair(text: str) -> tuple[str, str]:
